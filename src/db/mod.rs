@@ -1,0 +1,2 @@
+//! The database directory: manifest, lock, recovery, writer, compaction,
+//! verification.

@@ -1,0 +1,1 @@
+//! Bulk import of snapshot files (CSV and JSON lines, optionally gzipped).

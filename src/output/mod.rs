@@ -1,0 +1,1 @@
+//! Printing result tables as a table, CSV or JSON.

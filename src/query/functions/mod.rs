@@ -1,0 +1,1 @@
+//! Series functions: plain loops over one series' decoded columns.

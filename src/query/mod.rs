@@ -1,0 +1,8 @@
+//! The query language: text → AST (`parse`) → typed plan (`check`) →
+//! rows (`eval`). `print` turns an AST back into canonical text.
+
+mod ast;
+mod check;
+mod functions;
+mod parse;
+mod print;

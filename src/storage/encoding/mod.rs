@@ -1,0 +1,3 @@
+//! Column encodings (docs/format.md, "Column encodings"): varints, the
+//! time column (regular step with exceptions, or delta-of-delta) and the
+//! value column (delta + zigzag, patched bit-packing per block of 256).

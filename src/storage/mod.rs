@@ -1,0 +1,5 @@
+//! The storage engine: how points are encoded into columns, how columns are
+//! laid out in immutable segment files, and how the series dictionary maps
+//! (account, metric) to dense ids. The byte layout is docs/format.md.
+
+pub(crate) mod encoding;
