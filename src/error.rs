@@ -129,7 +129,8 @@ impl QueryError {
             .chars()
             .count();
         let end = self.span.end.clamp(start, line_end);
-        let width = self.query[floor_char_boundary(&self.query, start)..floor_char_boundary(&self.query, end)]
+        let width = self.query
+            [floor_char_boundary(&self.query, start)..floor_char_boundary(&self.query, end)]
             .chars()
             .count()
             .max(1);

@@ -15,7 +15,6 @@ mod query;
 mod storage;
 mod time;
 
-
 #[cfg(feature = "cli")]
 #[doc(hidden)]
 pub mod cli;

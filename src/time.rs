@@ -88,7 +88,10 @@ mod tests {
     #[test]
     fn parses_rfc3339_offsets_fractions_and_seconds() {
         assert_eq!(parse_time("2019-02-13T10:00:00Z"), Ok(1_550_052_000_000));
-        assert_eq!(parse_time("2019-02-13T15:30:00+05:30"), Ok(1_550_052_000_000));
+        assert_eq!(
+            parse_time("2019-02-13T15:30:00+05:30"),
+            Ok(1_550_052_000_000)
+        );
         assert_eq!(parse_time("2019-02-13T10:00:00.25Z"), Ok(1_550_052_000_250));
         assert_eq!(parse_time("1550052000"), Ok(1_550_052_000_000));
         assert_eq!(parse_time("-1"), Ok(-1000));

@@ -1,0 +1,879 @@
+//! Segment files (docs/format.md, "Segment file"): the writer that streams
+//! series into a new file, and the memory-mapped reader with a forward
+//! cursor for scans in series-id order.
+//!
+//! A segment is immutable once renamed into place ([I1]); that is what makes
+//! memory-mapping it safe. Every region is checked against its checksum
+//! before its bytes are decoded ([I4]).
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use memmap2::Mmap;
+
+use crate::error::{Error, Result};
+use crate::storage::column::{self, get_varint, put_varint};
+use crate::storage::format::{
+    DIRECTORY_ENTRY_LEN, FOOTER_LEN, Footer, GroupEntry, HEADER_LEN, MAGIC_SEGMENT, check_header,
+    put_header,
+};
+
+/// At most this many series per group.
+const GROUP_MAX_SERIES: usize = 1024;
+/// A group is closed once its columns pass this many bytes.
+const GROUP_MAX_BYTES: usize = 1 << 20;
+
+/// What the manifest records of a finished segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SegmentMeta {
+    pub number: u64,
+    pub file_len: u64,
+    pub points: u64,
+    pub t_min: i64,
+    pub t_max: i64,
+}
+
+/// The file name of segment `number`.
+pub(crate) fn segment_file_name(number: u64) -> String {
+    format!("seg-{number:016}.tseg")
+}
+
+/// The segment number of a file name, if it is one.
+pub(crate) fn parse_segment_file_name(name: &str) -> Option<u64> {
+    let digits = name.strip_prefix("seg-")?.strip_suffix(".tseg")?;
+    if digits.len() != 16 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// An index entry before its group is closed.
+struct EntryDraft {
+    id: u32,
+    points: u64,
+    t_min: i64,
+    t_max: i64,
+    v_min: u64,
+    v_max: u64,
+    times_len: u64,
+    values_len: u64,
+}
+
+/// Streams series, in increasing id, into a new segment file.
+pub(crate) struct SegmentWriter {
+    number: u64,
+    tmp_path: PathBuf,
+    final_path: PathBuf,
+    out: BufWriter<File>,
+    written: u64,
+    times: Vec<u8>,
+    values: Vec<u8>,
+    drafts: Vec<EntryDraft>,
+    index: Vec<u8>,
+    directory: Vec<u8>,
+    groups: u32,
+    footer: Footer,
+    last_id: Option<u32>,
+}
+
+impl SegmentWriter {
+    /// Starts segment `number` in `dir`, under a temporary name.
+    pub(crate) fn create(dir: &Path, number: u64) -> Result<SegmentWriter> {
+        let final_path = dir.join(segment_file_name(number));
+        let tmp_path = dir.join(format!("{}.tmp", segment_file_name(number)));
+        let file = File::create(&tmp_path).map_err(|e| Error::io(&tmp_path, e))?;
+        let mut out = BufWriter::with_capacity(1 << 20, file);
+        let mut header = Vec::new();
+        put_header(&mut header, MAGIC_SEGMENT);
+        out.write_all(&header)
+            .map_err(|e| Error::io(&tmp_path, e))?;
+        Ok(SegmentWriter {
+            number,
+            tmp_path,
+            final_path,
+            out,
+            written: HEADER_LEN as u64,
+            times: Vec::new(),
+            values: Vec::new(),
+            drafts: Vec::new(),
+            index: Vec::new(),
+            directory: Vec::new(),
+            groups: 0,
+            footer: Footer {
+                directory_offset: 0,
+                group_count: 0,
+                directory_crc: 0,
+                series_count: 0,
+                points: 0,
+                t_min: i64::MAX,
+                t_max: i64::MIN,
+                first_series: 0,
+                last_series: 0,
+            },
+            last_id: None,
+        })
+    }
+
+    /// Number of series added so far.
+    pub(crate) fn series_count(&self) -> u64 {
+        self.footer.series_count
+    }
+
+    /// Adds one series. Its id must be greater than every id added before,
+    /// `times` strictly increasing and as long as `values`, and not empty.
+    pub(crate) fn add_series(&mut self, id: u32, times: &[i64], values: &[u64]) -> Result<()> {
+        let (Some(&t_min), Some(&t_max)) = (times.first(), times.last()) else {
+            return Err(Error::Invalid("a series in a segment needs points".into()));
+        };
+        if times.len() != values.len()
+            || self.last_id.is_some_and(|last| id <= last)
+            || times.windows(2).any(|w| w[0] >= w[1])
+        {
+            return Err(Error::Invalid(format!(
+                "series {id} is out of order or its times do not strictly increase"
+            )));
+        }
+        let (mut v_min, mut v_max) = (u64::MAX, 0);
+        for &v in values {
+            v_min = v_min.min(v);
+            v_max = v_max.max(v);
+        }
+        let times_start = self.times.len();
+        column::encode_times(times, &mut self.times);
+        let values_start = self.values.len();
+        column::encode_values(values, &mut self.values);
+        self.drafts.push(EntryDraft {
+            id,
+            points: times.len() as u64,
+            t_min,
+            t_max,
+            v_min,
+            v_max,
+            times_len: (self.times.len() - times_start) as u64,
+            values_len: (self.values.len() - values_start) as u64,
+        });
+        if self.last_id.is_none() {
+            self.footer.first_series = id;
+        }
+        self.last_id = Some(id);
+        self.footer.last_series = id;
+        self.footer.series_count += 1;
+        self.footer.points += times.len() as u64;
+        self.footer.t_min = self.footer.t_min.min(t_min);
+        self.footer.t_max = self.footer.t_max.max(t_max);
+        if self.drafts.len() >= GROUP_MAX_SERIES
+            || self.times.len() + self.values.len() >= GROUP_MAX_BYTES
+        {
+            self.close_group()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the open group's regions and records its directory entry.
+    fn close_group(&mut self) -> Result<()> {
+        let (Some(first), Some(last)) = (self.drafts.first(), self.drafts.last()) else {
+            return Ok(());
+        };
+        let (first_series, last_series) = (first.id, last.id);
+        let t_min = self.drafts.iter().map(|d| d.t_min).min().unwrap_or(0);
+        let t_max = self.drafts.iter().map(|d| d.t_max).max().unwrap_or(0);
+        self.index.clear();
+        let mut prev = first_series;
+        let mut points = 0;
+        for d in &self.drafts {
+            put_varint(&mut self.index, u64::from(d.id - prev));
+            prev = d.id;
+            put_varint(&mut self.index, d.points);
+            put_varint(&mut self.index, d.t_min.wrapping_sub(t_min) as u64);
+            put_varint(&mut self.index, d.t_max.wrapping_sub(d.t_min) as u64);
+            put_varint(&mut self.index, d.v_min);
+            put_varint(&mut self.index, d.v_max - d.v_min);
+            put_varint(&mut self.index, d.times_len);
+            put_varint(&mut self.index, d.values_len);
+            points += d.points;
+        }
+        let region_len = |len: usize| {
+            u32::try_from(len).map_err(|_| Error::Invalid("a segment group exceeds 4 GiB".into()))
+        };
+        let entry = GroupEntry {
+            first_series,
+            last_series,
+            series_count: self.drafts.len() as u32,
+            times_len: region_len(self.times.len())?,
+            values_len: region_len(self.values.len())?,
+            index_len: region_len(self.index.len())?,
+            offset: self.written,
+            t_min,
+            t_max,
+            points,
+            times_crc: crc32fast::hash(&self.times),
+            values_crc: crc32fast::hash(&self.values),
+            index_crc: crc32fast::hash(&self.index),
+        };
+        for region in [&self.times, &self.values, &self.index] {
+            self.out
+                .write_all(region)
+                .map_err(|e| Error::io(&self.tmp_path, e))?;
+        }
+        self.written += entry.len();
+        entry.put(&mut self.directory);
+        self.groups += 1;
+        self.times.clear();
+        self.values.clear();
+        self.drafts.clear();
+        Ok(())
+    }
+
+    /// Writes the directory and footer, makes the file durable and renames it
+    /// to its final name. The caller fsyncs the directory. Returns `None`
+    /// (and removes the file) when no series was added.
+    pub(crate) fn finish(mut self) -> Result<Option<SegmentMeta>> {
+        self.close_group()?;
+        if self.groups == 0 {
+            drop(self.out);
+            let _ = std::fs::remove_file(&self.tmp_path);
+            return Ok(None);
+        }
+        self.footer.directory_offset = self.written;
+        self.footer.group_count = self.groups;
+        self.footer.directory_crc = crc32fast::hash(&self.directory);
+        let mut tail = std::mem::take(&mut self.directory);
+        self.footer.put(&mut tail);
+        let path = self.tmp_path.clone();
+        self.out.write_all(&tail).map_err(|e| Error::io(&path, e))?;
+        self.written += tail.len() as u64;
+        let file = self
+            .out
+            .into_inner()
+            .map_err(|e| Error::io(&path, e.into_error()))?;
+        file.sync_all().map_err(|e| Error::io(&path, e))?;
+        drop(file);
+        std::fs::rename(&path, &self.final_path).map_err(|e| Error::io(&self.final_path, e))?;
+        Ok(Some(SegmentMeta {
+            number: self.number,
+            file_len: self.written,
+            points: self.footer.points,
+            t_min: self.footer.t_min,
+            t_max: self.footer.t_max,
+        }))
+    }
+
+    /// Abandons the segment and removes its temporary file.
+    pub(crate) fn abandon(self) {
+        let path = self.tmp_path.clone();
+        drop(self.out);
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+/// A segment file opened for reading.
+pub(crate) struct Segment {
+    path: PathBuf,
+    number: u64,
+    map: Mmap,
+    footer: Footer,
+    /// The result of checking the directory's checksum and tiling, done the
+    /// first time any group is looked at.
+    directory_ok: OnceLock<Result<(), String>>,
+}
+
+impl std::fmt::Debug for Segment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Segment")
+            .field("path", &self.path)
+            .field("footer", &self.footer)
+            .finish()
+    }
+}
+
+impl Segment {
+    /// Opens and maps a segment, checking its header and footer. When the
+    /// manifest knows the file's length, a different length is damage ([M3]).
+    pub(crate) fn open(path: &Path, number: u64, expected_len: Option<u64>) -> Result<Segment> {
+        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+        if let Some(expected) = expected_len
+            && expected != len
+        {
+            return Err(Error::corrupt(
+                path,
+                format!("file is {len} bytes but the manifest says {expected}"),
+            ));
+        }
+        if len < (HEADER_LEN + FOOTER_LEN) as u64 {
+            return Err(Error::corrupt(
+                path,
+                format!("file is {len} bytes, too short for a segment"),
+            ));
+        }
+        // SAFETY: segment files are never modified or truncated once renamed
+        // into place ([I1]); compaction only unlinks them, which leaves an
+        // existing mapping intact. A process that truncated a segment by hand
+        // would make reads fault, which no Rust code can prevent for mmap.
+        let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
+        check_header(&map, MAGIC_SEGMENT).map_err(|e| Error::corrupt(path, e))?;
+        let footer_bytes = map.get(map.len() - FOOTER_LEN..).unwrap_or(&[]);
+        let footer = Footer::read(footer_bytes).map_err(|e| Error::corrupt(path, e))?;
+        let dir_len = u64::from(footer.group_count) * DIRECTORY_ENTRY_LEN as u64;
+        // [S3]: the directory ends exactly where the footer starts.
+        if footer.directory_offset.checked_add(dir_len) != Some(len - FOOTER_LEN as u64)
+            || footer.directory_offset < HEADER_LEN as u64
+            || footer.group_count == 0
+        {
+            return Err(Error::corrupt(
+                path,
+                "footer's directory offset and group count do not fit the file",
+            ));
+        }
+        Ok(Segment {
+            path: path.to_path_buf(),
+            number,
+            map,
+            footer,
+            directory_ok: OnceLock::new(),
+        })
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) fn number(&self) -> u64 {
+        self.number
+    }
+
+    pub(crate) fn footer(&self) -> &Footer {
+        &self.footer
+    }
+
+    fn corrupt(&self, what: impl Into<String>) -> Error {
+        Error::corrupt(&self.path, what)
+    }
+
+    fn directory_bytes(&self) -> &[u8] {
+        // Bounds were checked against the file length in `open`.
+        let start = self.footer.directory_offset as usize;
+        let end = self.map.len() - FOOTER_LEN;
+        self.map.get(start..end).unwrap_or(&[])
+    }
+
+    /// Checks the directory's checksum and that its groups tile the file in
+    /// increasing series order ([S1], [S3]); done once.
+    fn check_directory(&self) -> Result<()> {
+        let result = self.directory_ok.get_or_init(|| {
+            let dir = self.directory_bytes();
+            if crc32fast::hash(dir) != self.footer.directory_crc {
+                return Err("directory checksum mismatch".to_string());
+            }
+            let mut expected_offset = HEADER_LEN as u64;
+            let mut prev_last: Option<u32> = None;
+            let (mut series, mut points) = (0u64, 0u64);
+            let (mut t_min, mut t_max) = (i64::MAX, i64::MIN);
+            for chunk in dir.chunks_exact(DIRECTORY_ENTRY_LEN) {
+                let g = GroupEntry::read(chunk)?;
+                if g.offset != expected_offset {
+                    return Err(format!(
+                        "group at byte {} does not follow the previous one",
+                        g.offset
+                    ));
+                }
+                if g.first_series > g.last_series
+                    || prev_last.is_some_and(|p| g.first_series <= p)
+                    || g.series_count == 0
+                    || u64::from(g.series_count) > u64::from(g.last_series - g.first_series) + 1
+                    || g.t_min > g.t_max
+                {
+                    return Err(format!("group at byte {} is out of order", g.offset));
+                }
+                prev_last = Some(g.last_series);
+                expected_offset += g.len();
+                series += u64::from(g.series_count);
+                points = points.saturating_add(g.points);
+                t_min = t_min.min(g.t_min);
+                t_max = t_max.max(g.t_max);
+            }
+            let f = &self.footer;
+            if expected_offset != f.directory_offset {
+                return Err("groups do not end where the directory starts".to_string());
+            }
+            if series != f.series_count
+                || points != f.points
+                || t_min != f.t_min
+                || t_max != f.t_max
+            {
+                return Err("footer totals disagree with the directory".to_string());
+            }
+            Ok(())
+        });
+        result.clone().map_err(|e| self.corrupt(e))
+    }
+
+    /// Number of groups.
+    pub(crate) fn group_count(&self) -> usize {
+        self.footer.group_count as usize
+    }
+
+    /// The directory entry of group `i` (`i < group_count()`).
+    pub(crate) fn group(&self, i: usize) -> Result<GroupEntry> {
+        self.check_directory()?;
+        let start = i * DIRECTORY_ENTRY_LEN;
+        let bytes = self
+            .directory_bytes()
+            .get(start..start + DIRECTORY_ENTRY_LEN)
+            .ok_or_else(|| self.corrupt(format!("no group {i}")))?;
+        GroupEntry::read(bytes).map_err(|e| self.corrupt(e))
+    }
+
+    /// The first group at or after `from` whose last series is >= `id`.
+    fn group_at_or_after(&self, id: u32, from: usize) -> Result<Option<usize>> {
+        let (mut lo, mut hi) = (from, self.group_count());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if self.group(mid)?.last_series < id {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        Ok((lo < self.group_count()).then_some(lo))
+    }
+
+    /// Checks and returns group `i`'s regions. The times and values regions
+    /// are checked only when asked for, so that a query reads only the
+    /// columns it needs.
+    pub(crate) fn load_group(&self, i: usize, need: Columns) -> Result<GroupData<'_>> {
+        let entry = self.group(i)?;
+        let region = |offset: u64, len: u32, crc: u32, name: &str, check: bool| {
+            // The tiling check made every region lie inside the file.
+            let start = offset as usize;
+            let bytes = self.map.get(start..start + len as usize).ok_or_else(|| {
+                self.corrupt(format!("{name} region of group {i} is out of bounds"))
+            })?;
+            if check && crc32fast::hash(bytes) != crc {
+                return Err(self.corrupt(format!("{name} region of group {i}: checksum mismatch")));
+            }
+            Ok(bytes)
+        };
+        let times_at = entry.offset;
+        let values_at = times_at + u64::from(entry.times_len);
+        let index_at = values_at + u64::from(entry.values_len);
+        Ok(GroupData {
+            segment: self,
+            group: i,
+            times: region(
+                times_at,
+                entry.times_len,
+                entry.times_crc,
+                "times",
+                need.times,
+            )?,
+            values: region(
+                values_at,
+                entry.values_len,
+                entry.values_crc,
+                "values",
+                need.values,
+            )?,
+            index: region(index_at, entry.index_len, entry.index_crc, "index", true)?,
+            entry,
+        })
+    }
+
+    /// Reads every byte of the segment and decodes every series, checking all
+    /// the rules of docs/format.md. Used by `verify`.
+    pub(crate) fn verify(&self) -> Result<u64> {
+        self.check_directory()?;
+        let mut times = Vec::new();
+        let mut values = Vec::new();
+        let mut points = 0;
+        for g in 0..self.group_count() {
+            let data = self.load_group(g, Columns::BOTH)?;
+            let mut count = 0u32;
+            let mut entries = data.entries();
+            while let Some(entry) = entries.next_entry()? {
+                times.clear();
+                values.clear();
+                entry.decode(Columns::BOTH, &mut times, &mut values)?;
+                points += entry.points;
+                count += 1;
+            }
+            entries.finish()?;
+            if count != data.entry.series_count {
+                return Err(self.corrupt(format!(
+                    "group {g} holds {count} series but its directory entry says {}",
+                    data.entry.series_count
+                )));
+            }
+        }
+        Ok(points)
+    }
+}
+
+/// Which columns a reader needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Columns {
+    pub times: bool,
+    pub values: bool,
+}
+
+impl Columns {
+    pub(crate) const BOTH: Columns = Columns {
+        times: true,
+        values: true,
+    };
+}
+
+/// The checked regions of one group.
+pub(crate) struct GroupData<'a> {
+    segment: &'a Segment,
+    group: usize,
+    pub entry: GroupEntry,
+    times: &'a [u8],
+    values: &'a [u8],
+    index: &'a [u8],
+}
+
+impl<'a> GroupData<'a> {
+    pub(crate) fn entries(&self) -> EntryIter<'a> {
+        EntryIter {
+            segment: self.segment,
+            group: self.group,
+            entry: self.entry,
+            times: self.times,
+            values: self.values,
+            index: self.index,
+            pos: 0,
+            times_at: 0,
+            values_at: 0,
+            prev_id: None,
+        }
+    }
+}
+
+/// Walks the index entries of one group in order ([S2]).
+pub(crate) struct EntryIter<'a> {
+    segment: &'a Segment,
+    group: usize,
+    entry: GroupEntry,
+    times: &'a [u8],
+    values: &'a [u8],
+    index: &'a [u8],
+    pos: usize,
+    times_at: usize,
+    values_at: usize,
+    prev_id: Option<u32>,
+}
+
+impl<'a> EntryIter<'a> {
+    fn corrupt(&self, what: &str) -> Error {
+        self.segment
+            .corrupt(format!("index of group {}: {what}", self.group))
+    }
+
+    /// The next entry, or `None` at the end of the group.
+    pub(crate) fn next_entry(&mut self) -> Result<Option<SeriesEntry<'a>>> {
+        if self.pos >= self.index.len() {
+            return Ok(None);
+        }
+        let mut fields = [0u64; 8];
+        for f in &mut fields {
+            *f = get_varint(self.index, &mut self.pos).map_err(|e| self.corrupt(e.0))?;
+        }
+        let [
+            id_delta,
+            points,
+            t_min_off,
+            t_span,
+            v_min,
+            v_span,
+            times_len,
+            values_len,
+        ] = fields;
+        let base = self.prev_id.unwrap_or(self.entry.first_series);
+        if (self.prev_id.is_some() && id_delta == 0) || (self.prev_id.is_none() && id_delta != 0) {
+            return Err(self.corrupt("series ids do not increase"));
+        }
+        let id = u64::from(base) + id_delta;
+        if id > u64::from(self.entry.last_series) {
+            return Err(self.corrupt("a series id is past the group's last"));
+        }
+        let id = id as u32; // <= last_series, a u32.
+        if points == 0 || points > u64::from(u32::MAX) {
+            return Err(self.corrupt("a series has an impossible point count"));
+        }
+        let t_min = self.entry.t_min.wrapping_add(t_min_off as i64);
+        let t_max = t_min.wrapping_add(t_span as i64);
+        if t_min < self.entry.t_min || t_max > self.entry.t_max || t_max < t_min {
+            return Err(self.corrupt("a series' time range is outside its group's"));
+        }
+        let Some(v_max) = v_min.checked_add(v_span) else {
+            return Err(self.corrupt("a series' value range overflows"));
+        };
+        let take = |region: &'a [u8], at: &mut usize, len: u64| -> Option<&'a [u8]> {
+            let len = usize::try_from(len).ok()?;
+            let end = at.checked_add(len)?;
+            let bytes = region.get(*at..end)?;
+            *at = end;
+            Some(bytes)
+        };
+        let times = take(self.times, &mut self.times_at, times_len)
+            .ok_or_else(|| self.corrupt("a time column runs past its region"))?;
+        let values = take(self.values, &mut self.values_at, values_len)
+            .ok_or_else(|| self.corrupt("a value column runs past its region"))?;
+        self.prev_id = Some(id);
+        Ok(Some(SeriesEntry {
+            segment: self.segment,
+            id,
+            points,
+            t_min,
+            t_max,
+            v_min,
+            v_max,
+            times,
+            values,
+        }))
+    }
+
+    /// Checks that the group's columns were used up exactly ([S2]).
+    pub(crate) fn finish(&self) -> Result<()> {
+        if self.times_at != self.times.len() || self.values_at != self.values.len() {
+            return Err(self.corrupt("column lengths do not add up to the regions"));
+        }
+        Ok(())
+    }
+}
+
+/// One series' entry in one segment.
+#[derive(Clone, Copy)]
+pub(crate) struct SeriesEntry<'a> {
+    segment: &'a Segment,
+    pub id: u32,
+    pub points: u64,
+    pub t_min: i64,
+    pub t_max: i64,
+    pub v_min: u64,
+    pub v_max: u64,
+    times: &'a [u8],
+    values: &'a [u8],
+}
+
+impl SeriesEntry<'_> {
+    /// Appends the series' points to `times` and `values` (only the columns
+    /// asked for), checking them against the index entry ([S2]).
+    pub(crate) fn decode(
+        &self,
+        need: Columns,
+        times: &mut Vec<i64>,
+        values: &mut Vec<u64>,
+    ) -> Result<()> {
+        let n = self.points as usize; // <= u32::MAX, checked when read.
+        let what = |e: crate::storage::encoding::DecodeError| {
+            self.segment.corrupt(format!("series {}: {}", self.id, e.0))
+        };
+        if need.times {
+            let start = times.len();
+            column::decode_times(self.times, self.t_min, n, times).map_err(what)?;
+            if times.len() != start + n || times.last() != Some(&self.t_max) {
+                return Err(self.segment.corrupt(format!(
+                    "series {}: decoded times disagree with the index",
+                    self.id
+                )));
+            }
+        }
+        if need.values {
+            let start = values.len();
+            column::decode_values(self.values, n, values).map_err(what)?;
+            let decoded = values.get(start..).unwrap_or(&[]);
+            if decoded.len() != n || decoded.iter().any(|&v| v < self.v_min || v > self.v_max) {
+                return Err(self.segment.corrupt(format!(
+                    "series {}: decoded values disagree with the index",
+                    self.id
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A forward-only cursor over one segment: `seek` with non-decreasing ids
+/// walks the groups in order, decoding each index once, so a scan of many
+/// series costs one pass over the segment.
+pub(crate) struct SegmentCursor<'a> {
+    segment: &'a Segment,
+    need: Columns,
+    group: Option<usize>,
+    entries: Option<EntryIter<'a>>,
+    pending: Option<SeriesEntry<'a>>,
+}
+
+impl<'a> SegmentCursor<'a> {
+    pub(crate) fn new(segment: &'a Segment, need: Columns) -> SegmentCursor<'a> {
+        SegmentCursor {
+            segment,
+            need,
+            group: None,
+            entries: None,
+            pending: None,
+        }
+    }
+
+    /// The entry of series `id`, if this segment has it. Ids passed to
+    /// successive calls must not decrease.
+    pub(crate) fn seek(&mut self, id: u32) -> Result<Option<SeriesEntry<'a>>> {
+        let footer = self.segment.footer();
+        if id < footer.first_series || id > footer.last_series {
+            return Ok(None);
+        }
+        let in_current = match self.group {
+            Some(g) => self.segment.group(g)?.last_series >= id,
+            None => false,
+        };
+        if !in_current {
+            let from = self.group.map_or(0, |g| g + 1);
+            let Some(g) = self.segment.group_at_or_after(id, from)? else {
+                return Ok(None);
+            };
+            let data = self.segment.load_group(g, self.need)?;
+            self.group = Some(g);
+            self.entries = Some(data.entries());
+            self.pending = None;
+        }
+        if let Some(p) = self.pending {
+            if p.id > id {
+                return Ok(None);
+            }
+            self.pending = None;
+            if p.id == id {
+                return Ok(Some(p));
+            }
+        }
+        let Some(entries) = self.entries.as_mut() else {
+            return Ok(None);
+        };
+        while let Some(e) = entries.next_entry()? {
+            if e.id == id {
+                return Ok(Some(e));
+            }
+            if e.id > id {
+                self.pending = Some(e);
+                return Ok(None);
+            }
+        }
+        entries.finish()?;
+        Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write_segment(dir: &Path, series: &[(u32, Vec<(i64, u64)>)]) -> SegmentMeta {
+        let mut w = SegmentWriter::create(dir, 7).unwrap();
+        for (id, points) in series {
+            let times: Vec<i64> = points.iter().map(|p| p.0).collect();
+            let values: Vec<u64> = points.iter().map(|p| p.1).collect();
+            w.add_series(*id, &times, &values).unwrap();
+        }
+        w.finish().unwrap().unwrap()
+    }
+
+    fn sample() -> Vec<(u32, Vec<(i64, u64)>)> {
+        (0..3000u32)
+            .filter(|i| i % 3 != 1)
+            .map(|i| {
+                let n = 1 + (i as usize % 50);
+                let pts = (0..n)
+                    .map(|k| {
+                        (
+                            k as i64 * 3_600_000 + i64::from(i),
+                            u64::from(i) * 10 + k as u64,
+                        )
+                    })
+                    .collect();
+                (i, pts)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn written_series_read_back_through_cursor_and_verify() {
+        let dir = tempfile::tempdir().unwrap();
+        let series = sample();
+        let meta = write_segment(dir.path(), &series);
+        let path = dir.path().join(segment_file_name(7));
+        assert!(
+            !dir.path()
+                .join(format!("{}.tmp", segment_file_name(7)))
+                .exists()
+        );
+        let seg = Segment::open(&path, 7, Some(meta.file_len)).unwrap();
+        assert!(seg.group_count() > 1, "sample should span several groups");
+        assert_eq!(seg.verify().unwrap(), meta.points);
+
+        let mut cursor = SegmentCursor::new(&seg, Columns::BOTH);
+        let (mut t, mut v) = (Vec::new(), Vec::new());
+        for id in 0..3100u32 {
+            let found = cursor.seek(id).unwrap();
+            let expected = series.iter().find(|s| s.0 == id);
+            match (found, expected) {
+                (None, None) => {}
+                (Some(e), Some((_, pts))) => {
+                    t.clear();
+                    v.clear();
+                    e.decode(Columns::BOTH, &mut t, &mut v).unwrap();
+                    let got: Vec<(i64, u64)> = t.iter().copied().zip(v.iter().copied()).collect();
+                    assert_eq!(&got, pts, "series {id}");
+                }
+                (f, e) => panic!(
+                    "series {id}: found {} expected {}",
+                    f.is_some(),
+                    e.is_some()
+                ),
+            }
+        }
+        // A fresh cursor can jump straight to a late series.
+        let mut cursor = SegmentCursor::new(&seg, Columns::BOTH);
+        assert_eq!(cursor.seek(2999).unwrap().map(|e| e.id), Some(2999));
+    }
+
+    #[test]
+    fn every_flipped_byte_and_every_truncation_is_an_error() {
+        // [I4] [S1]: every byte is covered by a checksum.
+        let dir = tempfile::tempdir().unwrap();
+        let series: Vec<_> = sample().into_iter().take(40).collect();
+        let meta = write_segment(dir.path(), &series);
+        let path = dir.path().join(segment_file_name(7));
+        let good = std::fs::read(&path).unwrap();
+        let bad_path = dir.path().join("bad.tseg");
+        for i in 0..good.len() {
+            let mut bad = good.clone();
+            bad[i] ^= 0x04;
+            std::fs::write(&bad_path, &bad).unwrap();
+            let result = Segment::open(&bad_path, 7, Some(meta.file_len)).and_then(|s| s.verify());
+            assert!(result.is_err(), "flip at byte {i} went unnoticed");
+        }
+        for cut in [0, 10, HEADER_LEN, good.len() / 2, good.len() - 1] {
+            std::fs::write(&bad_path, &good[..cut]).unwrap();
+            let result = Segment::open(&bad_path, 7, None).and_then(|s| s.verify());
+            let err = result.err().expect("truncation went unnoticed");
+            assert!(err.to_string().contains("bad.tseg"), "{err}");
+        }
+    }
+
+    #[test]
+    fn file_names_round_trip() {
+        assert_eq!(segment_file_name(42), "seg-0000000000000042.tseg");
+        assert_eq!(
+            parse_segment_file_name("seg-0000000000000042.tseg"),
+            Some(42)
+        );
+        assert_eq!(parse_segment_file_name("seg-42.tseg"), None);
+        assert_eq!(
+            parse_segment_file_name("seg-0000000000000042.tseg.tmp"),
+            None
+        );
+    }
+}
