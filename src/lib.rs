@@ -19,4 +19,8 @@ mod time;
 #[doc(hidden)]
 pub mod cli;
 
+pub use db::{
+    CommitSummary, CompactSummary, Db, Options, Point, Series, Stats, TimeRange, VerifyReport,
+    Writer,
+};
 pub use error::{Error, QueryError, Result};

@@ -1,2 +1,343 @@
-//! The database directory: manifest, lock, recovery, writer, compaction,
+//! The database directory: opening it, the committed snapshot readers see,
+//! the writer and its lock, recovery, compaction, statistics and
 //! verification.
+
+mod compact;
+mod lock;
+mod manifest;
+mod recovery;
+pub(crate) mod snapshot;
+mod verify;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+pub use compact::CompactSummary;
+pub use snapshot::TimeRange;
+pub use verify::VerifyReport;
+pub use writer::{CommitSummary, Writer};
+
+use crate::error::{Error, Result};
+use manifest::Manifest;
+use snapshot::Snapshot;
+
+/// How to open a database.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Options {
+    /// Create the directory if it does not exist (default: true).
+    pub create: bool,
+    /// Bytes of memory a writer may use to buffer points before it spills
+    /// them into a segment (default: 1 GiB). A batch larger than this is
+    /// written as several segments and still committed atomically.
+    pub memory_budget: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            create: true,
+            memory_budget: 1 << 30,
+        }
+    }
+}
+
+impl Options {
+    /// Sets [`Options::create`].
+    pub fn create(mut self, create: bool) -> Self {
+        self.create = create;
+        self
+    }
+
+    /// Sets [`Options::memory_budget`].
+    pub fn memory_budget(mut self, bytes: usize) -> Self {
+        self.memory_budget = bytes;
+        self
+    }
+}
+
+/// One point of a series: a time in milliseconds since the Unix epoch and a
+/// count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Point {
+    /// Milliseconds since the Unix epoch.
+    pub time: i64,
+    /// The count at that time.
+    pub count: u64,
+}
+
+/// A series, named.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Series {
+    /// The account.
+    pub account: String,
+    /// The metric.
+    pub metric: String,
+}
+
+/// What `stats` reports of a database.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Series (account, metric pairs).
+    pub series: u64,
+    /// Distinct accounts.
+    pub accounts: u64,
+    /// Distinct metrics.
+    pub metrics: u64,
+    /// Points stored. A point overwritten by a later commit is counted
+    /// until a compaction drops it.
+    pub points: u64,
+    /// The earliest and latest time stored, in milliseconds.
+    pub time_range: Option<(i64, i64)>,
+    /// Segment files.
+    pub segments: u64,
+    /// Bytes of every file of the database.
+    pub bytes_on_disk: u64,
+}
+
+impl Stats {
+    /// Bytes on disk per stored point, or 0 for an empty database.
+    pub fn bytes_per_point(&self) -> f64 {
+        if self.points == 0 {
+            0.0
+        } else {
+            self.bytes_on_disk as f64 / self.points as f64
+        }
+    }
+}
+
+/// A tally database: a directory of immutable segments, a series dictionary
+/// and a manifest.
+///
+/// `Db` is cheap to clone and can be shared between threads. Reads see the
+/// committed state as of the last [`refresh`](Db::refresh) (or the last
+/// commit through this handle); any number of processes may read while one
+/// writes.
+///
+/// ```
+/// # fn main() -> tally::Result<()> {
+/// let dir = tempfile::tempdir().unwrap();
+/// let db = tally::Db::open(dir.path().join("example.db"))?;
+/// let mut writer = db.writer()?;
+/// writer.append("adela_mae", "followers", 1_550_052_000_000, 10_234)?;
+/// writer.append("adela_mae", "followers", 1_550_055_600_000, 224)?;
+/// writer.commit()?;
+/// let points = db.points("adela_mae", "followers", tally::TimeRange::ALL)?;
+/// assert_eq!(points.len(), 2);
+/// assert_eq!(db.stats()?.series, 1);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Db {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    dir: PathBuf,
+    options: Options,
+    snapshot: RwLock<Arc<Snapshot>>,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db").field("dir", &self.inner.dir).finish()
+    }
+}
+
+impl Db {
+    /// Opens the database in directory `path`, creating it if it does not
+    /// exist.
+    pub fn open(path: impl AsRef<Path>) -> Result<Db> {
+        Db::open_with(path, Options::default())
+    }
+
+    /// Opens the database in directory `path` with `options`.
+    pub fn open_with(path: impl AsRef<Path>, options: Options) -> Result<Db> {
+        let dir = path.as_ref().to_path_buf();
+        match std::fs::metadata(&dir) {
+            Ok(meta) if meta.is_dir() => {}
+            Ok(_) => {
+                return Err(Error::Invalid(format!(
+                    "{} is not a directory, so it cannot be a tally database",
+                    dir.display()
+                )));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && options.create => {
+                std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::Invalid(format!(
+                    "no database at {} (import some snapshots to create one)",
+                    dir.display()
+                )));
+            }
+            Err(e) => return Err(Error::io(&dir, e)),
+        }
+        let snapshot = Snapshot::load(&dir)?;
+        Ok(Db {
+            inner: Arc::new(Inner {
+                dir,
+                options,
+                snapshot: RwLock::new(Arc::new(snapshot)),
+            }),
+        })
+    }
+
+    /// The database directory.
+    pub fn path(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    pub(crate) fn options(&self) -> &Options {
+        &self.inner.options
+    }
+
+    /// Takes the write lock and returns a writer. Fails with
+    /// [`Error::Locked`] while another writer (in this process or another)
+    /// holds it.
+    pub fn writer(&self) -> Result<Writer> {
+        Writer::new(self)
+    }
+
+    /// Loads the latest committed state, if it changed since this handle
+    /// last looked.
+    pub fn refresh(&self) -> Result<()> {
+        let current = self.snapshot();
+        let manifest = Manifest::load(&self.inner.dir)?;
+        if manifest.generation != current.manifest.generation {
+            self.publish(Arc::new(Snapshot::load(&self.inner.dir)?));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn snapshot(&self) -> Arc<Snapshot> {
+        match self.inner.snapshot.read() {
+            Ok(guard) => Arc::clone(&guard),
+            // A panic while holding the lock cannot leave the Arc half
+            // replaced; the value is still a whole snapshot.
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    pub(crate) fn publish(&self, snapshot: Arc<Snapshot>) {
+        match self.inner.snapshot.write() {
+            Ok(mut guard) => *guard = snapshot,
+            Err(poisoned) => *poisoned.into_inner() = snapshot,
+        }
+    }
+
+    /// The points of one series within `range`, in time order. A series
+    /// that does not exist has no points.
+    pub fn points(&self, account: &str, metric: &str, range: TimeRange) -> Result<Vec<Point>> {
+        let snapshot = self.snapshot();
+        let dict = &snapshot.dict;
+        let Some(metric_id) = dict.metric_id(metric) else {
+            return Ok(Vec::new());
+        };
+        let Some(series) = dict.series_of_metric(metric_id).iter().copied().find(|&s| {
+            dict.series_key(s)
+                .is_some_and(|k| dict.accounts.get(k.account) == account)
+        }) else {
+            return Ok(Vec::new());
+        };
+        let (mut times, mut values) = (Vec::new(), Vec::new());
+        snapshot.read_series(series, range, &mut times, &mut values)?;
+        Ok(times
+            .into_iter()
+            .zip(values)
+            .map(|(time, count)| Point { time, count })
+            .collect())
+    }
+
+    /// The metrics of the database, sorted.
+    pub fn metrics(&self) -> Vec<String> {
+        let snapshot = self.snapshot();
+        let mut names: Vec<String> = snapshot
+            .dict
+            .metrics
+            .iter()
+            .map(|(_, n)| n.to_string())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// The accounts of the database, sorted by their UTF-8 bytes.
+    pub fn accounts(&self) -> Vec<String> {
+        let snapshot = self.snapshot();
+        let mut names: Vec<String> = snapshot
+            .dict
+            .accounts
+            .iter()
+            .map(|(_, n)| n.to_string())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// The series of `metric` whose account satisfies `accept`, sorted by
+    /// account.
+    pub fn series(&self, metric: &str, accept: impl Fn(&str) -> bool) -> Vec<Series> {
+        let snapshot = self.snapshot();
+        let dict = &snapshot.dict;
+        let Some(metric_id) = dict.metric_id(metric) else {
+            return Vec::new();
+        };
+        let mut out: Vec<Series> = dict
+            .series_of_metric(metric_id)
+            .iter()
+            .filter_map(|&s| dict.series_key(s))
+            .map(|k| dict.accounts.get(k.account))
+            .filter(|a| accept(a))
+            .map(|a| Series {
+                account: a.to_string(),
+                metric: metric.to_string(),
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Counts of what the database holds and what it costs on disk.
+    pub fn stats(&self) -> Result<Stats> {
+        let snapshot = self.snapshot();
+        let m = &snapshot.manifest;
+        let points = m.segments.iter().map(|s| s.points).sum();
+        let time_range = m
+            .segments
+            .iter()
+            .map(|s| (s.t_min, s.t_max))
+            .reduce(|a, b| (a.0.min(b.0), a.1.max(b.1)));
+        let mut bytes_on_disk: u64 = m.segments.iter().map(|s| s.file_len).sum();
+        bytes_on_disk += m.dict_len;
+        if m.generation > 0 {
+            bytes_on_disk += manifest_len(m);
+        }
+        Ok(Stats {
+            series: u64::from(m.series),
+            accounts: u64::from(m.accounts),
+            metrics: u64::from(m.metrics),
+            points,
+            time_range,
+            segments: m.segments.len() as u64,
+            bytes_on_disk,
+        })
+    }
+
+    /// Merges segments into as few as possible (see [`Writer::compact`]).
+    pub fn compact(&self) -> Result<CompactSummary> {
+        self.writer()?.compact()
+    }
+
+    /// Reads every checksummed byte of the database at `path` and reports
+    /// what is damaged. Works on databases too damaged to open.
+    pub fn verify(path: impl AsRef<Path>) -> Result<VerifyReport> {
+        verify::verify(path.as_ref())
+    }
+}
+
+fn manifest_len(m: &Manifest) -> u64 {
+    60 + 40 * m.segments.len() as u64
+}

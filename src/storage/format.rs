@@ -113,11 +113,6 @@ fn truncated() -> String {
     "a structure runs past the end of its region".to_string()
 }
 
-/// Converts a `u64` read from disk into a `usize` offset or length.
-pub(crate) fn to_usize(v: u64, what: &str) -> Result<usize, String> {
-    usize::try_from(v).map_err(|_| format!("{what} {v} does not fit in memory"))
-}
-
 /// One entry of a segment's directory: where a group of series lies and the
 /// checksums of its three regions (docs/format.md, "Directory entry").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -116,9 +116,10 @@ impl SegmentWriter {
         })
     }
 
-    /// Number of series added so far.
-    pub(crate) fn series_count(&self) -> u64 {
-        self.footer.series_count
+    /// Bytes the file will have if finished now, roughly (the open group's
+    /// index and the directory are not counted).
+    pub(crate) fn bytes_written(&self) -> u64 {
+        self.written + (self.times.len() + self.values.len()) as u64
     }
 
     /// Adds one series. Its id must be greater than every id added before,
@@ -334,10 +335,6 @@ impl Segment {
             footer,
             directory_ok: OnceLock::new(),
         })
-    }
-
-    pub(crate) fn path(&self) -> &Path {
-        &self.path
     }
 
     pub(crate) fn number(&self) -> u64 {

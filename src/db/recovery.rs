@@ -1,0 +1,56 @@
+//! Recovery after a crash ([R1]): what a writer removes before it starts.
+//!
+//! A crash can leave temporary files, segments that were written but never
+//! named by a manifest, and dictionary frames past the committed length.
+//! None of them is visible to readers; the next writer removes them so they
+//! do not pile up. Only the lock holder runs this ([I6]).
+
+use std::path::Path;
+
+use crate::db::manifest::Manifest;
+use crate::db::snapshot::DICTIONARY;
+use crate::error::{Error, Result};
+use crate::storage::segment::parse_segment_file_name;
+
+/// Removes the leftovers of unfinished writes in `dir`.
+pub(crate) fn clean_up(dir: &Path, manifest: &Manifest) -> Result<()> {
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let leftover = name.ends_with(".tmp")
+            || parse_segment_file_name(name)
+                .is_some_and(|n| !manifest.segments.iter().any(|s| s.number == n));
+        if leftover {
+            let path = entry.path();
+            std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+        }
+    }
+    let dict = dir.join(DICTIONARY);
+    match std::fs::metadata(&dict) {
+        Ok(meta) if meta.len() > manifest.dict_len => {
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&dict)
+                .map_err(|e| Error::io(&dict, e))?;
+            file.set_len(manifest.dict_len)
+                .and_then(|()| file.sync_all())
+                .map_err(|e| Error::io(&dict, e))?;
+        }
+        Ok(meta) if meta.len() < manifest.dict_len => {
+            return Err(Error::corrupt(
+                &dict,
+                format!(
+                    "file is {} bytes but {} bytes were committed",
+                    meta.len(),
+                    manifest.dict_len
+                ),
+            ));
+        }
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && manifest.dict_len == 0 => {}
+        Err(e) => return Err(Error::io(&dict, e)),
+    }
+    Ok(())
+}

@@ -1,0 +1,278 @@
+//! A snapshot: one committed state of the database (a manifest, the
+//! dictionary it covers and its segments, all opened), and the reads on it.
+//!
+//! A snapshot never changes. A reader keeps the one it opened until it asks
+//! for a fresh one, so a commit or a compaction in another process never
+//! shows it half a state.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use memmap2::MmapOptions;
+
+use crate::db::manifest::Manifest;
+use crate::error::{Error, Result};
+use crate::storage::dictionary::Dictionary;
+use crate::storage::merge::merge_parts;
+use crate::storage::segment::{Columns, Segment, SegmentCursor, segment_file_name};
+
+pub(crate) const DICTIONARY: &str = "series.dict";
+
+/// A half-open time range `[from, to)` in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeRange {
+    /// Inclusive start.
+    pub from: i64,
+    /// Exclusive end.
+    pub to: i64,
+}
+
+impl TimeRange {
+    /// Every time.
+    pub const ALL: TimeRange = TimeRange {
+        from: i64::MIN,
+        to: i64::MAX,
+    };
+
+    /// True when `[lo, hi]` (closed) meets this range.
+    pub(crate) fn overlaps(&self, lo: i64, hi: i64) -> bool {
+        hi >= self.from && lo < self.to
+    }
+
+    pub(crate) fn contains(&self, t: i64) -> bool {
+        t >= self.from && t < self.to
+    }
+}
+
+impl Default for TimeRange {
+    fn default() -> Self {
+        TimeRange::ALL
+    }
+}
+
+/// One committed state, opened.
+#[derive(Debug)]
+pub(crate) struct Snapshot {
+    pub dir: PathBuf,
+    pub manifest: Manifest,
+    pub dict: Arc<Dictionary>,
+    pub segments: Vec<Arc<Segment>>,
+}
+
+impl Snapshot {
+    /// Opens the current committed state of `dir`. If a segment named by the
+    /// manifest vanishes while we open it (a compaction committed in
+    /// between), the manifest is read again.
+    pub(crate) fn load(dir: &Path) -> Result<Snapshot> {
+        let mut attempts = 0;
+        loop {
+            let manifest = Manifest::load(dir)?;
+            let dict = load_dictionary(dir, &manifest)?;
+            match open_segments(dir, &manifest) {
+                Ok(segments) => {
+                    return Ok(Snapshot {
+                        dir: dir.to_path_buf(),
+                        manifest,
+                        dict: Arc::new(dict),
+                        segments,
+                    });
+                }
+                Err(Error::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound
+                        && attempts < 5
+                        && Manifest::load(dir)?.generation != manifest.generation =>
+                {
+                    attempts += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Builds the snapshot a writer just committed, reusing the segments it
+    /// already has open.
+    pub(crate) fn after_commit(
+        &self,
+        manifest: Manifest,
+        dict: Arc<Dictionary>,
+    ) -> Result<Snapshot> {
+        let mut segments = Vec::with_capacity(manifest.segments.len());
+        for meta in &manifest.segments {
+            match self.segments.iter().find(|s| s.number() == meta.number) {
+                Some(seg) => segments.push(Arc::clone(seg)),
+                None => {
+                    let path = self.dir.join(segment_file_name(meta.number));
+                    segments.push(Arc::new(Segment::open(
+                        &path,
+                        meta.number,
+                        Some(meta.file_len),
+                    )?));
+                }
+            }
+        }
+        Ok(Snapshot {
+            dir: self.dir.clone(),
+            manifest,
+            dict,
+            segments,
+        })
+    }
+
+    /// The points of one series within `range`, merged across segments.
+    pub(crate) fn read_series(
+        &self,
+        id: u32,
+        range: TimeRange,
+        times: &mut Vec<i64>,
+        values: &mut Vec<u64>,
+    ) -> Result<()> {
+        let mut scanner = Scanner::new(self, Columns::BOTH);
+        scanner.read(id, range, times, values)
+    }
+}
+
+pub(crate) fn load_dictionary(dir: &Path, manifest: &Manifest) -> Result<Dictionary> {
+    if manifest.generation == 0 {
+        return Ok(Dictionary::default());
+    }
+    let path = dir.join(DICTIONARY);
+    let file = std::fs::File::open(&path).map_err(|e| Error::io(&path, e))?;
+    let len = file.metadata().map_err(|e| Error::io(&path, e))?.len();
+    if len < manifest.dict_len {
+        return Err(Error::corrupt(
+            &path,
+            format!(
+                "file is {len} bytes but {} bytes were committed",
+                manifest.dict_len
+            ),
+        ));
+    }
+    let committed = usize::try_from(manifest.dict_len)
+        .map_err(|_| Error::corrupt(&path, "committed length does not fit in memory"))?;
+    // SAFETY: only the committed prefix is mapped, and nothing ever shortens
+    // series.dict below a committed length: recovery truncates only the
+    // uncommitted tail ([I3], [R1]).
+    let map =
+        unsafe { MmapOptions::new().len(committed).map(&file) }.map_err(|e| Error::io(&path, e))?;
+    let dict = Dictionary::parse(&map).map_err(|e| Error::corrupt(&path, e))?;
+    // [DI2]: the committed counts must match what the frames define.
+    if dict.metrics.len() != manifest.metrics as usize
+        || dict.accounts.len() != manifest.accounts as usize
+        || dict.series_count() != manifest.series as usize
+    {
+        return Err(Error::corrupt(
+            &path,
+            "the committed frames do not define the number of names the manifest records",
+        ));
+    }
+    Ok(dict)
+}
+
+fn open_segments(dir: &Path, manifest: &Manifest) -> Result<Vec<Arc<Segment>>> {
+    manifest
+        .segments
+        .iter()
+        .map(|meta| {
+            let path = dir.join(segment_file_name(meta.number));
+            Segment::open(&path, meta.number, Some(meta.file_len)).map(Arc::new)
+        })
+        .collect()
+}
+
+/// Reads series in increasing id order with one forward cursor per segment,
+/// reusing its buffers; the unit of work of every scan.
+pub(crate) struct Scanner<'a> {
+    cursors: Vec<SegmentCursor<'a>>,
+    need: Columns,
+    part_times: Vec<Vec<i64>>,
+    part_values: Vec<Vec<u64>>,
+}
+
+impl<'a> Scanner<'a> {
+    pub(crate) fn new(snapshot: &'a Snapshot, need: Columns) -> Scanner<'a> {
+        let n = snapshot.segments.len();
+        Scanner {
+            cursors: snapshot
+                .segments
+                .iter()
+                .map(|s| SegmentCursor::new(s, need))
+                .collect(),
+            need,
+            part_times: vec![Vec::new(); n],
+            part_values: vec![Vec::new(); n],
+        }
+    }
+
+    /// Replaces `times`/`values` with series `id`'s points in `range`. Ids
+    /// passed to successive calls must increase.
+    pub(crate) fn read(
+        &mut self,
+        id: u32,
+        range: TimeRange,
+        times: &mut Vec<i64>,
+        values: &mut Vec<u64>,
+    ) -> Result<()> {
+        times.clear();
+        values.clear();
+        let mut parts = 0;
+        let mut only = None;
+        for (i, cursor) in self.cursors.iter_mut().enumerate() {
+            let Some(entry) = cursor.seek(id)? else {
+                continue;
+            };
+            if !range.overlaps(entry.t_min, entry.t_max) {
+                continue;
+            }
+            let (pt, pv) = (&mut self.part_times[i], &mut self.part_values[i]);
+            pt.clear();
+            pv.clear();
+            // Times are needed to cut the range even when only values are
+            // asked for.
+            entry.decode(
+                Columns {
+                    times: true,
+                    values: self.need.values,
+                },
+                pt,
+                pv,
+            )?;
+            let lo = pt.partition_point(|&t| t < range.from);
+            let hi = pt.partition_point(|&t| t < range.to);
+            if lo > 0 || hi < pt.len() {
+                pt.truncate(hi);
+                pt.drain(..lo);
+                if self.need.values {
+                    pv.truncate(hi);
+                    pv.drain(..lo);
+                }
+            }
+            parts += 1;
+            only = Some(i);
+        }
+        match (parts, only) {
+            (0, _) | (_, None) => {}
+            (1, Some(i)) => {
+                // The usual case: one segment holds the series. Hand its
+                // buffer over; the caller's (cleared) buffer takes its place.
+                std::mem::swap(times, &mut self.part_times[i]);
+                std::mem::swap(values, &mut self.part_values[i]);
+            }
+            _ => {
+                // Buffers of segments that were skipped are empty (every
+                // call leaves them so), so merging all of them is correct.
+                let refs: Vec<(&[i64], &[u64])> = self
+                    .part_times
+                    .iter()
+                    .zip(&self.part_values)
+                    .map(|(t, v)| (t.as_slice(), v.as_slice()))
+                    .collect();
+                merge_parts(&refs, times, values);
+                for (t, v) in self.part_times.iter_mut().zip(&mut self.part_values) {
+                    t.clear();
+                    v.clear();
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,387 @@
+//! The writer: buffers appended points, spills them into segments when the
+//! memory budget is reached, and commits a batch atomically ([I2], [I3]).
+//!
+//! Points are logged in append order into three flat columns (series, time,
+//! count). A flush sorts the log by series with a counting sort (stable, so
+//! that among points of the same series and time the one appended last
+//! wins) and streams the series into a new segment. Nothing a flush writes is
+//! visible until `commit` writes the manifest that names it.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::sync::Arc;
+
+use crate::db::Db;
+use crate::db::lock::WriteLock;
+use crate::db::manifest::{Manifest, sync_dir};
+use crate::db::recovery;
+use crate::db::snapshot::{DICTIONARY, Snapshot};
+use crate::error::{Error, Result};
+use crate::storage::dictionary::DictionaryBuilder;
+use crate::storage::format::{MAGIC_DICTIONARY, put_header};
+use crate::storage::segment::{SegmentMeta, SegmentWriter};
+use crate::time::{MAX_TIME_MS, MIN_TIME_MS};
+
+/// Bytes of memory one logged point costs: its series id, time and count
+/// in the log, plus its slot in the sort permutation during a flush.
+const BYTES_PER_LOGGED_POINT: usize = 4 + 8 + 8 + 4;
+
+/// What a commit did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CommitSummary {
+    /// Points appended in the batch (before duplicates were resolved).
+    pub points: u64,
+    /// Series that did not exist before the batch.
+    pub new_series: u64,
+    /// Segment files the batch was written as.
+    pub segments: u64,
+}
+
+/// Appends points to a database and commits them atomically.
+///
+/// A `Writer` holds the database's write lock ([I6]). Points appended since
+/// the last [`commit`](Writer::commit) are invisible to every reader until
+/// it returns; dropping the writer without committing discards them, and so
+/// does a crash. See the crate documentation for an example.
+pub struct Writer {
+    db: Db,
+    _lock: WriteLock,
+    base: Arc<Snapshot>,
+    dict: DictionaryBuilder,
+    log_series: Vec<u32>,
+    log_times: Vec<i64>,
+    log_values: Vec<u64>,
+    max_logged_points: usize,
+    flushed: Vec<SegmentMeta>,
+    next_segment: u64,
+    batch_points: u64,
+    series_at_start: usize,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer")
+            .field("dir", &self.base.dir)
+            .field("pending_points", &self.batch_points)
+            .finish()
+    }
+}
+
+impl Writer {
+    pub(crate) fn new(db: &Db) -> Result<Writer> {
+        let dir = db.path().to_path_buf();
+        let lock = WriteLock::acquire(&dir)?;
+        // We hold the lock: nobody else can commit, so the state we load now
+        // is the one we build on.
+        let manifest = Manifest::load(&dir)?;
+        recovery::clean_up(&dir, &manifest)?;
+        let base = Arc::new(Snapshot::load(&dir)?);
+        db.publish(Arc::clone(&base));
+        let dict = DictionaryBuilder::new((*base.dict).clone());
+        // The log is indexed by u32 during a flush.
+        let max_logged_points = (db.options().memory_budget / BYTES_PER_LOGGED_POINT)
+            .clamp(1024, u32::MAX as usize - 1);
+        Ok(Writer {
+            db: db.clone(),
+            _lock: lock,
+            series_at_start: base.dict.series_count(),
+            next_segment: base.manifest.next_segment,
+            base,
+            dict,
+            log_series: Vec::new(),
+            log_times: Vec::new(),
+            log_values: Vec::new(),
+            max_logged_points,
+            flushed: Vec::new(),
+            batch_points: 0,
+        })
+    }
+
+    /// Appends one point of (account, metric). A later point of the same
+    /// series and time wins over an earlier one, in this batch or a
+    /// committed one.
+    ///
+    /// Fails on a metric name that is not `[A-Za-z_][A-Za-z0-9_]*`, an empty
+    /// account name, a count above 2^63 − 1 or a time outside the years 0000
+    /// to 9999.
+    pub fn append(&mut self, account: &str, metric: &str, time_ms: i64, count: u64) -> Result<()> {
+        let metric = self.metric_id(metric)?;
+        let account = self.account_id(account)?;
+        let series = self.series_id(account, metric)?;
+        self.push(series, time_ms, count)
+    }
+
+    pub(crate) fn metric_id(&mut self, name: &str) -> Result<u32> {
+        self.dict.metric_id(name).map_err(Error::Invalid)
+    }
+
+    pub(crate) fn account_id(&mut self, name: &str) -> Result<u32> {
+        self.dict.account_id(name).map_err(Error::Invalid)
+    }
+
+    pub(crate) fn series_id(&mut self, account: u32, metric: u32) -> Result<u32> {
+        self.dict.series_id(account, metric).map_err(Error::Invalid)
+    }
+
+    /// Logs one point of a series this writer knows; flushes a segment when
+    /// the log reaches the memory budget.
+    pub(crate) fn push(&mut self, series: u32, time_ms: i64, count: u64) -> Result<()> {
+        if !(MIN_TIME_MS..=MAX_TIME_MS).contains(&time_ms) {
+            return Err(Error::Invalid(format!(
+                "time {time_ms} ms is outside the years 0000 to 9999"
+            )));
+        }
+        if count > i64::MAX as u64 {
+            return Err(Error::Invalid(format!(
+                "count {count} is larger than 2^63 - 1"
+            )));
+        }
+        self.log_series.push(series);
+        self.log_times.push(time_ms);
+        self.log_values.push(count);
+        self.batch_points += 1;
+        if self.log_series.len() >= self.max_logged_points {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Points appended since the last commit.
+    pub fn pending_points(&self) -> u64 {
+        self.batch_points
+    }
+
+    /// Writes the logged points as one segment (not yet visible).
+    fn flush(&mut self) -> Result<()> {
+        if self.log_series.is_empty() {
+            return Ok(());
+        }
+        let order = sort_by_series(&self.log_series);
+        let number = self.next_segment;
+        self.next_segment += 1;
+        let mut segment = SegmentWriter::create(&self.base.dir, number)?;
+        let (mut times, mut values) = (Vec::new(), Vec::new());
+        let mut pairs: Vec<(i64, u64)> = Vec::new();
+        let mut start = 0;
+        let result = (|| {
+            while start < order.len() {
+                // Every index in `order` is < the log's length, and `start`
+                // < order.len() by the loop condition.
+                let series = self.log_series[order[start] as usize];
+                let mut end = start;
+                pairs.clear();
+                while end < order.len() && self.log_series[order[end] as usize] == series {
+                    let i = order[end] as usize;
+                    pairs.push((self.log_times[i], self.log_values[i]));
+                    end += 1;
+                }
+                // A stable sort keeps equal times in append order, so keeping
+                // the last of each run keeps the latest append ([I5]).
+                if pairs.windows(2).any(|w| w[0].0 >= w[1].0) {
+                    pairs.sort_by_key(|p| p.0);
+                }
+                times.clear();
+                values.clear();
+                for (k, &(t, v)) in pairs.iter().enumerate() {
+                    if pairs.get(k + 1).is_some_and(|next| next.0 == t) {
+                        continue;
+                    }
+                    times.push(t);
+                    values.push(v);
+                }
+                segment.add_series(series, &times, &values)?;
+                start = end;
+            }
+            Ok::<(), Error>(())
+        })();
+        if let Err(e) = result {
+            segment.abandon();
+            return Err(e);
+        }
+        if let Some(meta) = segment.finish()? {
+            self.flushed.push(meta);
+        }
+        self.log_series.clear();
+        self.log_times.clear();
+        self.log_values.clear();
+        Ok(())
+    }
+
+    /// Makes every point appended since the last commit visible, atomically:
+    /// after a crash at any moment the database holds all of the batch or
+    /// none of it. On error the batch is discarded and the writer is back at
+    /// the last committed state.
+    pub fn commit(&mut self) -> Result<CommitSummary> {
+        match self.try_commit() {
+            Ok(summary) => Ok(summary),
+            Err(e) => {
+                self.discard();
+                Err(e)
+            }
+        }
+    }
+
+    fn try_commit(&mut self) -> Result<CommitSummary> {
+        self.flush()?;
+        let dir = self.base.dir.clone();
+        let frame = self.dict.take_frame();
+        if self.flushed.is_empty() && frame.is_none() {
+            return Ok(CommitSummary::default());
+        }
+        // [I3]: the dictionary is durable before the manifest that covers it.
+        let dict_path = dir.join(DICTIONARY);
+        let mut dict_len = self.base.manifest.dict_len;
+        if let Some(frame) = frame {
+            let mut file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&dict_path)
+                .map_err(|e| Error::io(&dict_path, e))?;
+            if dict_len == 0 {
+                let mut header = Vec::new();
+                put_header(&mut header, MAGIC_DICTIONARY);
+                file.write_all(&header)
+                    .map_err(|e| Error::io(&dict_path, e))?;
+                dict_len = header.len() as u64;
+            }
+            file.write_all(&frame)
+                .map_err(|e| Error::io(&dict_path, e))?;
+            file.sync_all().map_err(|e| Error::io(&dict_path, e))?;
+            dict_len += frame.len() as u64;
+        }
+        // The new segments were renamed into place; make the renames durable
+        // before the manifest names them.
+        sync_dir(&dir)?;
+        let dict = self.dict.dictionary();
+        let mut segments = self.base.manifest.segments.clone();
+        segments.extend_from_slice(&self.flushed);
+        let manifest = Manifest {
+            generation: self.base.manifest.generation + 1,
+            dict_len,
+            metrics: dict.metrics.len() as u32,
+            accounts: dict.accounts.len() as u32,
+            series: dict.series_count() as u32,
+            next_segment: self.next_segment,
+            segments,
+        };
+        manifest.store(&dir)?;
+        let summary = CommitSummary {
+            points: self.batch_points,
+            new_series: (dict.series_count() - self.series_at_start) as u64,
+            segments: self.flushed.len() as u64,
+        };
+        let snapshot = Arc::new(self.base.after_commit(manifest, Arc::new(dict.clone()))?);
+        self.db.publish(Arc::clone(&snapshot));
+        self.base = snapshot;
+        self.flushed.clear();
+        self.batch_points = 0;
+        self.series_at_start = self.base.dict.series_count();
+        Ok(summary)
+    }
+
+    /// Drops the uncommitted batch: its log, its segment files and its new
+    /// names.
+    fn discard(&mut self) {
+        for meta in self.flushed.drain(..) {
+            let path = self
+                .base
+                .dir
+                .join(crate::storage::segment::segment_file_name(meta.number));
+            let _ = std::fs::remove_file(path);
+        }
+        self.log_series.clear();
+        self.log_times.clear();
+        self.log_values.clear();
+        self.batch_points = 0;
+        if self.dict.dictionary().series_count() != self.base.dict.series_count()
+            || self.dict.has_pending()
+        {
+            self.dict = DictionaryBuilder::new((*self.base.dict).clone());
+        }
+        // The dictionary file may hold a frame written before the failure;
+        // it is past the committed length and the next writer cuts it ([R1]).
+        if let Ok(file) = File::options()
+            .write(true)
+            .open(self.base.dir.join(DICTIONARY))
+        {
+            let _ = file.set_len(self.base.manifest.dict_len);
+        }
+    }
+
+    /// Merges every segment into as few as possible, dropping overwritten
+    /// points; commits pending points first. Safe to kill at any moment:
+    /// the old segments stay live until the manifest naming the new ones is
+    /// durable.
+    pub fn compact(&mut self) -> Result<CompactSummary> {
+        self.commit()?;
+        crate::db::compact::compact(self)
+    }
+
+    pub(crate) fn base(&self) -> &Arc<Snapshot> {
+        &self.base
+    }
+
+    pub(crate) fn take_segment_number(&mut self) -> u64 {
+        let n = self.next_segment;
+        self.next_segment += 1;
+        n
+    }
+
+    /// Commits a manifest that replaces every segment with `segments`.
+    pub(crate) fn commit_replacement(&mut self, segments: Vec<SegmentMeta>) -> Result<()> {
+        let dir = self.base.dir.clone();
+        sync_dir(&dir)?;
+        let manifest = Manifest {
+            generation: self.base.manifest.generation + 1,
+            next_segment: self.next_segment,
+            segments,
+            ..self.base.manifest.clone()
+        };
+        manifest.store(&dir)?;
+        let snapshot = Arc::new(
+            self.base
+                .after_commit(manifest, Arc::clone(&self.base.dict))?,
+        );
+        self.db.publish(Arc::clone(&snapshot));
+        self.base = snapshot;
+        Ok(())
+    }
+}
+
+pub use crate::db::compact::CompactSummary;
+
+/// The indexes of `series`, ordered by series id, stable (a counting sort:
+/// two passes over the log and one array of the distinct ids' range).
+fn sort_by_series(series: &[u32]) -> Vec<u32> {
+    let (Some(&lo), Some(&hi)) = (series.iter().min(), series.iter().max()) else {
+        return Vec::new();
+    };
+    let mut starts = vec![0u32; (hi - lo) as usize + 2];
+    for &s in series {
+        // s - lo <= hi - lo, so the index is in bounds.
+        starts[(s - lo) as usize + 1] += 1;
+    }
+    for i in 1..starts.len() {
+        starts[i] += starts[i - 1];
+    }
+    let mut order = vec![0u32; series.len()];
+    for (i, &s) in series.iter().enumerate() {
+        let slot = &mut starts[(s - lo) as usize];
+        order[*slot as usize] = i as u32;
+        *slot += 1;
+    }
+    order
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counting_sort_is_stable() {
+        let series = [5, 3, 5, 3, 9, 5];
+        assert_eq!(sort_by_series(&series), vec![1, 3, 0, 2, 5, 4]);
+        assert!(sort_by_series(&[]).is_empty());
+    }
+}

@@ -1,0 +1,200 @@
+//! The storage engine through the public library API: round trips,
+//! later-wins, rollback, compaction, statistics and the in-process lock.
+
+use std::collections::BTreeMap;
+
+use tally::{Db, Error, Options, Point, TimeRange};
+
+const HOUR: i64 = 3_600_000;
+const T0: i64 = 1_550_052_000_000; // 2019-02-13T10:00:00Z
+
+fn points(db: &Db, account: &str, metric: &str) -> Vec<(i64, u64)> {
+    db.points(account, metric, TimeRange::ALL)
+        .unwrap()
+        .into_iter()
+        .map(|p| (p.time, p.count))
+        .collect()
+}
+
+#[test]
+fn committed_points_read_back_after_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    {
+        let db = Db::open(&path).unwrap();
+        let mut w = db.writer().unwrap();
+        for h in 0..48 {
+            w.append("adela_mae", "followers", T0 + h * HOUR, 10_000 + h as u64)
+                .unwrap();
+            w.append("evada", "followers", T0 + h * HOUR, 60).unwrap();
+            w.append("evada", "following", T0 + h * HOUR, 7).unwrap();
+        }
+        let summary = w.commit().unwrap();
+        assert_eq!(summary.points, 144);
+        assert_eq!(summary.new_series, 3);
+        assert_eq!(points(&db, "evada", "following").len(), 48);
+    }
+    let db = Db::open(&path).unwrap();
+    let got = points(&db, "adela_mae", "followers");
+    assert_eq!(got.len(), 48);
+    assert_eq!(got[3], (T0 + 3 * HOUR, 10_003));
+    assert!(points(&db, "nobody", "followers").is_empty());
+    assert!(points(&db, "evada", "nometric").is_empty());
+    let stats = db.stats().unwrap();
+    assert_eq!(
+        (stats.series, stats.accounts, stats.metrics, stats.points),
+        (3, 2, 2, 144)
+    );
+    assert_eq!(stats.time_range, Some((T0, T0 + 47 * HOUR)));
+    assert_eq!(db.metrics(), vec!["followers", "following"]);
+    assert_eq!(db.accounts(), vec!["adela_mae", "evada"]);
+    let series = db.series("followers", |a| a.starts_with('a'));
+    assert_eq!(series.len(), 1);
+    let ranged = db
+        .points(
+            "adela_mae",
+            "followers",
+            TimeRange {
+                from: T0 + HOUR,
+                to: T0 + 3 * HOUR,
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        ranged,
+        vec![
+            Point {
+                time: T0 + HOUR,
+                count: 10_001
+            },
+            Point {
+                time: T0 + 2 * HOUR,
+                count: 10_002
+            }
+        ]
+    );
+}
+
+#[test]
+fn later_points_win_within_and_across_commits() {
+    // [I5]
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path()).unwrap();
+    let mut w = db.writer().unwrap();
+    w.append("a", "followers", T0, 1).unwrap();
+    w.append("a", "followers", T0, 2).unwrap();
+    w.append("a", "followers", T0 + HOUR, 3).unwrap();
+    w.commit().unwrap();
+    w.append("a", "followers", T0 + HOUR, 30).unwrap();
+    w.append("a", "followers", T0 - HOUR, 0).unwrap();
+    w.commit().unwrap();
+    assert_eq!(
+        points(&db, "a", "followers"),
+        vec![(T0 - HOUR, 0), (T0, 2), (T0 + HOUR, 30)]
+    );
+    let before = db.stats().unwrap();
+    assert_eq!(before.segments, 2);
+    drop(w);
+    let summary = db.compact().unwrap();
+    assert_eq!((summary.segments_before, summary.segments_after), (2, 1));
+    assert_eq!(summary.points_after, 3);
+    assert_eq!(
+        points(&db, "a", "followers"),
+        vec![(T0 - HOUR, 0), (T0, 2), (T0 + HOUR, 30)]
+    );
+    let reopened = Db::open(dir.path()).unwrap();
+    assert_eq!(reopened.stats().unwrap().points, 3);
+}
+
+#[test]
+fn dropping_a_writer_discards_its_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path()).unwrap();
+    let mut w = db.writer().unwrap();
+    w.append("kept", "followers", T0, 1).unwrap();
+    w.commit().unwrap();
+    w.append("lost", "followers", T0, 1).unwrap();
+    drop(w);
+    let db = Db::open(dir.path()).unwrap();
+    assert_eq!(db.accounts(), vec!["kept"]);
+    // The next writer starts from the committed state.
+    let mut w = db.writer().unwrap();
+    w.append("again", "followers", T0, 5).unwrap();
+    w.commit().unwrap();
+    assert_eq!(db.accounts(), vec!["again", "kept"]);
+}
+
+#[test]
+fn a_second_writer_is_refused_while_the_first_lives() {
+    // [I6]
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path()).unwrap();
+    let first = db.writer().unwrap();
+    match db.writer() {
+        Err(e @ Error::Locked { .. }) => {
+            let msg = e.to_string();
+            assert!(
+                msg.contains(&format!(
+                    "database is locked (held by pid {})",
+                    std::process::id()
+                )),
+                "{msg}"
+            );
+        }
+        other => panic!("expected a lock error, got {other:?}"),
+    }
+    drop(first);
+    assert!(db.writer().is_ok());
+}
+
+#[test]
+fn bad_appends_are_refused_with_reasons() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path()).unwrap();
+    let mut w = db.writer().unwrap();
+    assert!(w.append("", "followers", T0, 1).is_err());
+    assert!(w.append("a", "follower count", T0, 1).is_err());
+    assert!(w.append("a", "followers", T0, u64::MAX).is_err());
+    assert!(w.append("a", "followers", i64::MAX, 1).is_err());
+    w.append("a", "followers", T0, i64::MAX as u64).unwrap();
+    w.commit().unwrap();
+    assert_eq!(points(&db, "a", "followers"), vec![(T0, i64::MAX as u64)]);
+}
+
+#[test]
+fn a_batch_over_the_memory_budget_spills_into_several_segments_atomically() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open_with(dir.path(), Options::default().memory_budget(64 * 1024)).unwrap();
+    let mut model = BTreeMap::new();
+    let mut w = db.writer().unwrap();
+    for h in 0..30i64 {
+        for a in 0..400u64 {
+            let account = format!("acct{a:04}");
+            let value = a * 1000 + (h as u64 * 7919 + a) % 13;
+            w.append(&account, "followers", T0 + h * HOUR, value)
+                .unwrap();
+            model.insert((account, h), value);
+        }
+    }
+    // Nothing is visible before the commit even though segments were spilled.
+    let reader = Db::open(dir.path()).unwrap();
+    assert_eq!(reader.stats().unwrap().points, 0);
+    let summary = w.commit().unwrap();
+    assert!(summary.segments > 1, "expected spills, got {summary:?}");
+    reader.refresh().unwrap();
+    assert_eq!(reader.stats().unwrap().points, 12_000);
+    for ((account, h), value) in model.iter().step_by(97) {
+        let got = points(&reader, account, "followers");
+        assert_eq!(got[*h as usize], (T0 + h * HOUR, *value));
+    }
+    let report = Db::verify(dir.path()).unwrap();
+    assert!(report.is_clean(), "{:?}", report.problems);
+    assert_eq!(report.points, 12_000);
+}
+
+#[test]
+fn opening_a_missing_database_without_create_fails_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = Db::open_with(dir.path().join("nope"), Options::default().create(false)).unwrap_err();
+    assert!(err.to_string().contains("no database at"), "{err}");
+}
