@@ -1,6 +1,145 @@
-//! The command-line program: flags, subcommands, the REPL.
+//! The command-line program: flags are parsed (`args`), resolved, and handed
+//! to one small function per command. Errors become one line on stderr and
+//! an exit code: 0 success, 1 failure (bad data, damage, a runtime error),
+//! 2 usage errors and query syntax or type errors.
+
+mod args;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::{Db, Error, Options};
+use args::{Args, Command};
 
 /// Runs the command line and returns the process exit code.
-pub fn main() -> std::process::ExitCode {
-    std::process::ExitCode::SUCCESS
+pub fn main() -> ExitCode {
+    install_panic_hook();
+    let args = match Args::try_parse() {
+        Ok(args) => args,
+        Err(e) => {
+            // clap prints help and version to stdout (exit 0) and usage
+            // errors to stderr (exit 2).
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    match run(args) {
+        Ok(code) => code,
+        Err(e) => report(&e),
+    }
+}
+
+/// Prints an error the way every command does and returns its exit code.
+fn report(e: &Error) -> ExitCode {
+    let mut stderr = std::io::stderr().lock();
+    match e {
+        Error::Query(q) => {
+            let _ = write!(stderr, "{}", q.render());
+            ExitCode::from(2)
+        }
+        other => {
+            let _ = writeln!(stderr, "tally: {other}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// A panic is a bug in tally; say so in one line instead of a backtrace.
+fn install_panic_hook() {
+    if std::env::var_os("RUST_BACKTRACE").is_some() {
+        return;
+    }
+    std::panic::set_hook(Box::new(|info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".to_string());
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!("tally: internal error{at}: {msg} (this is a bug; please report it)");
+    }));
+}
+
+fn run(args: Args) -> Result<ExitCode, Error> {
+    match args.command {
+        Command::Stats => stats(&open_existing(&args.db)?),
+        Command::Verify => verify(&args.db),
+        Command::Compact => compact(&open_existing(&args.db)?),
+    }
+}
+
+fn open_existing(path: &std::path::Path) -> Result<Db, Error> {
+    Db::open_with(path, Options::default().create(false))
+}
+
+fn stats(db: &Db) -> Result<ExitCode, Error> {
+    let s = db.stats()?;
+    let range = match s.time_range {
+        Some((lo, hi)) => format!(
+            "{} .. {}",
+            crate::time::format_time(lo),
+            crate::time::format_time(hi)
+        ),
+        None => "-".to_string(),
+    };
+    let rows = [
+        ("series", s.series.to_string()),
+        ("accounts", s.accounts.to_string()),
+        ("metrics", s.metrics.to_string()),
+        ("points", s.points.to_string()),
+        ("time range", range),
+        ("segments", s.segments.to_string()),
+        ("bytes on disk", s.bytes_on_disk.to_string()),
+        ("bytes per point", format!("{:.3}", s.bytes_per_point())),
+    ];
+    let mut out = std::io::stdout().lock();
+    for (k, v) in rows {
+        writeln!(out, "{k:<16}{v}").map_err(stdout_error)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn verify(path: &std::path::Path) -> Result<ExitCode, Error> {
+    let report = Db::verify(path)?;
+    let mut out = std::io::stdout().lock();
+    if report.is_clean() {
+        writeln!(
+            out,
+            "ok: {} segments, {} points, {} bytes checked",
+            report.segments, report.points, report.bytes
+        )
+        .map_err(stdout_error)?;
+        Ok(ExitCode::SUCCESS)
+    } else {
+        for p in &report.problems {
+            writeln!(out, "{p}").map_err(stdout_error)?;
+        }
+        writeln!(out, "{} problems found", report.problems.len()).map_err(stdout_error)?;
+        Ok(ExitCode::from(1))
+    }
+}
+
+fn compact(db: &Db) -> Result<ExitCode, Error> {
+    let s = db.compact()?;
+    writeln!(
+        std::io::stdout().lock(),
+        "compacted {} segments ({} bytes) into {} ({} bytes), {} points",
+        s.segments_before,
+        s.bytes_before,
+        s.segments_after,
+        s.bytes_after,
+        s.points_after
+    )
+    .map_err(stdout_error)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn stdout_error(e: std::io::Error) -> Error {
+    Error::io("<stdout>", e)
 }

@@ -80,8 +80,8 @@ impl Writer {
         db.publish(Arc::clone(&base));
         let dict = DictionaryBuilder::new((*base.dict).clone());
         // The log is indexed by u32 during a flush.
-        let max_logged_points = (db.options().memory_budget / BYTES_PER_LOGGED_POINT)
-            .clamp(1024, u32::MAX as usize - 1);
+        let max_logged_points =
+            (db.options().memory_budget / BYTES_PER_LOGGED_POINT).clamp(256, u32::MAX as usize - 1);
         Ok(Writer {
             db: db.clone(),
             _lock: lock,

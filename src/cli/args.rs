@@ -1,0 +1,43 @@
+//! The command line as clap parses it. Nothing here does work; `cli::run`
+//! resolves these flags into what each command needs.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// tally: per-account count series — find who lost followers, how many,
+/// when, and whether they came back.
+#[derive(Debug, Parser)]
+#[command(name = "tally", version, about, long_about = None, max_term_width = 100)]
+pub(crate) struct Args {
+    /// The database directory.
+    #[arg(
+        long,
+        global = true,
+        env = "TALLY_DB",
+        default_value = "tally.db",
+        value_name = "PATH"
+    )]
+    pub db: PathBuf,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Show what the database holds and what it costs on disk.
+    Stats,
+    /// Read every checksummed byte; exit 1 and list what is damaged.
+    Verify,
+    /// Merge segments into as few as possible.
+    Compact,
+}
+
+/// How results are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum OutputFormat {
+    Table,
+    Csv,
+    Json,
+}

@@ -1,0 +1,173 @@
+//! Crash safety ([I2], [I3], [R1]): a child process commits batches (and
+//! now and then compacts) in a loop and is killed with SIGKILL at random
+//! moments. After every kill the database must open, pass `verify`, and hold
+//! exactly the batches whose commit returned — or one more, when the kill
+//! landed after the manifest's rename but before the child could say so.
+//!
+//! The child is this same test binary, started on the ignored test
+//! `child_writer`, so no extra program is needed.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use tally::{Db, Options, TimeRange};
+
+const HOUR: i64 = 3_600_000;
+const T0: i64 = 1_550_052_000_000;
+const POINTS_PER_BATCH: u64 = 600;
+const KILLS: usize = 60;
+
+/// Every point of batch `k`: (account, metric, time, count). Batches touch
+/// overlapping series and times, so later-wins matters, and each defines a
+/// new account, so dictionary atomicity matters.
+fn batch(k: u64) -> Vec<(String, &'static str, i64, u64)> {
+    let mut points = Vec::new();
+    for i in 0..POINTS_PER_BATCH {
+        let account = format!("acct{:03}", (k * 37 + i) % 300);
+        let metric = if i % 2 == 0 { "followers" } else { "following" };
+        let time = T0 + ((k + i / 300) % 40) as i64 * HOUR;
+        points.push((account, metric, time, k * 100_000 + i));
+    }
+    points.push((format!("new{k:05}"), "followers", T0, k));
+    points
+}
+
+type Model = BTreeMap<(String, String, i64), u64>;
+
+fn model_after(batches: u64) -> Model {
+    let mut model = Model::new();
+    for k in 0..batches {
+        for (a, m, t, v) in batch(k) {
+            model.insert((a, m.to_string(), t), v);
+        }
+    }
+    model
+}
+
+fn contents(db: &Db) -> Model {
+    let mut out = Model::new();
+    for metric in db.metrics() {
+        for s in db.series(&metric, |_| true) {
+            for p in db.points(&s.account, &metric, TimeRange::ALL).unwrap() {
+                out.insert((s.account.clone(), metric.clone(), p.time), p.count);
+            }
+        }
+    }
+    out
+}
+
+/// The number of committed batches, read from the `new*` accounts, which
+/// must be exactly new00000 .. new{n-1}.
+fn committed_batches(db: &Db) -> u64 {
+    let news: Vec<String> = db
+        .accounts()
+        .into_iter()
+        .filter(|a| a.starts_with("new"))
+        .collect();
+    for (i, name) in news.iter().enumerate() {
+        assert_eq!(
+            name,
+            &format!("new{i:05}"),
+            "batches are not a prefix: {news:?}"
+        );
+    }
+    news.len() as u64
+}
+
+#[test]
+#[ignore = "run by `killed_writers_leave_exactly_the_committed_batches` as a child process"]
+fn child_writer() {
+    let dir = std::env::var_os("TALLY_CRASH_DIR").expect("TALLY_CRASH_DIR");
+    let mut k: u64 = std::env::var("TALLY_CRASH_START").unwrap().parse().unwrap();
+    // A small budget makes every batch spill into two segments, so kills
+    // land between spills of one batch too.
+    let db = Db::open_with(&dir, Options::default().memory_budget(8 * 1024)).unwrap();
+    let mut writer = db.writer().unwrap();
+    loop {
+        if k % 9 == 8 {
+            writer.compact().unwrap();
+        }
+        for (a, m, t, v) in batch(k) {
+            writer.append(&a, m, t, v).unwrap();
+        }
+        writer.commit().unwrap();
+        println!("committed {k}");
+        k += 1;
+    }
+}
+
+#[test]
+fn killed_writers_leave_exactly_the_committed_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = std::env::current_exe().unwrap();
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next_batch = 0u64;
+    let mut kills = 0;
+    while kills < KILLS {
+        let mut child = Command::new(&exe)
+            .args([
+                "--ignored",
+                "--exact",
+                "child_writer",
+                "--nocapture",
+                "--test-threads",
+                "1",
+            ])
+            .env("TALLY_CRASH_DIR", dir.path())
+            .env("TALLY_CRASH_START", next_batch.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // Wait for the child to get going, then kill it after a random delay.
+        let stdout = child.stdout.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut last = None;
+            // libtest prints "test child_writer ... " without a newline, so
+            // the first report may share its line.
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some((_, k)) = line.split_once("committed ") {
+                    last = k.trim().parse::<u64>().ok();
+                }
+            }
+            last
+        });
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        std::thread::sleep(Duration::from_millis(20 + seed % 120));
+        child.kill().unwrap(); // SIGKILL on Unix.
+        child.wait().unwrap();
+        kills += 1;
+        let last_reported = reader.join().unwrap();
+
+        let report = Db::verify(dir.path()).unwrap();
+        assert!(report.is_clean(), "kill {kills}: {:?}", report.problems);
+        let db = Db::open(dir.path()).unwrap();
+        let committed = committed_batches(&db);
+        let at_least = last_reported.map_or(next_batch, |k| k + 1);
+        assert!(
+            committed == at_least || committed == at_least + 1,
+            "kill {kills}: {committed} batches survived, the child reported {last_reported:?}"
+        );
+        assert!(
+            contents(&db) == model_after(committed),
+            "kill {kills}: contents differ from the model of {committed} batches"
+        );
+        next_batch = committed;
+    }
+    // A writer cleans up whatever the last kill left ([R1]).
+    let db = Db::open(dir.path()).unwrap();
+    drop(db.writer().unwrap());
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        assert!(!name.ends_with(".tmp"), "leftover {name}");
+    }
+    assert!(
+        next_batch > 5,
+        "the child committed only {next_batch} batches in {KILLS} runs"
+    );
+    assert_eq!(contents(&db), model_after(next_batch));
+}
