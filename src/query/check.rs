@@ -330,6 +330,11 @@ const FUNCTIONS: &[Signature] = &[
     },
 ];
 
+/// True when `name` is one of the functions, for the parser's hints.
+pub(crate) fn is_function(name: &str) -> bool {
+    FUNCTIONS.iter().any(|f| f.name == name)
+}
+
 /// What an argument position accepts, for "expects X, found Y" messages.
 const THRESHOLD: &str = "a threshold (a percentage like 5% or a count like 1000)";
 const DURATION: &str = "a duration (like 1h or 30m)";
@@ -636,8 +641,9 @@ impl Checker<'_> {
                     span,
                     "recovered_within() needs a drop() call as its first argument".to_string(),
                     Some(
-                        "recovery is looked for in the series drop() read; apply topk() or \
-                         not to the result instead, like topk(10, recovered_within(drop(…), 1d))"
+                        "recovery is looked for in the series that drop() read, so recovered_within() \
+                         takes drop() itself; apply topk() to its result instead, like \
+                         topk(10, recovered_within(drop(…), 1d))"
                             .to_string(),
                     ),
                 ))
@@ -1597,7 +1603,7 @@ mod tests {
 
     #[test]
     fn first_error_in_reading_order() {
-        // [Q16]
+        // [Q15]
         assert_error(
             "drop(change(f, 0s), 0%, 1h)",
             15..17,

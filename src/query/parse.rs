@@ -26,6 +26,7 @@ use super::ast::{
     Arg, Call, Decimal, Duration, Expr, Ident, MAX_DECIMAL_PLACES, MAX_DURATION_SECONDS, MatchOp,
     Matcher, Not, Selector, Span, StringLit,
 };
+use super::check::is_function;
 use super::print::DURATION_UNITS;
 use crate::error::QueryError;
 
@@ -41,9 +42,10 @@ pub(crate) fn parse(query: &str) -> Result<Expr, QueryError> {
         Err(nom::Err::Error(e) | nom::Err::Failure(e)) => Err(parser.report(e)),
         // Only streaming parsers ask for more input, and none is used here;
         // answer as if the input had ended, which is what it means.
-        Err(nom::Err::Incomplete(_)) => {
-            Err(parser.report(SyntaxError::expected(&query[query.len()..], "more input")))
-        }
+        Err(nom::Err::Incomplete(_)) => Err(parser.report(SyntaxError::expected(
+            suffix(query, query.len()),
+            "more input",
+        ))),
     }
 }
 
@@ -249,6 +251,14 @@ impl<'q> Parser<'q> {
             let mut error = SyntaxError::expected(input, "end of query");
             if input.starts_with(')') {
                 error = error.with_hint("this `)` has no matching `(`".to_string());
+            } else if let Expr::Selector(selector) = &expr
+                && selector.is_bare()
+                && is_function(&selector.metric.name)
+            {
+                error = error.with_hint(format!(
+                    "`{0}` is a function; its arguments go in parentheses: {0}(…)",
+                    selector.metric.name
+                ));
             } else if input.starts_with(',') {
                 error = error.with_hint(
                     "a query is one expression; arguments separated by commas go inside a call"
@@ -401,9 +411,7 @@ impl<'q> Parser<'q> {
                 Err(nom::Err::Error(mut e)) => {
                     if after_ws.starts_with('%') && matches!(args.last(), Some(Arg::Number { .. }))
                     {
-                        let number = rest
-                            .get(..self.offset(after_arg) - self.offset(rest))
-                            .unwrap_or_default();
+                        let number = before(rest, after_arg);
                         e = e.with_hint(format!("write a percentage without a space: {number}%"));
                     }
                     return Err(nom::Err::Failure(e));
@@ -456,14 +464,14 @@ impl<'q> Parser<'q> {
                 take_while1(|c: char| c.is_ascii_alphabetic()).parse(after_number)?;
             return SyntaxError::invalid(
                 input,
-                self.offset(after_unit) - self.offset(input),
+                before(input, after_unit).len(),
                 "a duration is a whole number of units".to_string(),
                 Some("combine units instead, like 1h30m"),
             )
             .failure();
         }
         if fraction.len() > MAX_DECIMAL_PLACES as usize {
-            let extra = &fraction[MAX_DECIMAL_PLACES as usize..];
+            let extra = suffix(fraction, MAX_DECIMAL_PLACES as usize);
             return SyntaxError::invalid(
                 extra,
                 extra.len(),
@@ -472,7 +480,7 @@ impl<'q> Parser<'q> {
             )
             .failure();
         }
-        let number_text = &input[..self.offset(after_number) - self.offset(input)];
+        let number_text = before(input, after_number);
         let value = match decimal(digits, fraction) {
             Some(value) => value,
             None => {
@@ -512,7 +520,7 @@ impl<'q> Parser<'q> {
                 if !after_digits.starts_with('.') {
                     error = error.with_hint(format!(
                         "every number in a duration needs a unit, like {}m",
-                        &input[..self.offset(after_digits) - self.offset(input)]
+                        before(input, after_digits)
                     ));
                 }
                 return error.failure();
@@ -553,7 +561,7 @@ impl<'q> Parser<'q> {
                 _ => {
                     return SyntaxError::invalid(
                         input,
-                        self.offset(after_unit) - self.offset(input),
+                        before(input, after_unit).len(),
                         "the duration is too long (at most about 292 million years)".to_string(),
                         None,
                     )
@@ -568,7 +576,7 @@ impl<'q> Parser<'q> {
         if rest.starts_with('.') {
             return SyntaxError::invalid(
                 input,
-                self.offset(rest) + 1 - self.offset(input),
+                before(input, rest).len() + 1,
                 "a duration is a whole number of units".to_string(),
                 Some("combine units instead, like 1h30m"),
             )
@@ -660,7 +668,7 @@ impl<'q> Parser<'q> {
         while let Some((i, c)) = chars.next() {
             match c {
                 '"' => {
-                    let rest = &body[i + 1..];
+                    let rest = suffix(body, i + 1);
                     let span = self.span(input, rest);
                     return Ok((rest, StringLit { value: text, span }));
                 }
@@ -668,7 +676,7 @@ impl<'q> Parser<'q> {
                     Some((_, escaped @ ('"' | '\\'))) => text.push(escaped),
                     Some((_, other)) => {
                         return SyntaxError::invalid(
-                            &body[i..],
+                            suffix(body, i),
                             1 + other.len_utf8(),
                             format!("unknown escape `\\{other}` in a string"),
                             Some("the only escapes are \\\" and \\\\; write any other character as it is"),
@@ -680,7 +688,7 @@ impl<'q> Parser<'q> {
                 other => text.push(other),
             }
         }
-        SyntaxError::expected(&body[body.len()..], "`\"`")
+        SyntaxError::expected(suffix(body, body.len()), "`\"`")
             .with_hint(format!(
                 "the string that starts at position {} is never closed",
                 self.offset(input) + 1
@@ -713,6 +721,25 @@ impl<'q> Parser<'q> {
     }
 }
 
+/// The part of `text` from byte `at` on; empty if `at` is past the end or
+/// not a character boundary, so that slicing user text can never panic.
+fn suffix(text: &str, at: usize) -> &str {
+    text.get(at..)
+        .unwrap_or_else(|| text.get(text.len()..).unwrap_or_default())
+}
+
+/// The first `len` bytes of `text`, or all of it when `len` is not a
+/// character boundary inside it.
+fn prefix(text: &str, len: usize) -> &str {
+    text.get(..len).unwrap_or(text)
+}
+
+/// The text from the start of `from` to the start of `to`, where `to` is a
+/// later part of the same input.
+fn before<'a>(from: &'a str, to: &str) -> &'a str {
+    prefix(from, from.len().saturating_sub(to.len()))
+}
+
 /// `a`, `a or b`, `a, b or c`.
 fn one_of(items: &[String]) -> String {
     match items {
@@ -735,16 +762,16 @@ fn describe_found(rest: &str) -> (String, usize) {
     };
     if is_ident_start(first) {
         let len = word_len(is_ident_continue);
-        return (format!("`{}`", &rest[..len]), len);
+        return (format!("`{}`", prefix(rest, len)), len);
     }
     if first.is_ascii_digit() {
         let len = word_len(is_number_char);
-        let len = if rest[len..].starts_with('%') {
+        let len = if suffix(rest, len).starts_with('%') {
             len + 1
         } else {
             len
         };
-        return (format!("`{}`", &rest[..len]), len);
+        return (format!("`{}`", prefix(rest, len)), len);
     }
     let described = match first {
         '"' => "a string".to_string(),
@@ -1378,6 +1405,15 @@ mod tests {
             "expected end of query, found `{`",
         );
         assert_error("followers 5%", 10..12, "expected end of query, found `5%`");
+        let e = assert_error(
+            "drop followers",
+            5..14,
+            "expected end of query, found `followers`",
+        );
+        assert_eq!(
+            e.hint.as_deref(),
+            Some("`drop` is a function; its arguments go in parentheses: drop(…)")
+        );
     }
 
     #[test]

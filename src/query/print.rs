@@ -234,6 +234,11 @@ mod tests {
             ),
             ("f{account=\"a\\\\b\\\"c\"}", "f{account=\"a\\\\b\\\"c\"}"),
             ("latest( )", "latest()"),
+            // The example of [Q17] in docs/query-language.md.
+            (
+                "drop( followers{ account =~ \"ad.*\", } , 5.0% , 90m )",
+                "drop(followers{account=~\"ad.*\"}, 5%, 1h30m)",
+            ),
         ];
         for (query, canonical) in cases {
             assert_eq!(tree(query).to_string(), canonical, "for {query:?}");
