@@ -608,10 +608,11 @@ impl Checker<'_> {
             return Err(self.error(
                 call.span,
                 format!(
-                    "{name}() takes {expected} argument{}, found {found}",
+                    "{} takes {expected} argument{}, found {found}",
+                    signature.usage,
                     if signature.max_args == 1 { "" } else { "s" }
                 ),
-                Some(format!("the signature is {}", signature.usage)),
+                None,
             ));
         }
         Ok(signature)
@@ -1517,38 +1518,43 @@ mod tests {
         let e = assert_error(
             "drop(followers, 5%)",
             0..19,
-            "drop() takes 3 arguments, found 2",
-        );
-        assert_eq!(
-            e.hint.as_deref(),
-            Some("the signature is drop(SERIES, THRESHOLD, WINDOW)")
+            "drop(SERIES, THRESHOLD, WINDOW) takes 3 arguments, found 2",
         );
         assert_eq!(
             e.render(),
-            "error: drop() takes 3 arguments, found 2\n  drop(followers, 5%)\n  ^^^^^^^^^^^^^^^^^^^\nhint: the signature is drop(SERIES, THRESHOLD, WINDOW)\n"
+            "error: drop(SERIES, THRESHOLD, WINDOW) takes 3 arguments, found 2\n  drop(followers, 5%)\n  ^^^^^^^^^^^^^^^^^^^\n"
         );
-        assert_error("count()", 0..7, "count() takes 1 argument, found 0");
-        assert_error("count(f, g)", 0..11, "count() takes 1 argument, found 2");
-        let e = assert_error(
+        assert_error("count()", 0..7, "count(TABLE) takes 1 argument, found 0");
+        assert_error(
+            "count(f, g)",
+            0..11,
+            "count(TABLE) takes 1 argument, found 2",
+        );
+        assert_error(
             "recovered_within(drop(f, 5%, 1h))",
             0..33,
-            "recovered_within() takes 2 or 3 arguments, found 1",
+            "recovered_within(DROPS, DURATION [, FRACTION]) takes 2 or 3 arguments, found 1",
         );
-        assert_eq!(
-            e.hint.as_deref(),
-            Some("the signature is recovered_within(DROPS, DURATION [, FRACTION])")
+        assert_error(
+            "topk(1)",
+            0..7,
+            "topk(K, DROPS [, lost|lost_pct]) takes 2 or 3 arguments, found 1",
         );
-        assert_error("topk(1)", 0..7, "topk() takes 2 or 3 arguments, found 1");
         assert_error(
             "summarize(d, 1h, 1h)",
             0..20,
-            "summarize() takes 1 or 2 arguments, found 3",
+            "summarize(DROPS [, STEP]) takes 1 or 2 arguments, found 3",
+        );
+        assert_error(
+            "change(f)",
+            0..9,
+            "change(SERIES, WINDOW) takes 2 arguments, found 1",
         );
         // Nested calls report their own position.
         assert_error(
             "count(latest())",
             6..14,
-            "latest() takes 1 argument, found 0",
+            "latest(SERIES) takes 1 argument, found 0",
         );
     }
 
