@@ -29,6 +29,9 @@ pub mod recover;
 pub mod resample;
 pub mod window;
 
+#[cfg(test)]
+mod reference;
+
 pub use drop::{DropFinder, Episode};
 pub use recover::{Recovered, Recovery, find_recovery, not_recovered_within, recovered_within};
 pub use resample::resample;
