@@ -3,6 +3,6 @@
 
 mod ast;
 mod check;
-mod functions;
+pub(crate) mod functions;
 mod parse;
 mod print;

@@ -1,11 +1,46 @@
 //! Series functions: plain loops over one series' decoded columns. Each
 //! function takes a series as two parallel slices (times strictly increasing,
 //! values) and knows nothing of storage or of the query text.
+//!
+//! - [`drop`]: `drop(SERIES, THRESHOLD, WINDOW)`, the falls in a series.
+//! - [`recover`]: `recovered_within(DROPS, DURATION [, FRACTION])` and its
+//!   negation, which tell the falls that came back from those that did not.
+//! - [`window`]: the series → series functions over a sliding time window
+//!   (`latest`, `change`, `min_over`, `max_over`).
+//! - [`resample`]: `resample(STEP)`, one point per epoch-aligned bucket.
+//!
+//! Every function is O(n) in the length of the series (recovery adds a
+//! binary search per episode), never panics on any input, and takes
+//! reusable buffers so that the evaluator, which calls it once per series for
+//! possibly millions of series, allocates nothing in steady state.
+//!
+//! Times never overflow: window edges near `i64::MIN`/`i64::MAX` saturate,
+//! which gives the same answer as exact arithmetic because no stored time
+//! can lie beyond a saturated edge. Value differences saturate too; they
+//! cannot overflow for counts (values >= 0), only for derived series whose
+//! values exceed `i64::MAX / 2` in magnitude.
+
+// Until the evaluator uses it.
+#![allow(dead_code)]
+
+pub mod drop;
+mod monotonic;
+pub mod recover;
+pub mod resample;
+pub mod window;
+
+#[cfg(test)]
+mod reference;
+
+pub use drop::{DropFinder, Episode};
+pub use recover::{Recovered, Recovery, find_recovery, not_recovered_within, recovered_within};
+pub use resample::resample;
+pub use window::{WindowExtremes, change, latest};
 
 /// A percentage written in a query, kept exact: `2.5%` is
 /// `Percent { mantissa: 25, scale: 1 }`, i.e. mantissa / 10^scale percent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Percent {
+pub struct Percent {
     /// The digits of the percentage without the decimal point.
     pub mantissa: u64,
     /// How many of those digits are after the decimal point (at most 6).
@@ -30,9 +65,73 @@ impl Percent {
 
 /// The threshold argument of `drop()`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Threshold {
+pub enum Threshold {
     /// An absolute count, at least 1: the loss must be at least this much.
     Absolute(u64),
     /// A share of the value before the fall.
     Percent(Percent),
+}
+
+/// A series built by a series → series function: parallel times and values.
+///
+/// The functions append to it rather than replace its contents, so that the
+/// evaluator can either clear it per series (and reuse its allocation) or
+/// pack many series into one buffer, remembering where each one starts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SeriesBuf {
+    /// The times in milliseconds, strictly increasing within one series.
+    pub times: Vec<i64>,
+    /// The values, one per time.
+    pub values: Vec<i64>,
+}
+
+impl SeriesBuf {
+    /// An empty buffer; it allocates only when points are pushed.
+    pub fn new() -> SeriesBuf {
+        SeriesBuf::default()
+    }
+
+    /// Forgets the points but keeps the allocations.
+    pub fn clear(&mut self) {
+        self.times.clear();
+        self.values.clear();
+    }
+
+    /// The number of points.
+    pub fn len(&self) -> usize {
+        self.times.len()
+    }
+
+    /// True when there are no points.
+    pub fn is_empty(&self) -> bool {
+        self.times.is_empty()
+    }
+
+    /// Appends one point.
+    pub fn push(&mut self, time: i64, value: i64) {
+        self.times.push(time);
+        self.values.push(value);
+    }
+
+    /// Makes room for `additional` more points, so that a function that knows
+    /// how many points it will write grows each column at most once.
+    fn reserve(&mut self, additional: usize) {
+        self.times.reserve(additional);
+        self.values.reserve(additional);
+    }
+}
+
+/// The two columns of a series cut to the same length.
+///
+/// Callers pass columns of the same length; if a bug elsewhere ever passed
+/// columns of different lengths, the functions treat the series as its first
+/// `min(len)` points instead of reading past the shorter column.
+fn same_len<'a>(times: &'a [i64], values: &'a [i64]) -> (&'a [i64], &'a [i64]) {
+    debug_assert_eq!(
+        times.len(),
+        values.len(),
+        "a series' columns differ in length"
+    );
+    let n = times.len().min(values.len());
+    (&times[..n], &values[..n])
 }

@@ -1,0 +1,187 @@
+//! The series → series functions over a trailing time window: `latest`,
+//! `change(W)`, `min_over(W)` and `max_over(W)`. Each appends one output
+//! point per input point (one in all for `latest`) at the input point's time.
+//!
+//! A negative window is treated as 0, so every point's window holds at least
+//! the point itself: `change` gives 0 and `min_over`/`max_over` the point's
+//! own value. (Taken literally, a negative window would make `min_over` and
+//! `max_over` windows empty; the type checker should reject negative
+//! windows, and this rule keeps the functions total if one gets through.)
+
+use super::monotonic::{MonotonicDeque, Point};
+use super::{SeriesBuf, same_len};
+
+/// `latest`: appends the series' last point, or nothing for an empty series.
+pub fn latest(times: &[i64], values: &[i64], out: &mut SeriesBuf) {
+    let (times, values) = same_len(times, values);
+    if let (Some(&time), Some(&value)) = (times.last(), values.last()) {
+        out.push(time, value);
+    }
+}
+
+/// `change(W)`: appends, for each point i, `v_i - v_j` where j is the earliest
+/// point with `t_j >= t_i - W` (j may be i itself, giving 0). The difference
+/// saturates; it cannot overflow for counts.
+pub fn change(times: &[i64], values: &[i64], window_ms: i64, out: &mut SeriesBuf) {
+    let (times, values) = same_len(times, values);
+    let window_ms = window_ms.max(0);
+    out.reserve(times.len());
+    let mut j = 0;
+    for (i, (&time, &value)) in times.iter().zip(values).enumerate() {
+        // Saturating is exact: a start clamped to i64::MIN admits every time,
+        // as the true start below it would.
+        let lo = time.saturating_sub(window_ms);
+        // The window is not negative, so t_i >= lo and the loop stops at i at
+        // the latest: j <= i < n, and neither index below can fail.
+        while j < i && times[j] < lo {
+            j += 1;
+        }
+        out.push(time, value.saturating_sub(values[j]));
+    }
+}
+
+/// Computes `min_over(W)` and `max_over(W)` series after series, reusing its
+/// scratch memory: once it has seen the longest series, it allocates nothing
+/// (beyond growing the caller's output buffer).
+#[derive(Debug, Clone, Default)]
+pub struct WindowExtremes {
+    deque: MonotonicDeque,
+}
+
+impl WindowExtremes {
+    /// A calculator with no scratch memory yet.
+    pub fn new() -> WindowExtremes {
+        WindowExtremes::default()
+    }
+
+    /// `min_over(W)`: appends, for each point i, the smallest `v_j` over
+    /// `t_i - W <= t_j <= t_i` (the point itself included).
+    pub fn min_over(&mut self, times: &[i64], values: &[i64], window_ms: i64, out: &mut SeriesBuf) {
+        self.extreme(times, values, window_ms, out, MonotonicDeque::push_min);
+    }
+
+    /// `max_over(W)`: appends, for each point i, the largest `v_j` over
+    /// `t_i - W <= t_j <= t_i` (the point itself included).
+    pub fn max_over(&mut self, times: &[i64], values: &[i64], window_ms: i64, out: &mut SeriesBuf) {
+        self.extreme(times, values, window_ms, out, MonotonicDeque::push_max);
+    }
+
+    /// The loop of both: `push` keeps the deque's front the window's extreme.
+    #[inline(always)]
+    fn extreme(
+        &mut self,
+        times: &[i64],
+        values: &[i64],
+        window_ms: i64,
+        out: &mut SeriesBuf,
+        push: impl Fn(&mut MonotonicDeque, Point),
+    ) {
+        let (times, values) = same_len(times, values);
+        let window_ms = window_ms.max(0);
+        self.deque.reset(times.len());
+        out.reserve(times.len());
+        for (&time, &value) in times.iter().zip(values) {
+            push(&mut self.deque, Point { time, value });
+            self.deque.expire_before(time.saturating_sub(window_ms));
+            // The point just pushed is never expired (its time is at least
+            // the window's start), so the front always exists; the fallback
+            // to the point's own value is never taken.
+            let extreme = self.deque.front().map_or(value, |front| front.value);
+            out.push(time, extreme);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(f: impl FnOnce(&mut SeriesBuf)) -> (Vec<i64>, Vec<i64>) {
+        let mut out = SeriesBuf::new();
+        f(&mut out);
+        (out.times, out.values)
+    }
+
+    #[test]
+    fn latest_is_the_last_point() {
+        assert_eq!(
+            run(|o| latest(&[1, 2, 3], &[7, 8, 9], o)),
+            (vec![3], vec![9])
+        );
+        assert_eq!(run(|o| latest(&[], &[], o)), (vec![], vec![]));
+    }
+
+    #[test]
+    fn change_compares_with_the_earliest_point_in_the_window() {
+        let times = [0, 10, 20, 35];
+        let values = [5, 7, 4, 10];
+        // W = 10: t=10 compares with t=0, exactly at the window's edge;
+        // t=20 with t=10; t=35 has only itself in its window.
+        assert_eq!(
+            run(|o| change(&times, &values, 10, o)),
+            (times.to_vec(), vec![0, 2, -3, 0])
+        );
+        // W = 9: the edge moves just past the earlier point.
+        assert_eq!(
+            run(|o| change(&times, &values, 9, o)),
+            (times.to_vec(), vec![0, 0, 0, 0])
+        );
+        // W = 0 and negative windows compare each point with itself.
+        assert_eq!(run(|o| change(&times, &values, -5, o)).1, vec![0, 0, 0, 0]);
+        assert_eq!(
+            run(|o| change(&times, &values, i64::MAX, o)).1,
+            vec![0, 2, -1, 5]
+        );
+    }
+
+    #[test]
+    fn min_and_max_over_include_both_edges() {
+        let times = [0, 10, 20, 30];
+        let values = [5, 9, 1, 4];
+        let mut w = WindowExtremes::new();
+        assert_eq!(
+            run(|o| w.max_over(&times, &values, 10, o)).1,
+            vec![5, 9, 9, 4]
+        );
+        assert_eq!(
+            run(|o| w.min_over(&times, &values, 10, o)).1,
+            vec![5, 5, 1, 1]
+        );
+        assert_eq!(
+            run(|o| w.max_over(&times, &values, 9, o)).1,
+            values.to_vec()
+        );
+        assert_eq!(
+            run(|o| w.min_over(&times, &values, -1, o)).1,
+            values.to_vec()
+        );
+        assert_eq!(
+            run(|o| w.max_over(&times, &values, 20, o)).1,
+            vec![5, 9, 9, 9]
+        );
+    }
+
+    #[test]
+    fn extreme_times_do_not_overflow() {
+        let times = [i64::MIN, 0, i64::MAX];
+        let values = [3, 1, 2];
+        let mut w = WindowExtremes::new();
+        // 0 - i64::MAX is i64::MIN + 1, so the point at i64::MIN is just
+        // outside the window of the point at 0.
+        assert_eq!(
+            run(|o| w.max_over(&times, &values, i64::MAX, o)).1,
+            vec![3, 1, 2]
+        );
+        assert_eq!(
+            run(|o| change(&times, &values, i64::MAX, o)).1,
+            vec![0, 0, 1]
+        );
+        // Any window reaches i64::MIN from i64::MIN + 1.
+        let times = [i64::MIN, i64::MIN + 1];
+        assert_eq!(
+            run(|o| w.min_over(&times, &[3, 4], i64::MAX, o)).1,
+            vec![3, 3]
+        );
+        assert_eq!(run(|o| change(&times, &[3, 4], i64::MAX, o)).1, vec![0, 1]);
+    }
+}
