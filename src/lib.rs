@@ -24,3 +24,4 @@ pub use db::{
     Writer,
 };
 pub use error::{Error, QueryError, Result};
+pub use query::{Query, Table, Value};

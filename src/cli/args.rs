@@ -32,6 +32,29 @@ pub(crate) enum Command {
     Verify,
     /// Merge segments into as few as possible.
     Compact,
+    /// Run one query and print its rows.
+    Query(QueryArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct QueryArgs {
+    /// Output format [default: table on a terminal, csv otherwise].
+    #[arg(long, value_enum)]
+    pub format: Option<OutputFormat>,
+    /// Only points at or after this time (RFC 3339 or Unix seconds).
+    #[arg(long, value_parser = parse_time_arg, value_name = "TIME")]
+    pub from: Option<i64>,
+    /// Only points before this time (RFC 3339 or Unix seconds).
+    #[arg(long, value_parser = parse_time_arg, value_name = "TIME")]
+    pub to: Option<i64>,
+    /// The query, e.g. 'drop(followers, 5%, 1h)'.
+    pub query: String,
+}
+
+/// Parses a `--from`/`--to`/`--at` time; clap turns the error into a usage
+/// error (exit 2).
+pub(crate) fn parse_time_arg(text: &str) -> Result<i64, String> {
+    crate::time::parse_time(text)
 }
 
 /// How results are printed.

@@ -5,13 +5,15 @@
 
 mod args;
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::{Db, Error, Options};
-use args::{Args, Command};
+use crate::output::table::TablePrinter;
+use crate::output::{CsvPrinter, JsonPrinter, Printer};
+use crate::{Db, Error, Options, Query, TimeRange};
+use args::{Args, Command, OutputFormat, QueryArgs};
 
 /// Runs the command line and returns the process exit code.
 pub fn main() -> ExitCode {
@@ -71,6 +73,51 @@ fn run(args: Args) -> Result<ExitCode, Error> {
         Command::Stats => stats(&open_existing(&args.db)?),
         Command::Verify => verify(&args.db),
         Command::Compact => compact(&open_existing(&args.db)?),
+        Command::Query(q) => query(&open_existing(&args.db)?, &q),
+    }
+}
+
+/// Resolves `--format`: a table for people, CSV for programs.
+fn resolve_format(format: Option<OutputFormat>) -> OutputFormat {
+    format.unwrap_or_else(|| {
+        if std::io::stdout().is_terminal() {
+            OutputFormat::Table
+        } else {
+            OutputFormat::Csv
+        }
+    })
+}
+
+fn printer(format: OutputFormat) -> Box<dyn Printer> {
+    match format {
+        OutputFormat::Table => Box::new(TablePrinter),
+        OutputFormat::Csv => Box::new(CsvPrinter),
+        OutputFormat::Json => Box::new(JsonPrinter),
+    }
+}
+
+/// Resolves `--from`/`--to` into a range.
+fn time_range(from: Option<i64>, to: Option<i64>) -> TimeRange {
+    TimeRange {
+        from: from.unwrap_or(i64::MIN),
+        to: to.unwrap_or(i64::MAX),
+    }
+}
+
+fn query(db: &Db, args: &QueryArgs) -> Result<ExitCode, Error> {
+    let query = Query::parse(&args.query)?.range(time_range(args.from, args.to));
+    let table = query.run(db)?;
+    let mut out = std::io::stdout().lock();
+    write_output(printer(resolve_format(args.format)).print(&table, &mut out))
+}
+
+/// Turns the outcome of printing into an exit code: a closed pipe (`| head`)
+/// is not an error.
+fn write_output(result: std::io::Result<()>) -> Result<ExitCode, Error> {
+    match result {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
+        Err(e) => Err(stdout_error(e)),
     }
 }
 

@@ -13,7 +13,6 @@
 //! write each value.
 
 // Nothing outside the query front-end builds or reads a tree yet.
-#![allow(dead_code)] // until the evaluator uses it
 
 use std::ops::Range;
 

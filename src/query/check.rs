@@ -7,9 +7,6 @@
 //! builds a [`Plan`] that the evaluator can run without looking at the text
 //! again. Every error points at the part of the query that is wrong.
 
-// The evaluator, which will call `compile`, does not exist yet.
-#![allow(dead_code)] // until the evaluator uses it
-
 use regex::Regex;
 
 use super::ast::{self, Arg, Call, Decimal, Expr, Span};

@@ -1,8 +1,100 @@
-//! The query language: text → AST (`parse`) → typed plan (`check`) →
-//! rows (`eval`). `print` turns an AST back into canonical text.
+//! The query language: text → syntax tree (`parse`) → typed plan (`check`)
+//! → rows (`eval`). `print` turns a syntax tree back into canonical text;
+//! `functions` holds the per-series algorithms; `table` the result type.
+//! The language is specified in docs/query-language.md.
 
 mod ast;
 mod check;
+mod eval;
 pub(crate) mod functions;
 mod parse;
 mod print;
+mod table;
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+pub use table::{Table, Value};
+
+use crate::db::{Db, TimeRange};
+use crate::error::Result;
+
+/// A parsed and checked query, ready to run against any database.
+///
+/// ```
+/// # fn main() -> tally::Result<()> {
+/// let query = tally::Query::parse("recovered_within(drop(followers, 5%, 1h), 1d)")?;
+/// assert_eq!(query.columns().last(), Some(&"recovery_s"));
+///
+/// let err = tally::Query::parse("recovered_within(followers, 1h)").unwrap_err();
+/// assert!(err.to_string().contains("expects a drop table"));
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Query {
+    expr: ast::Expr,
+    plan: check::Plan,
+    range: TimeRange,
+    cancel: Option<Arc<AtomicBool>>,
+}
+
+impl Query {
+    /// Parses and type-checks `text`. Errors are [`crate::Error::Query`],
+    /// with the position of the problem.
+    pub fn parse(text: &str) -> Result<Query> {
+        let expr = parse::parse(text)?;
+        let plan = check::check(text, &expr)?;
+        Ok(Query {
+            expr,
+            plan,
+            range: TimeRange::ALL,
+            cancel: None,
+        })
+    }
+
+    /// Restricts every point the query sees — including the points searched
+    /// for a recovery — to `range` (`from` inclusive, `to` exclusive).
+    pub fn range(mut self, range: TimeRange) -> Query {
+        self.range = range;
+        self
+    }
+
+    /// Makes the query stop with [`crate::Error::Cancelled`] soon after
+    /// `flag` becomes true (it is checked between series).
+    pub fn cancel_on(mut self, flag: Arc<AtomicBool>) -> Query {
+        self.cancel = Some(flag);
+        self
+    }
+
+    /// The names of the columns the query returns.
+    pub fn columns(&self) -> Vec<&'static str> {
+        self.plan.columns()
+    }
+
+    /// Runs the query on the committed state `db` holds.
+    pub fn run(&self, db: &Db) -> Result<Table> {
+        let snapshot = db.snapshot();
+        let ctx = eval::Context {
+            snapshot: &snapshot,
+            range: self.range,
+            cancel: self.cancel.as_deref(),
+        };
+        eval::evaluate(&ctx, &self.plan)
+    }
+}
+
+/// The canonical text of the query (docs/query-language.md, [Q17]).
+impl fmt::Display for Query {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.expr, f)
+    }
+}
+
+impl Db {
+    /// Parses, checks and runs `text` over all time. See [`Query`] for a
+    /// time range and cancellation.
+    pub fn query(&self, text: &str) -> Result<Table> {
+        Query::parse(text)?.run(self)
+    }
+}

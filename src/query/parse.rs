@@ -13,7 +13,6 @@
 //! [`MAX_DEPTH`] calls so that deep input cannot overflow the stack.
 
 // Nothing outside the query front-end parses yet.
-#![allow(dead_code)] // until the evaluator uses it
 
 use nom::branch::alt;
 use nom::bytes::complete::{tag, take_while, take_while1};

@@ -9,7 +9,6 @@
 //! in a form that can be pasted back.
 
 // Nothing outside the query front-end prints a tree yet.
-#![allow(dead_code)] // until the evaluator uses it
 
 use std::fmt::{self, Display, Formatter, Write};
 

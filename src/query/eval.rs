@@ -1,0 +1,567 @@
+//! Plan → rows. The evaluator resolves a selector to series ids, then runs
+//! every selected series through its pipeline (read the points in the
+//! query's range, apply the series functions, find drops and recoveries) in
+//! chunks of series spread over all cores, and finally sorts and aggregates
+//! the small per-series results.
+//!
+//! Nothing here holds more than one chunk's series in memory at a time,
+//! except what the query returns: a selector alone returns every point it
+//! selects.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use rayon::prelude::*;
+
+use crate::db::snapshot::{Scanner, Snapshot, TimeRange};
+use crate::error::{Error, Result};
+use crate::query::check::{DropSpec, Plan, RankColumn, Selector, SeriesExpr};
+use crate::query::functions::drop::{DropFinder, Episode};
+use crate::query::functions::recover::{Recovery, find_recovery};
+use crate::query::functions::resample::resample;
+use crate::query::functions::window::{WindowExtremes, change, latest};
+use crate::query::functions::{Percent, SeriesBuf};
+use crate::query::table::{Table, Value};
+use crate::storage::segment::Columns;
+
+/// What a query runs with besides its plan.
+pub(crate) struct Context<'a> {
+    pub snapshot: &'a Snapshot,
+    pub range: TimeRange,
+    pub cancel: Option<&'a AtomicBool>,
+}
+
+impl Context<'_> {
+    fn check_cancel(&self) -> Result<()> {
+        match self.cancel {
+            Some(flag) if flag.load(Ordering::Relaxed) => Err(Error::Cancelled),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Runs a plan.
+pub(crate) fn evaluate(ctx: &Context<'_>, plan: &Plan) -> Result<Table> {
+    let columns = plan.columns();
+    let rows = match evaluate_rows(ctx, plan)? {
+        Rows::Points(points) => points.into_rows(ctx.snapshot),
+        Rows::Drops(drops) => drops
+            .iter()
+            .map(|d| drop_row(ctx.snapshot, d.series, &d.episode))
+            .collect(),
+        Rows::Recoveries(recoveries) => recoveries
+            .iter()
+            .map(|r| {
+                let mut row = drop_row(ctx.snapshot, r.series, &r.episode);
+                row.push(Value::Time(r.recovery.recovered_at));
+                row.push(Value::Int(r.recovery.recovery_s));
+                row
+            })
+            .collect(),
+        Rows::Summary(rows) => rows,
+    };
+    Ok(Table::new(columns, rows))
+}
+
+/// The typed rows of a plan, before they become a table.
+enum Rows {
+    Points(PointRows),
+    Drops(Vec<DropRow>),
+    Recoveries(Vec<RecoveryRow>),
+    Summary(Vec<Vec<Value>>),
+}
+
+#[derive(Debug, Clone, Copy)]
+struct DropRow {
+    series: u32,
+    episode: Episode,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct RecoveryRow {
+    series: u32,
+    episode: Episode,
+    recovery: Recovery,
+}
+
+fn evaluate_rows(ctx: &Context<'_>, plan: &Plan) -> Result<Rows> {
+    Ok(match plan {
+        Plan::Series(expr) => Rows::Points(series_points(ctx, expr)?),
+        Plan::Drops(spec) => Rows::Drops(drops(ctx, spec, RecoveryFilter::None)?.0),
+        Plan::Recovered {
+            drops: spec,
+            within_ms,
+            fraction,
+        } => {
+            let filter = RecoveryFilter::Recovered(*within_ms, *fraction);
+            Rows::Recoveries(drops(ctx, spec, filter)?.1)
+        }
+        Plan::NotRecovered {
+            drops: spec,
+            within_ms,
+            fraction,
+        } => {
+            let filter = RecoveryFilter::NotRecovered(*within_ms, *fraction);
+            Rows::Drops(drops(ctx, spec, filter)?.0)
+        }
+        Plan::Count(input) => {
+            let n = match input.as_ref() {
+                // Counting points needs no points kept.
+                Plan::Series(expr) => series_totals(ctx, expr)?.0,
+                other => match evaluate_rows(ctx, other)? {
+                    Rows::Points(p) => p.times.len() as i128,
+                    Rows::Drops(d) => d.len() as i128,
+                    Rows::Recoveries(r) => r.len() as i128,
+                    Rows::Summary(s) => s.len() as i128,
+                },
+            };
+            Rows::Summary(vec![vec![Value::Int(to_i64(n)?)]])
+        }
+        Plan::Sum(input) => {
+            let total = match input.as_ref() {
+                Plan::Series(expr) => series_totals(ctx, expr)?.1,
+                other => match evaluate_rows(ctx, other)? {
+                    Rows::Points(p) => p.values.iter().map(|&v| i128::from(v)).sum(),
+                    Rows::Drops(d) => d.iter().map(|r| i128::from(r.episode.lost)).sum(),
+                    Rows::Recoveries(r) => r.iter().map(|r| i128::from(r.episode.lost)).sum(),
+                    // The checker rejects sum() of a summary.
+                    Rows::Summary(_) => 0,
+                },
+            };
+            Rows::Summary(vec![vec![Value::Int(to_i64(total)?)]])
+        }
+        Plan::Summarize { input, step_ms } => {
+            let episodes: Vec<(u32, Episode)> = match evaluate_rows(ctx, input)? {
+                Rows::Drops(d) => d.iter().map(|r| (r.series, r.episode)).collect(),
+                Rows::Recoveries(r) => r.iter().map(|r| (r.series, r.episode)).collect(),
+                // The checker lets only drop and recovery tables in.
+                Rows::Points(_) | Rows::Summary(_) => Vec::new(),
+            };
+            Rows::Summary(summarize(ctx.snapshot, &episodes, *step_ms)?)
+        }
+        Plan::TopK { k, by, input } => {
+            let rank = |e: &Episode| match by {
+                RankColumn::Lost => e.lost,
+                RankColumn::LostPct => e.lost_pct_hundredths,
+            };
+            let k = usize::try_from(*k).unwrap_or(usize::MAX);
+            match evaluate_rows(ctx, input)? {
+                Rows::Drops(mut d) => {
+                    // Rows arrive sorted by account, metric, start, end; a
+                    // stable sort on the rank alone keeps that order for ties.
+                    d.sort_by_key(|r| std::cmp::Reverse(rank(&r.episode)));
+                    d.truncate(k);
+                    Rows::Drops(d)
+                }
+                Rows::Recoveries(mut r) => {
+                    r.sort_by_key(|r| std::cmp::Reverse(rank(&r.episode)));
+                    r.truncate(k);
+                    Rows::Recoveries(r)
+                }
+                other => other,
+            }
+        }
+    })
+}
+
+fn to_i64(v: i128) -> Result<i64> {
+    i64::try_from(v).map_err(|_| Error::Invalid("the sum does not fit in 64 bits".into()))
+}
+
+/// The drop-table columns of one episode.
+fn drop_row(snapshot: &Snapshot, series: u32, e: &Episode) -> Vec<Value> {
+    let (account, metric) = series_names(snapshot, series);
+    vec![
+        Value::Text(account.to_string()),
+        Value::Text(metric.to_string()),
+        Value::Time(e.start),
+        Value::Time(e.end),
+        Value::Int(e.before),
+        Value::Int(e.after),
+        Value::Int(e.lost),
+        Value::Percent(e.lost_pct_hundredths),
+    ]
+}
+
+fn series_names(snapshot: &Snapshot, series: u32) -> (&str, &str) {
+    let dict = &snapshot.dict;
+    match dict.series_key(series) {
+        Some(k) => (dict.accounts.get(k.account), dict.metrics.get(k.metric)),
+        None => ("", ""),
+    }
+}
+
+/// Orders series ids by (account, metric) in UTF-8 byte order, the order
+/// of every output.
+fn sort_series_by_name(snapshot: &Snapshot, ids: &mut [u32]) {
+    ids.sort_by(|&a, &b| series_names(snapshot, a).cmp(&series_names(snapshot, b)));
+}
+
+/// The series a selector picks, in increasing id (the order segments store
+/// them in). Each account is matched once: a metric has one series per
+/// account.
+fn select(snapshot: &Snapshot, selector: &Selector) -> Vec<u32> {
+    let dict = &snapshot.dict;
+    let Some(metric) = dict.metric_id(&selector.metric) else {
+        return Vec::new();
+    };
+    dict.series_of_metric(metric)
+        .iter()
+        .copied()
+        .filter(|&s| {
+            dict.series_key(s)
+                .is_some_and(|k| selector.matches(dict.accounts.get(k.account)))
+        })
+        .collect()
+}
+
+/// The selector at the bottom of a series expression and the functions
+/// applied to it, innermost first.
+fn flatten(expr: &SeriesExpr) -> (&Selector, Vec<Step>) {
+    let mut steps = Vec::new();
+    let mut cur = expr;
+    loop {
+        match cur {
+            SeriesExpr::Select(selector) => {
+                steps.reverse();
+                return (selector, steps);
+            }
+            SeriesExpr::Latest(inner) => {
+                steps.push(Step::Latest);
+                cur = inner;
+            }
+            SeriesExpr::Change(inner, w) => {
+                steps.push(Step::Change(*w));
+                cur = inner;
+            }
+            SeriesExpr::MinOver(inner, w) => {
+                steps.push(Step::MinOver(*w));
+                cur = inner;
+            }
+            SeriesExpr::MaxOver(inner, w) => {
+                steps.push(Step::MaxOver(*w));
+                cur = inner;
+            }
+            SeriesExpr::Resample(inner, s) => {
+                steps.push(Step::Resample(*s));
+                cur = inner;
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Step {
+    Latest,
+    Change(i64),
+    MinOver(i64),
+    MaxOver(i64),
+    Resample(i64),
+}
+
+/// The per-thread state of a scan: a cursor per segment, and every buffer
+/// the pipeline of one series needs, reused from series to series.
+struct Worker<'a> {
+    scanner: Scanner<'a>,
+    raw_times: Vec<i64>,
+    raw_values: Vec<u64>,
+    values: Vec<i64>,
+    steps: Vec<Step>,
+    bufs: Vec<SeriesBuf>,
+    extremes: WindowExtremes,
+    finder: DropFinder,
+    episodes: Vec<Episode>,
+}
+
+impl<'a> Worker<'a> {
+    fn new(snapshot: &'a Snapshot, steps: &[Step]) -> Worker<'a> {
+        Worker {
+            scanner: Scanner::new(snapshot, Columns::BOTH),
+            raw_times: Vec::new(),
+            raw_values: Vec::new(),
+            values: Vec::new(),
+            steps: steps.to_vec(),
+            bufs: steps.iter().map(|_| SeriesBuf::new()).collect(),
+            extremes: WindowExtremes::new(),
+            finder: DropFinder::new(),
+            episodes: Vec::new(),
+        }
+    }
+
+    /// Reads series `id` in `range` and applies the steps; returns the
+    /// resulting series.
+    fn series(&mut self, id: u32, range: TimeRange) -> Result<(&[i64], &[i64])> {
+        self.scanner
+            .read(id, range, &mut self.raw_times, &mut self.raw_values)?;
+        self.values.clear();
+        self.values.reserve(self.raw_values.len());
+        for &v in &self.raw_values {
+            // Writers store counts up to i64::MAX; a larger value can only
+            // come from a damaged file that still passed its checksum.
+            let v = i64::try_from(v)
+                .map_err(|_| Error::Invalid(format!("series {id} holds a count above 2^63 - 1")))?;
+            self.values.push(v);
+        }
+        let mut current: Option<usize> = None;
+        for k in 0..self.steps.len() {
+            let (done, rest) = self.bufs.split_at_mut(k);
+            let Some(out) = rest.first_mut() else { break };
+            out.clear();
+            let (t, v) = match current.and_then(|j| done.get(j)) {
+                Some(buf) => (buf.times.as_slice(), buf.values.as_slice()),
+                None => (self.raw_times.as_slice(), self.values.as_slice()),
+            };
+            match self.steps[k] {
+                Step::Latest => latest(t, v, out),
+                Step::Change(w) => change(t, v, w, out),
+                Step::MinOver(w) => self.extremes.min_over(t, v, w, out),
+                Step::MaxOver(w) => self.extremes.max_over(t, v, w, out),
+                Step::Resample(s) => resample(t, v, s, out),
+            }
+            current = Some(k);
+        }
+        Ok(match current.and_then(|j| self.bufs.get(j)) {
+            Some(buf) => (&buf.times, &buf.values),
+            None => (&self.raw_times, &self.values),
+        })
+    }
+}
+
+/// Splits `ids` into chunks, runs `work` on each with its own worker on the
+/// rayon pool, and returns the chunks' results in order.
+fn scan<R: Send>(
+    ctx: &Context<'_>,
+    ids: &[u32],
+    steps: &[Step],
+    work: impl Fn(&mut Worker<'_>, &[u32]) -> Result<R> + Sync,
+) -> Result<Vec<R>> {
+    // Enough chunks to balance two or more cores, few enough that each
+    // chunk's cursors walk long runs of a segment.
+    let chunks = rayon::current_num_threads().max(1) * 8;
+    let size = ids.len().div_ceil(chunks).max(256);
+    ids.par_chunks(size)
+        .map(|chunk| {
+            ctx.check_cancel()?;
+            let mut worker = Worker::new(ctx.snapshot, steps);
+            work(&mut worker, chunk)
+        })
+        .collect()
+}
+
+/// Points of many series, flat: series i owns `times[spans[i].1..spans[i].2]`.
+struct PointRows {
+    spans: Vec<(u32, usize, usize)>,
+    times: Vec<i64>,
+    values: Vec<i64>,
+}
+
+impl PointRows {
+    fn into_rows(self, snapshot: &Snapshot) -> Vec<Vec<Value>> {
+        let mut spans = self.spans;
+        spans.sort_by(|a, b| series_names(snapshot, a.0).cmp(&series_names(snapshot, b.0)));
+        let mut rows = Vec::with_capacity(self.times.len());
+        for (series, lo, hi) in spans {
+            let (account, metric) = series_names(snapshot, series);
+            let times = self.times.get(lo..hi).unwrap_or(&[]);
+            let values = self.values.get(lo..hi).unwrap_or(&[]);
+            for (&t, &v) in times.iter().zip(values) {
+                rows.push(vec![
+                    Value::Text(account.to_string()),
+                    Value::Text(metric.to_string()),
+                    Value::Time(t),
+                    Value::Int(v),
+                ]);
+            }
+        }
+        rows
+    }
+}
+
+fn series_points(ctx: &Context<'_>, expr: &SeriesExpr) -> Result<PointRows> {
+    let (selector, steps) = flatten(expr);
+    let ids = select(ctx.snapshot, selector);
+    let parts = scan(ctx, &ids, &steps, |worker, chunk| {
+        let mut part = PointRows {
+            spans: Vec::new(),
+            times: Vec::new(),
+            values: Vec::new(),
+        };
+        for &id in chunk {
+            ctx.check_cancel()?;
+            let (t, v) = worker.series(id, ctx.range)?;
+            if t.is_empty() {
+                continue;
+            }
+            let lo = part.times.len();
+            part.times.extend_from_slice(t);
+            part.values.extend_from_slice(v);
+            part.spans.push((id, lo, part.times.len()));
+        }
+        Ok(part)
+    })?;
+    let mut all = PointRows {
+        spans: Vec::new(),
+        times: Vec::new(),
+        values: Vec::new(),
+    };
+    for part in parts {
+        let base = all.times.len();
+        all.spans.extend(
+            part.spans
+                .iter()
+                .map(|&(s, lo, hi)| (s, lo + base, hi + base)),
+        );
+        all.times.extend_from_slice(&part.times);
+        all.values.extend_from_slice(&part.values);
+    }
+    Ok(all)
+}
+
+/// The number of points and the sum of their values, without keeping them.
+fn series_totals(ctx: &Context<'_>, expr: &SeriesExpr) -> Result<(i128, i128)> {
+    let (selector, steps) = flatten(expr);
+    let ids = select(ctx.snapshot, selector);
+    let parts = scan(ctx, &ids, &steps, |worker, chunk| {
+        let (mut n, mut sum) = (0i128, 0i128);
+        for &id in chunk {
+            ctx.check_cancel()?;
+            let (_, v) = worker.series(id, ctx.range)?;
+            n += v.len() as i128;
+            sum += v.iter().map(|&x| i128::from(x)).sum::<i128>();
+        }
+        Ok((n, sum))
+    })?;
+    Ok(parts
+        .into_iter()
+        .fold((0, 0), |acc, p| (acc.0 + p.0, acc.1 + p.1)))
+}
+
+#[derive(Debug, Clone, Copy)]
+enum RecoveryFilter {
+    None,
+    Recovered(i64, Percent),
+    NotRecovered(i64, Percent),
+}
+
+/// The drops of `spec` (filtered by recovery when asked), sorted by
+/// account, metric, start, end. The recoveries are returned for
+/// `RecoveryFilter::Recovered`, the drops otherwise.
+fn drops(
+    ctx: &Context<'_>,
+    spec: &DropSpec,
+    filter: RecoveryFilter,
+) -> Result<(Vec<DropRow>, Vec<RecoveryRow>)> {
+    let (selector, steps) = flatten(&spec.series);
+    let mut ids = select(ctx.snapshot, selector);
+    let parts = scan(ctx, &ids, &steps, |worker, chunk| {
+        let mut drops = Vec::new();
+        let mut recoveries = Vec::new();
+        let mut episodes = std::mem::take(&mut worker.episodes);
+        for &id in chunk {
+            ctx.check_cancel()?;
+            episodes.clear();
+            let mut finder = std::mem::take(&mut worker.finder);
+            let (t, v) = worker.series(id, ctx.range)?;
+            finder.find(t, v, spec.threshold, spec.window_ms, &mut episodes);
+            for e in &episodes {
+                match filter {
+                    RecoveryFilter::None => drops.push(DropRow {
+                        series: id,
+                        episode: *e,
+                    }),
+                    RecoveryFilter::Recovered(within, fraction) => {
+                        if let Some(recovery) = find_recovery(t, v, e, within, fraction) {
+                            recoveries.push(RecoveryRow {
+                                series: id,
+                                episode: *e,
+                                recovery,
+                            });
+                        }
+                    }
+                    RecoveryFilter::NotRecovered(within, fraction) => {
+                        if find_recovery(t, v, e, within, fraction).is_none() {
+                            drops.push(DropRow {
+                                series: id,
+                                episode: *e,
+                            });
+                        }
+                    }
+                }
+            }
+            worker.finder = finder;
+        }
+        worker.episodes = episodes;
+        Ok((drops, recoveries))
+    })?;
+    // Each series' rows are in time order already; ordering the series by
+    // name orders the whole table.
+    sort_series_by_name(ctx.snapshot, &mut ids);
+    let mut rank = vec![0u32; ctx.snapshot.dict.series_count()];
+    for (r, &id) in ids.iter().enumerate() {
+        if let Some(slot) = rank.get_mut(id as usize) {
+            *slot = r as u32;
+        }
+    }
+    let rank_of = |s: u32| rank.get(s as usize).copied().unwrap_or(u32::MAX);
+    let (mut all_drops, mut all_recoveries): (Vec<DropRow>, Vec<RecoveryRow>) =
+        (Vec::new(), Vec::new());
+    for (d, r) in parts {
+        all_drops.extend(d);
+        all_recoveries.extend(r);
+    }
+    all_drops.sort_by_key(|d| (rank_of(d.series), d.episode.start, d.episode.end));
+    all_recoveries.sort_by_key(|d| (rank_of(d.series), d.episode.start, d.episode.end));
+    Ok((all_drops, all_recoveries))
+}
+
+/// `summarize()` ([Q25]): episodes, distinct accounts and total loss, per
+/// bucket of `start` when a step is given.
+fn summarize(
+    snapshot: &Snapshot,
+    episodes: &[(u32, Episode)],
+    step_ms: Option<i64>,
+) -> Result<Vec<Vec<Value>>> {
+    let bucket_of = |start: i64| match step_ms {
+        Some(step) if step > 0 => start.div_euclid(step).saturating_mul(step),
+        _ => 0,
+    };
+    let mut keyed: Vec<(i64, u32, i64)> = episodes
+        .iter()
+        .map(|(series, e)| {
+            let account = snapshot
+                .dict
+                .series_key(*series)
+                .map_or(u32::MAX, |k| k.account);
+            (bucket_of(e.start), account, e.lost)
+        })
+        .collect();
+    keyed.sort_unstable_by_key(|&(bucket, account, _)| (bucket, account));
+    let mut rows = Vec::new();
+    let mut i = 0;
+    while i < keyed.len() || (i == 0 && step_ms.is_none()) {
+        let bucket = keyed.get(i).map_or(0, |k| k.0);
+        let mut accounts = HashSet::new();
+        let (mut episodes, mut lost) = (0i64, 0i128);
+        while let Some(&(b, account, l)) = keyed.get(i) {
+            if b != bucket {
+                break;
+            }
+            accounts.insert(account);
+            episodes += 1;
+            lost += i128::from(l);
+            i += 1;
+        }
+        let mut row = Vec::with_capacity(4);
+        if step_ms.is_some() {
+            row.push(Value::Time(bucket));
+        }
+        row.push(Value::Int(episodes));
+        row.push(Value::Int(accounts.len() as i64));
+        row.push(Value::Int(to_i64(lost)?));
+        rows.push(row);
+        if keyed.is_empty() {
+            break;
+        }
+    }
+    Ok(rows)
+}
