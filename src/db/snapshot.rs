@@ -38,10 +38,6 @@ impl TimeRange {
     pub(crate) fn overlaps(&self, lo: i64, hi: i64) -> bool {
         hi >= self.from && lo < self.to
     }
-
-    pub(crate) fn contains(&self, t: i64) -> bool {
-        t >= self.from && t < self.to
-    }
 }
 
 impl Default for TimeRange {

@@ -32,11 +32,6 @@ impl Span {
         Span { start, end }
     }
 
-    /// The smallest span that covers both `self` and `other`.
-    pub fn to(self, other: Span) -> Span {
-        Span::new(self.start.min(other.start), self.end.max(other.end))
-    }
-
     /// The span as the `Range` that [`crate::QueryError`] carries.
     pub fn range(self) -> Range<usize> {
         self.start..self.end

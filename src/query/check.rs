@@ -11,7 +11,6 @@ use regex::Regex;
 
 use super::ast::{self, Arg, Call, Decimal, Expr, Span};
 use super::functions::{Percent, Threshold};
-use super::parse::parse;
 use crate::error::QueryError;
 
 pub(crate) use super::ast::MatchOp;
@@ -25,9 +24,10 @@ const DROP_COLUMNS: [&str; 8] = [
 /// The columns a recovery table adds to a drop table's ([Q21]).
 const RECOVERY_EXTRA_COLUMNS: [&str; 2] = ["recovered_at", "recovery_s"];
 
-/// Parses and checks a query: the front-end's entry point.
+/// Parses and checks a query in one step.
+#[cfg(test)]
 pub(crate) fn compile(query: &str) -> Result<Plan, QueryError> {
-    let expr = parse(query)?;
+    let expr = super::parse::parse(query)?;
     check(query, &expr)
 }
 

@@ -855,7 +855,7 @@ mod tests {
         for cut in [0, 10, HEADER_LEN, good.len() / 2, good.len() - 1] {
             std::fs::write(&bad_path, &good[..cut]).unwrap();
             let result = Segment::open(&bad_path, 7, None).and_then(|s| s.verify());
-            let err = result.err().expect("truncation went unnoticed");
+            let err = result.expect_err("truncation went unnoticed");
             assert!(err.to_string().contains("bad.tseg"), "{err}");
         }
     }
