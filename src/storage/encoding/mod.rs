@@ -14,8 +14,10 @@
 
 use std::fmt;
 
+pub mod times;
 pub mod varint;
 
+pub use times::{decode_times, encode_times};
 // The segment writer and reader build index entries from these.
 #[allow(unused_imports)]
 pub use varint::{get_varint, put_varint, unzigzag, zigzag};
