@@ -20,4 +20,12 @@ mod time;
 #[doc(hidden)]
 pub mod cli;
 
+/// Internals exposed only for the benchmarks in benches/; not a stable API.
+#[doc(hidden)]
+pub mod bench_support {
+    pub use crate::storage::encoding::{
+        DecodeError, decode_times, decode_values, encode_times, encode_values,
+    };
+}
+
 pub use error::{Error, QueryError, Result};

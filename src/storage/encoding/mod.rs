@@ -15,9 +15,11 @@
 use std::fmt;
 
 pub mod times;
+pub mod values;
 pub mod varint;
 
 pub use times::{decode_times, encode_times};
+pub use values::{decode_values, encode_values};
 // The segment writer and reader build index entries from these.
 #[allow(unused_imports)]
 pub use varint::{get_varint, put_varint, unzigzag, zigzag};
