@@ -23,5 +23,14 @@ pub use db::{
     CommitSummary, CompactSummary, Db, Options, Point, Series, Stats, TimeRange, VerifyReport,
     Writer,
 };
+
+/// Internals exposed only for the benchmarks in benches/; not a stable API.
+#[doc(hidden)]
+pub mod bench_support {
+    pub use crate::storage::encoding::{
+        DecodeError, decode_times, decode_values, encode_times, encode_values,
+    };
+}
+
 pub use error::{Error, QueryError, Result};
 pub use query::{Query, Table, Value};

@@ -20,8 +20,13 @@ fn build(dir: &Path) {
         for a in 0..40u64 {
             for h in 0..6i64 {
                 let t = T0 + (commit * 6 + h) * HOUR;
-                w.append(&format!("acct{a:02}_{commit}"), "followers", t, a * 100 + h as u64)
-                    .unwrap();
+                w.append(
+                    &format!("acct{a:02}_{commit}"),
+                    "followers",
+                    t,
+                    a * 100 + h as u64,
+                )
+                .unwrap();
             }
         }
         w.commit().unwrap();
@@ -52,7 +57,11 @@ fn every_flipped_byte_of_every_file_is_reported() {
         .iter()
         .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(names.iter().filter(|n| n.ends_with(".tseg")).count(), 3, "{names:?}");
+    assert_eq!(
+        names.iter().filter(|n| n.ends_with(".tseg")).count(),
+        3,
+        "{names:?}"
+    );
     assert!(names.contains(&"MANIFEST".to_string()) && names.contains(&"series.dict".to_string()));
 
     let bad = tempfile::tempdir().unwrap();
@@ -75,7 +84,10 @@ fn every_flipped_byte_of_every_file_is_reported() {
                 report.problems
             );
             match query_all(bad.path()) {
-                Err(e) => assert!(e.to_string().contains(name.as_str()), "{name} byte {i}: {e}"),
+                Err(e) => assert!(
+                    e.to_string().contains(name.as_str()),
+                    "{name} byte {i}: {e}"
+                ),
                 Ok(rows) => panic!("{name} byte {i}: the query answered ({rows} rows)"),
             }
         }
@@ -105,15 +117,26 @@ fn truncated_files_are_reported_by_the_cli() {
                 .unwrap();
             let stdout = String::from_utf8_lossy(&out.stdout);
             assert_eq!(out.status.code(), Some(1), "{name} cut at {cut}: {stdout}");
-            assert!(stdout.contains(name.as_str()), "{name} cut at {cut}: {stdout}");
+            assert!(
+                stdout.contains(name.as_str()),
+                "{name} cut at {cut}: {stdout}"
+            );
             let out = Command::cargo_bin("tally")
                 .unwrap()
-                .args(["--db", bad.path().to_str().unwrap(), "query", "count(followers)"])
+                .args([
+                    "--db",
+                    bad.path().to_str().unwrap(),
+                    "query",
+                    "count(followers)",
+                ])
                 .output()
                 .unwrap();
             let stderr = String::from_utf8_lossy(&out.stderr);
             assert_eq!(out.status.code(), Some(1), "{name} cut at {cut}: {stderr}");
-            assert!(stderr.starts_with("tally: ") && stderr.contains(name.as_str()), "{stderr}");
+            assert!(
+                stderr.starts_with("tally: ") && stderr.contains(name.as_str()),
+                "{stderr}"
+            );
             assert!(!stderr.contains("panicked"), "{stderr}");
         }
     }

@@ -24,7 +24,14 @@ fn hold_lock() {
 fn a_second_writing_process_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let mut holder = Command::new(std::env::current_exe().unwrap())
-        .args(["--ignored", "--exact", "hold_lock", "--nocapture", "--test-threads", "1"])
+        .args([
+            "--ignored",
+            "--exact",
+            "hold_lock",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
         .env("TALLY_LOCK_DIR", dir.path())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -32,7 +39,10 @@ fn a_second_writing_process_is_refused() {
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(holder.stdout.take().unwrap()).lines();
-    assert!(lines.any(|l| l.is_ok_and(|l| l.trim() == "locked")), "the holder never locked");
+    assert!(
+        lines.any(|l| l.is_ok_and(|l| l.trim() == "locked")),
+        "the holder never locked"
+    );
 
     let out = assert_cmd::Command::cargo_bin("tally")
         .unwrap()
@@ -48,7 +58,12 @@ fn a_second_writing_process_is_refused() {
     // Readers are not blocked.
     let out = assert_cmd::Command::cargo_bin("tally")
         .unwrap()
-        .args(["--db", dir.path().to_str().unwrap(), "query", "count(followers)"])
+        .args([
+            "--db",
+            dir.path().to_str().unwrap(),
+            "query",
+            "count(followers)",
+        ])
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "count\n1\n");
@@ -60,5 +75,10 @@ fn a_second_writing_process_is_refused() {
         .args(["--db", dir.path().to_str().unwrap(), "compact"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 use bytes::BufMut;
 
-use crate::storage::column::{get_varint, put_varint};
+use crate::storage::encoding::{get_varint, put_varint};
 use crate::storage::format::{ByteReader, HEADER_LEN, MAGIC_DICTIONARY, check_header};
 
 /// Longest metric name, in bytes ([D1]).

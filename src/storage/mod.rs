@@ -2,7 +2,6 @@
 //! laid out in immutable segment files, and how the series dictionary maps
 //! (account, metric) to dense ids. The byte layout is docs/format.md.
 
-pub(crate) mod column;
 pub(crate) mod dictionary;
 pub(crate) mod encoding;
 pub(crate) mod format;

@@ -14,7 +14,7 @@ use std::sync::OnceLock;
 use memmap2::Mmap;
 
 use crate::error::{Error, Result};
-use crate::storage::column::{self, get_varint, put_varint};
+use crate::storage::encoding::{self, get_varint, put_varint};
 use crate::storage::format::{
     DIRECTORY_ENTRY_LEN, FOOTER_LEN, Footer, GroupEntry, HEADER_LEN, MAGIC_SEGMENT, check_header,
     put_header,
@@ -142,9 +142,9 @@ impl SegmentWriter {
             v_max = v_max.max(v);
         }
         let times_start = self.times.len();
-        column::encode_times(times, &mut self.times);
+        encoding::encode_times(times, &mut self.times);
         let values_start = self.values.len();
-        column::encode_values(values, &mut self.values);
+        encoding::encode_values(values, &mut self.values);
         self.drafts.push(EntryDraft {
             id,
             points: times.len() as u64,
@@ -671,7 +671,7 @@ impl SeriesEntry<'_> {
         };
         if need.times {
             let start = times.len();
-            column::decode_times(self.times, self.t_min, n, times).map_err(what)?;
+            encoding::decode_times(self.times, self.t_min, n, times).map_err(what)?;
             if times.len() != start + n || times.last() != Some(&self.t_max) {
                 return Err(self.segment.corrupt(format!(
                     "series {}: decoded times disagree with the index",
@@ -681,7 +681,7 @@ impl SeriesEntry<'_> {
         }
         if need.values {
             let start = values.len();
-            column::decode_values(self.values, n, values).map_err(what)?;
+            encoding::decode_values(self.values, n, values).map_err(what)?;
             let decoded = values.get(start..).unwrap_or(&[]);
             if decoded.len() != n || decoded.iter().any(|&v| v < self.v_min || v > self.v_max) {
                 return Err(self.segment.corrupt(format!(

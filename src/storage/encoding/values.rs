@@ -1,0 +1,699 @@
+//! The value column (docs/format.md, "Value column"): the first count as a
+//! varint, then the zigzagged deltas in blocks of 256, each bit-packed at
+//! the width that makes it smallest, with the few deltas that do not fit
+//! ("exceptions") patched in afterwards.
+//!
+//! Most accounts do not move most hours, so most deltas are zero: a block
+//! where nothing moved is one byte, and a block where a few things moved is
+//! usually width 0 with the moves as exceptions. Decoding is the hot path of
+//! every query, so each block shape has its own loop: a fill for width 0, a
+//! run-by-run fill for width 0 with exceptions, and an unpack specialised
+//! per bit width otherwise.
+
+use super::DecodeError;
+use super::varint::{get_varint, put_varint, unzigzag, varint_len, zigzag};
+
+/// Deltas per block; the last block of a column may be shorter.
+pub const BLOCK_LEN: usize = 256;
+
+/// Bit 7 of a block header: the block has exceptions.
+const HAS_EXCEPTIONS: u8 = 0x80;
+
+/// The widest a block can be packed: every delta is a `u64`.
+const MAX_WIDTH: usize = 64;
+
+/// Appends the value column of `values` (at least one) to `out`.
+///
+/// Each block gets the bit width that makes it smallest, the smallest such
+/// width on a tie; the deltas that need more bits are its exceptions.
+pub fn encode_values(values: &[u64], out: &mut Vec<u8>) {
+    debug_assert!(!values.is_empty(), "a series has at least one point");
+    let Some((&first, rest)) = values.split_first() else {
+        return;
+    };
+    put_varint(out, first);
+    let mut previous = first;
+    let mut z = [0u64; BLOCK_LEN];
+    for chunk in rest.chunks(BLOCK_LEN) {
+        for (slot, &v) in z.iter_mut().zip(chunk) {
+            *slot = zigzag(v.wrapping_sub(previous) as i64);
+            previous = v;
+        }
+        // `chunks` yields at most BLOCK_LEN values.
+        let block = &z[..chunk.len()];
+        let widths = WidthHistogram::of(block);
+        write_block(block, widths.best_width(), out);
+    }
+}
+
+/// How many deltas of a block need exactly w significant bits, for w in
+/// 0 ..= 64. This is enough to know the size of the block at every width.
+struct WidthHistogram {
+    count: [u32; MAX_WIDTH + 1],
+    len: usize,
+    widest: usize,
+}
+
+impl WidthHistogram {
+    fn of(block: &[u64]) -> Self {
+        let mut count = [0u32; MAX_WIDTH + 1];
+        for &z in block {
+            // A u64 has at most 64 significant bits: the index is in 0 ..= 64.
+            count[(u64::BITS - z.leading_zeros()) as usize] += 1;
+        }
+        let widest = (0..=MAX_WIDTH).rev().find(|&w| count[w] > 0).unwrap_or(0);
+        WidthHistogram {
+            count,
+            len: block.len(),
+            widest,
+        }
+    }
+
+    /// The size in bytes of the block written at width `b`.
+    fn block_len(&self, b: usize) -> usize {
+        let packed = (self.len * b).div_ceil(8);
+        let mut exceptions = 0;
+        let mut high_bytes = 0;
+        for w in b + 1..=self.widest {
+            let count = self.count[w] as usize;
+            exceptions += count;
+            // The high part of a w-bit delta has exactly w − b bits.
+            high_bytes += count * (w - b).div_ceil(7);
+        }
+        let exception_bytes = if exceptions > 0 {
+            varint_len(exceptions as u64) + exceptions + high_bytes
+        } else {
+            0
+        };
+        1 + packed + exception_bytes
+    }
+
+    /// The width that makes the block smallest, the smallest on a tie.
+    /// Widths above the widest delta only add packed bytes, so the search
+    /// stops there.
+    fn best_width(&self) -> usize {
+        // `min_by_key` keeps the first of equal minima, the smallest width.
+        (0..=self.widest)
+            .min_by_key(|&b| self.block_len(b))
+            .unwrap_or(0)
+    }
+}
+
+/// Writes one block of zigzagged deltas at width `b`.
+fn write_block(block: &[u64], b: usize, out: &mut Vec<u8>) {
+    let mask = low_mask(b);
+    let exceptions = block.iter().filter(|&&z| z > mask).count();
+    // b <= 64 fits in the low seven bits of the header.
+    let mut header = b as u8;
+    if exceptions > 0 {
+        header |= HAS_EXCEPTIONS;
+    }
+    out.push(header);
+    if exceptions > 0 {
+        put_varint(out, exceptions as u64);
+    }
+
+    // The low b bits of every delta, least significant bit first. At most
+    // 63 bits wait in `pending` before a delta is added, so 127 fit in u128.
+    if b > 0 {
+        let mut pending = 0u128;
+        let mut pending_bits = 0;
+        for &z in block {
+            pending |= u128::from(z & mask) << pending_bits;
+            pending_bits += b;
+            if pending_bits >= 64 {
+                out.extend_from_slice(&(pending as u64).to_le_bytes());
+                pending >>= 64;
+                pending_bits -= 64;
+            }
+        }
+        out.extend_from_slice(&(pending as u64).to_le_bytes()[..pending_bits.div_ceil(8)]);
+    }
+
+    if exceptions > 0 {
+        for (position, &z) in block.iter().enumerate() {
+            if z > mask {
+                // A block has at most 256 deltas, so the position fits a byte.
+                out.push(position as u8);
+            }
+        }
+        for &z in block {
+            if z > mask {
+                // z > mask means b < 64, so the shift is in range.
+                put_varint(out, z >> b);
+            }
+        }
+    }
+}
+
+/// The mask of the low `b` bits, for b in 0 ..= 64.
+#[inline]
+fn low_mask(b: usize) -> u64 {
+    u64::MAX.checked_shr((MAX_WIDTH - b) as u32).unwrap_or(0)
+}
+
+/// Appends the `n` values of a series to `out`, given its value column.
+///
+/// Rejects a column that does not hold exactly `n` values in blocks as the
+/// format describes them, or has trailing bytes. On error `out` is left as
+/// it was.
+pub fn decode_values(col: &[u8], n: usize, out: &mut Vec<u64>) -> Result<(), DecodeError> {
+    let original_len = out.len();
+    let result = decode_into(col, n, out);
+    if result.is_err() {
+        out.truncate(original_len);
+    }
+    result
+}
+
+/// Room for the packed bits of a full block at width 64 (2048 bytes) plus
+/// the 9 bytes the unpacker may read past the last group.
+const PACKED_SCRATCH: usize = BLOCK_LEN * MAX_WIDTH / 8 + 16;
+
+/// Per-call scratch for blocks of width 1 or more, on the stack: the packed
+/// bytes copied into a buffer long enough that every unpacking read stays in
+/// bounds, and the unpacked deltas.
+struct Scratch {
+    packed: [u8; PACKED_SCRATCH],
+    deltas: [u64; BLOCK_LEN],
+}
+
+fn decode_into(col: &[u8], n: usize, out: &mut Vec<u64>) -> Result<(), DecodeError> {
+    if n == 0 {
+        return Err(DecodeError("a series has no points"));
+    }
+    let mut pos = 0;
+    let mut v = get_varint(col, &mut pos)?;
+    let mut left = n - 1;
+    // Every block has at least its header byte; checking that first bounds
+    // what we reserve by the column's length. `pos <= col.len()` after a
+    // successful read, so the subtraction cannot wrap.
+    if col.len() - pos < left.div_ceil(BLOCK_LEN) {
+        return Err(DecodeError("value column is shorter than its point count"));
+    }
+    out.reserve(n);
+    out.push(v);
+    // Created on the first packed block only: a series that never moves
+    // more than a little needs none of it.
+    let mut scratch = None;
+    while left > 0 {
+        let len = left.min(BLOCK_LEN);
+        v = decode_block(col, &mut pos, len, v, out, &mut scratch)?;
+        left -= len;
+    }
+    if pos != col.len() {
+        return Err(DecodeError("trailing bytes after the last value block"));
+    }
+    Ok(())
+}
+
+/// Decodes one block of `len` deltas at `col[*pos..]`, appending the values
+/// that follow `v` to `out`; returns the last value.
+#[inline]
+fn decode_block(
+    col: &[u8],
+    pos: &mut usize,
+    len: usize,
+    mut v: u64,
+    out: &mut Vec<u64>,
+    scratch: &mut Option<Scratch>,
+) -> Result<u64, DecodeError> {
+    let Some(&header) = col.get(*pos) else {
+        return Err(DecodeError("value block runs past the end of the column"));
+    };
+    *pos += 1;
+    let b = usize::from(header & !HAS_EXCEPTIONS);
+    if b > MAX_WIDTH {
+        return Err(DecodeError("value block is wider than 64 bits"));
+    }
+    let exceptions = if header & HAS_EXCEPTIONS != 0 {
+        if b == MAX_WIDTH {
+            return Err(DecodeError("a value block of width 64 has exceptions"));
+        }
+        let e = get_varint(col, pos)?;
+        if e == 0 || e > len as u64 {
+            return Err(DecodeError(
+                "value block has no exceptions or more than its deltas",
+            ));
+        }
+        // e <= len <= 256.
+        e as usize
+    } else {
+        0
+    };
+
+    // At most 2048 bytes, so the sums below cannot overflow a usize
+    // holding a position inside a slice.
+    let packed_len = (len * b).div_ceil(8);
+    let Some(packed) = col.get(*pos..).and_then(|rest| rest.get(..packed_len)) else {
+        return Err(DecodeError("value block runs past the end of the column"));
+    };
+    *pos += packed_len;
+    let Some(positions) = col.get(*pos..).and_then(|rest| rest.get(..exceptions)) else {
+        return Err(DecodeError("value block runs past the end of the column"));
+    };
+    *pos += exceptions;
+    // The bits of the last packed byte past the last delta must be zero, so
+    // that one column has one meaning.
+    let tail_bits = (len * b) % 8;
+    if tail_bits != 0
+        && let Some(&last) = packed.last()
+        && last >> tail_bits != 0
+    {
+        return Err(DecodeError(
+            "value block has padding bits that are not zero",
+        ));
+    }
+
+    if b == 0 {
+        let base = out.len();
+        if exceptions == 0 {
+            // Nothing moved: the block is one byte and decodes to a fill.
+            out.resize(base + len, v);
+            return Ok(v);
+        }
+        // A few things moved: the values are runs of equal values that
+        // change at each exception, so fill run by run.
+        let mut next_allowed = 0;
+        for &p in positions {
+            let p = usize::from(p);
+            if p < next_allowed || p >= len {
+                return Err(DecodeError(
+                    "value block exception positions do not increase within the block",
+                ));
+            }
+            let z = get_varint(col, pos)?;
+            if z == 0 {
+                return Err(DecodeError("value block exception has a high part of zero"));
+            }
+            out.resize(base + p, v);
+            v = v.wrapping_add(unzigzag(z) as u64);
+            out.push(v);
+            next_allowed = p + 1;
+        }
+        out.resize(base + len, v);
+        return Ok(v);
+    }
+
+    let scratch = scratch.get_or_insert_with(|| Scratch {
+        packed: [0; PACKED_SCRATCH],
+        deltas: [0; BLOCK_LEN],
+    });
+    // packed_len <= 2048 < PACKED_SCRATCH, so the range is in bounds.
+    scratch.packed[..packed_len].copy_from_slice(packed);
+    // b is in 1 ..= 64 here, so the table lookup always succeeds.
+    let Some(unpack) = UNPACK.get(b - 1) else {
+        return Err(DecodeError("value block is wider than 64 bits"));
+    };
+    unpack(&scratch.packed, len, &mut scratch.deltas);
+
+    let mut next_allowed = 0;
+    for &p in positions {
+        let p = usize::from(p);
+        if p < next_allowed || p >= len {
+            return Err(DecodeError(
+                "value block exception positions do not increase within the block",
+            ));
+        }
+        let high = get_varint(col, pos)?;
+        // b is in 1 ..= 63 when there are exceptions, so both shifts are in range.
+        if high == 0 || high >> (MAX_WIDTH - b) != 0 {
+            return Err(DecodeError(
+                "value block exception has a high part of zero or one that does not fit",
+            ));
+        }
+        // p < 256 (it came from a byte), the length of `deltas`.
+        scratch.deltas[p] |= high << b;
+        next_allowed = p + 1;
+    }
+
+    // len <= BLOCK_LEN, the length of `deltas`.
+    out.extend(scratch.deltas[..len].iter().map(|&z| {
+        v = v.wrapping_add(unzigzag(z) as u64);
+        v
+    }));
+    Ok(v)
+}
+
+/// Unpacks deltas of `len` (at most 256, rounded up to a multiple of 8)
+/// from the packed bytes. Deltas past `len` come out as garbage from the
+/// scratch's earlier contents and are never used.
+type UnpackFn = fn(&[u8; PACKED_SCRATCH], usize, &mut [u64; BLOCK_LEN]);
+
+/// The unpacker for width B, eight deltas per step. Eight deltas of B bits
+/// are exactly B bytes, so each group starts on a byte, and with B a
+/// constant every shift and offset below is a constant too: the compiler
+/// unrolls the inner loop into plain loads, shifts and masks.
+fn unpack<const B: usize>(
+    packed: &[u8; PACKED_SCRATCH],
+    len: usize,
+    deltas: &mut [u64; BLOCK_LEN],
+) {
+    let mask = low_mask(B);
+    // At most 32 groups: len <= 256.
+    let groups = len.div_ceil(8).min(BLOCK_LEN / 8);
+    for g in 0..groups {
+        for i in 0..8 {
+            let bit = i * B;
+            let offset = g * B + bit / 8;
+            let shift = bit % 8;
+            // offset + 8 <= 31·64 + 7·64/8 + 8 = 2048 < PACKED_SCRATCH, and
+            // g·8 + i < 256: neither index can fail.
+            let mut word = [0u8; 8];
+            word.copy_from_slice(&packed[offset..offset + 8]);
+            let mut z = u64::from_le_bytes(word) >> shift;
+            if shift + B > 64 {
+                // Widths over 56 may straddle a ninth byte; shift >= 1 here.
+                z |= u64::from(packed[offset + 8]) << (64 - shift);
+            }
+            deltas[g * 8 + i] = z & mask;
+        }
+    }
+}
+
+macro_rules! unpackers {
+    ($($b:literal)*) => { [$(unpack::<$b> as UnpackFn),*] };
+}
+
+/// The unpacker for each width 1 ..= 64, at index width − 1.
+static UNPACK: [UnpackFn; MAX_WIDTH] = unpackers!(
+    1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32
+    33 34 35 36 37 38 39 40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55 56 57 58 59 60 61 62 63 64
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn encode(values: &[u64]) -> Vec<u8> {
+        let mut col = Vec::new();
+        encode_values(values, &mut col);
+        col
+    }
+
+    fn decode(col: &[u8], n: usize) -> Result<Vec<u64>, DecodeError> {
+        let mut out = vec![42]; // decoders append; this must survive
+        decode_values(col, n, &mut out)?;
+        assert_eq!(out[0], 42);
+        Ok(out.split_off(1))
+    }
+
+    fn round_trip(values: &[u64]) -> Vec<u8> {
+        let col = encode(values);
+        assert_eq!(decode(&col, values.len()).as_deref(), Ok(values));
+        col
+    }
+
+    /// A column of v_0 = 0 followed by the given block bytes.
+    fn column(blocks: &[u8]) -> Vec<u8> {
+        let mut col = vec![0];
+        col.extend_from_slice(blocks);
+        col
+    }
+
+    #[test]
+    fn all_zero_block_is_the_single_byte_00() {
+        // Value column: "a block of all-zero deltas ... is the single byte `00`".
+        assert_eq!(round_trip(&[5; 257]), [5, 0x00]);
+        assert_eq!(round_trip(&[300; 700]), [0xac, 0x02, 0x00, 0x00, 0x00]);
+    }
+
+    #[test]
+    fn one_point_series_is_just_v0() {
+        assert_eq!(round_trip(&[0]), [0]);
+        assert_eq!(round_trip(&[u64::MAX]).len(), 10);
+    }
+
+    #[test]
+    fn a_few_moves_in_a_block_are_width_0_exceptions() {
+        // Header 0x80 (width 0, exceptions), e = 2, no packed bytes, the
+        // positions, then the high parts (the whole zigzagged delta at b = 0).
+        let mut values = vec![100u64; 257];
+        for v in &mut values[11..] {
+            *v += 1; // delta +1 at position 10: zigzag 2
+        }
+        for v in &mut values[201..] {
+            *v -= 3; // delta −3 at position 200: zigzag 5
+        }
+        assert_eq!(round_trip(&values), [100, 0x80, 2, 10, 200, 2, 5]);
+    }
+
+    #[test]
+    fn packed_bits_are_least_significant_first() {
+        // Deltas +1, −1, +1, 0 → zigzag 2, 1, 2, 0 at width 2:
+        // 10 | 01 << 2 | 10 << 4 | 00 << 6 = 0b0010_0110.
+        assert_eq!(round_trip(&[7, 8, 7, 8, 8]), [7, 0x02, 0b0010_0110]);
+    }
+
+    #[test]
+    fn extremes_round_trip() {
+        // Conventions: wrapping differences, so every u64 round-trips.
+        round_trip(&[0, u64::MAX, 0, u64::MAX]);
+        round_trip(&[u64::MAX; 3]);
+        round_trip(&[i64::MAX as u64, 0, i64::MAX as u64, i64::MAX as u64 + 1, 1]);
+        round_trip(&[0, 1 << 63, 0, (1 << 63) - 1]);
+        let mut values: Vec<u64> = (0..600u64)
+            .map(|i| i.wrapping_mul(0x0123_4567_89ab_cdef))
+            .collect();
+        values[300] = u64::MAX;
+        round_trip(&values);
+    }
+
+    #[test]
+    fn width_64_blocks_round_trip() {
+        // Deltas of ±3·2^60 zigzag to 3·2^61 and 3·2^61 − 1: 63 bits.
+        let values: Vec<u64> = (0..300)
+            .map(|i| if i % 2 == 0 { 0 } else { 3 << 60 })
+            .collect();
+        let col = round_trip(&values);
+        assert_eq!(col[1], 63);
+        // Random words need all 64 bits.
+        let values: Vec<u64> = (0..300u64)
+            .map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15))
+            .collect();
+        let col = round_trip(&values);
+        assert_eq!(col[1], 64);
+    }
+
+    #[test]
+    fn rejects_bad_headers() {
+        // [C2]
+        assert!(decode(&column(&[65]), 2).is_err(), "width over 64");
+        assert!(decode(&column(&[0x7f]), 2).is_err(), "width 127");
+        assert!(
+            decode(&column(&[0x80 | 64, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]), 2).is_err(),
+            "width 64 with exceptions"
+        );
+        assert!(decode(&column(&[0x80, 0]), 2).is_err(), "zero exceptions");
+        assert!(
+            decode(&column(&[0x80, 2, 0, 1, 1, 1]), 2).is_err(),
+            "more exceptions than deltas"
+        );
+        assert_eq!(decode(&column(&[0x80, 1, 0, 2]), 2), Ok(vec![0, 1]));
+    }
+
+    #[test]
+    fn rejects_bad_exceptions() {
+        // [C2]
+        // Positions must strictly increase and lie in the block.
+        assert!(
+            decode(&column(&[0x80, 2, 1, 1, 2, 2]), 3).is_err(),
+            "repeated position"
+        );
+        assert!(
+            decode(&column(&[0x80, 2, 1, 0, 2, 2]), 3).is_err(),
+            "decreasing position"
+        );
+        assert!(
+            decode(&column(&[0x80, 1, 2, 2]), 3).is_err(),
+            "position past the block"
+        );
+        assert_eq!(
+            decode(&column(&[0x80, 2, 0, 1, 2, 2]), 3),
+            Ok(vec![0, 1, 2])
+        );
+        // A high part of zero is not an exception.
+        assert!(decode(&column(&[0x80, 1, 0, 0]), 2).is_err());
+        assert!(decode(&column(&[0x81, 1, 0, 0, 0]), 2).is_err());
+        // At width 60 a high part must fit in 4 bits.
+        let mut col = column(&[0x80 | 60, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        col.push(0x10);
+        assert!(decode(&col, 2).is_err());
+        *col.last_mut().unwrap() = 0x0f;
+        assert_eq!(decode(&col, 2), Ok(vec![0, 0xf << 59]));
+    }
+
+    #[test]
+    fn rejects_bad_framing() {
+        // [C2]
+        assert!(decode(&[], 1).is_err(), "empty column");
+        assert!(decode(&[0], 0).is_err(), "no points");
+        assert!(decode(&[0, 0], 1).is_err(), "trailing block");
+        assert!(decode(&[0], 2).is_err(), "missing block");
+        assert!(decode(&[0, 0, 0], 257).is_err(), "trailing block");
+        assert!(decode(&[0, 0], 258).is_err(), "missing second block");
+        assert!(decode(&[0, 0x08], 3).is_err(), "missing packed bytes");
+        assert!(decode(&[0, 0x08, 1, 2, 3], 3).is_err(), "trailing byte");
+        // Two deltas at width 3 use 6 bits; the top 2 bits must be zero.
+        assert!(
+            decode(&[0, 0x03, 0b0100_0000], 3).is_err(),
+            "padding bits set"
+        );
+        assert_eq!(decode(&[0, 0x03, 0b0001_0000], 3), Ok(vec![0, 0, 1]));
+    }
+
+    #[test]
+    fn huge_point_count_on_a_short_column_fails_without_allocating() {
+        // n comes from the index entry; a damaged column must not make the
+        // decoder reserve n values first.
+        assert!(decode(&[0, 0, 0], u32::MAX as usize).is_err());
+    }
+
+    #[test]
+    fn error_leaves_out_unchanged() {
+        let mut out = vec![1, 2, 3];
+        // The first block decodes before the second turns out to be missing.
+        assert!(decode_values(&[0, 0, 0x41], 600, &mut out).is_err());
+        assert_eq!(out, [1, 2, 3]);
+    }
+
+    /// Series of every shape the brief lists: random words, values near the
+    /// top of i64 and u64, slow walks, flat runs with huge jumps both ways.
+    fn values_strategy() -> impl Strategy<Value = Vec<u64>> {
+        let walk = (
+            prop_oneof![
+                Just(0u64),
+                Just(i64::MAX as u64 - 500),
+                Just(u64::MAX - 500),
+                any::<u64>()
+            ],
+            proptest::collection::vec(
+                prop_oneof![
+                    10 => Just(0i64),
+                    4 => -3i64..=3,
+                    2 => -10_000i64..=10_000,
+                    1 => any::<i64>(),
+                ],
+                0..1200,
+            ),
+        )
+            .prop_map(|(start, steps)| {
+                let mut v = start;
+                let mut values = vec![v];
+                for step in steps {
+                    v = v.wrapping_add(step as u64);
+                    values.push(v);
+                }
+                values
+            });
+        let extremes = proptest::collection::vec(
+            prop_oneof![
+                Just(0u64),
+                Just(1u64),
+                Just(i64::MAX as u64),
+                Just(i64::MAX as u64 + 1),
+                Just(u64::MAX),
+                Just(u64::MAX - 1),
+            ],
+            1..600,
+        );
+        let flat = (any::<u64>(), 1usize..1000).prop_map(|(v, n)| vec![v; n]);
+        prop_oneof![
+            4 => walk,
+            1 => proptest::collection::vec(any::<u64>(), 1..600),
+            1 => extremes,
+            1 => flat,
+        ]
+    }
+
+    /// The deltas of one random block, with width-skewed magnitudes.
+    fn block_strategy() -> impl Strategy<Value = Vec<u64>> {
+        proptest::collection::vec(
+            prop_oneof![
+                6 => Just(0u64),
+                3 => 0u64..16,
+                1 => (0u32..=64).prop_flat_map(|w| (0u64..=u64::MAX).prop_map(move |z| z.checked_shr(64 - w).unwrap_or(0))),
+            ],
+            1..=BLOCK_LEN,
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn random_values_round_trip(values in values_strategy()) {
+            round_trip(&values);
+        }
+
+        #[test]
+        fn block_size_model_matches_the_bytes_written(block in block_strategy()) {
+            // The histogram's size for each width is what write_block writes.
+            let widths = WidthHistogram::of(&block);
+            for b in 0..=MAX_WIDTH {
+                let mut out = Vec::new();
+                write_block(&block, b, &mut out);
+                prop_assert_eq!(out.len(), widths.block_len(b), "width {}", b);
+            }
+        }
+
+        #[test]
+        fn writer_picks_the_smallest_width_smallest_on_ties(block in block_strategy()) {
+            // Value column: "The writer picks the b that makes the block smallest".
+            let sizes: Vec<usize> = (0..=MAX_WIDTH)
+                .map(|b| {
+                    let mut out = Vec::new();
+                    write_block(&block, b, &mut out);
+                    out.len()
+                })
+                .collect();
+            let smallest = *sizes.iter().min().unwrap();
+            let first_smallest = sizes.iter().position(|&s| s == smallest).unwrap();
+            prop_assert_eq!(WidthHistogram::of(&block).best_width(), first_smallest);
+            // And the column holds exactly that block after v_0 = 0.
+            let mut values = vec![0u64];
+            let mut v = 0u64;
+            for &z in &block {
+                v = v.wrapping_add(unzigzag(z) as u64);
+                values.push(v);
+            }
+            let col = round_trip(&values);
+            prop_assert_eq!(col.len(), 1 + smallest);
+            prop_assert_eq!(usize::from(col[1] & 0x7f), first_smallest);
+        }
+
+        #[test]
+        fn decoder_never_panics_on_random_bytes(
+            col in proptest::collection::vec(any::<u8>(), 0..80),
+            n in 0usize..600,
+        ) {
+            let mut out = Vec::new();
+            if decode_values(&col, n, &mut out).is_ok() {
+                prop_assert_eq!(out.len(), n);
+            } else {
+                prop_assert!(out.is_empty());
+            }
+        }
+
+        #[test]
+        fn decoder_never_panics_on_damaged_columns(
+            values in values_strategy(),
+            cut in any::<prop::sample::Index>(),
+            flip in any::<prop::sample::Index>(),
+            bit in 0u8..8,
+            n_offset in -2isize..=2,
+        ) {
+            let col = encode(&values);
+            let n = values.len().saturating_add_signed(n_offset);
+            let mut out = Vec::new();
+            let _ = decode_values(&col[..cut.index(col.len())], n, &mut out);
+            let mut flipped = col.clone();
+            flipped[flip.index(col.len())] ^= 1 << bit;
+            out.clear();
+            if decode_values(&flipped, n, &mut out).is_ok() {
+                prop_assert_eq!(out.len(), n);
+            }
+        }
+    }
+}
