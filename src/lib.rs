@@ -7,6 +7,11 @@
 
 #![warn(missing_docs)]
 
+// docs/embedding.md's example is compiled and run as a doc-test.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/embedding.md")]
+struct EmbeddingGuide;
+
 mod db;
 mod error;
 mod import;
