@@ -61,6 +61,27 @@ impl Percent {
         let rhs = i128::from(self.mantissa) * i128::from(whole);
         lhs >= rhs
     }
+
+    /// `100 · 10^scale`, the factor that turns "part is P% of whole" into
+    /// the integer comparison `factor · part >= mantissa · whole`. It
+    /// saturates at `i128::MAX` for scales beyond i128 (the parser allows at
+    /// most 6), which keeps every comparison exact: against a right-hand
+    /// side below 2^127 in magnitude, a saturated left-hand side compares
+    /// the same way as the true, larger one.
+    pub fn factor(self) -> i128 {
+        10i128
+            .checked_pow(self.scale)
+            .map_or(i128::MAX, |p| p.saturating_mul(100))
+    }
+
+    /// Like [`reached`](Self::reached) for a part that needs more than 64
+    /// bits (a difference of two i64 values), exact for every `part` of at
+    /// most 65 bits and every scale.
+    pub fn reached_wide(self, part: i128, whole: i64) -> bool {
+        // mantissa · whole is below 2^127 in magnitude, so it cannot
+        // overflow; see `factor` for why saturating the left side is exact.
+        self.factor().saturating_mul(part) >= i128::from(self.mantissa) * i128::from(whole)
+    }
 }
 
 /// The threshold argument of `drop()`.

@@ -8,7 +8,7 @@
 //! `max_over` windows empty; the type checker should reject negative
 //! windows, and this rule keeps the functions total if one gets through.)
 
-use super::monotonic::{MonotonicDeque, Point};
+use super::monotonic::{DequeMemory, Point};
 use super::{SeriesBuf, same_len};
 
 /// `latest`: appends the series' last point, or nothing for an empty series.
@@ -45,7 +45,7 @@ pub fn change(times: &[i64], values: &[i64], window_ms: i64, out: &mut SeriesBuf
 /// (beyond growing the caller's output buffer).
 #[derive(Debug, Clone, Default)]
 pub struct WindowExtremes {
-    deque: MonotonicDeque,
+    deque: DequeMemory,
 }
 
 impl WindowExtremes {
@@ -57,36 +57,55 @@ impl WindowExtremes {
     /// `min_over(W)`: appends, for each point i, the smallest `v_j` over
     /// `t_i - W <= t_j <= t_i` (the point itself included).
     pub fn min_over(&mut self, times: &[i64], values: &[i64], window_ms: i64, out: &mut SeriesBuf) {
-        self.extreme(times, values, window_ms, out, MonotonicDeque::push_min);
+        self.extreme::<false>(times, values, window_ms, out);
     }
 
     /// `max_over(W)`: appends, for each point i, the largest `v_j` over
     /// `t_i - W <= t_j <= t_i` (the point itself included).
     pub fn max_over(&mut self, times: &[i64], values: &[i64], window_ms: i64, out: &mut SeriesBuf) {
-        self.extreme(times, values, window_ms, out, MonotonicDeque::push_max);
+        self.extreme::<true>(times, values, window_ms, out);
     }
 
-    /// The loop of both: `push` keeps the deque's front the window's extreme.
+    /// The loop of both: the maximum when `MAX`, else the minimum.
     #[inline(always)]
-    fn extreme(
+    fn extreme<const MAX: bool>(
         &mut self,
         times: &[i64],
         values: &[i64],
         window_ms: i64,
         out: &mut SeriesBuf,
-        push: impl Fn(&mut MonotonicDeque, Point),
     ) {
         let (times, values) = same_len(times, values);
         let window_ms = window_ms.max(0);
-        self.deque.reset(times.len());
+        let mut deque = self.deque.deque(times.len());
         out.reserve(times.len());
         for (&time, &value) in times.iter().zip(values) {
-            push(&mut self.deque, Point { time, value });
-            self.deque.expire_before(time.saturating_sub(window_ms));
-            // The point just pushed is never expired (its time is at least
-            // the window's start), so the front always exists; the fallback
-            // to the point's own value is never taken.
-            let extreme = self.deque.front().map_or(value, |front| front.value);
+            // Saturating is exact: a start clamped to i64::MIN admits every
+            // time, as the true start below it would. Expiring before the
+            // point is pushed is the same as after: it is never expired
+            // itself, since its time is at least the window's start.
+            deque.expire_before(time.saturating_sub(window_ms));
+            let here = Point { time, value };
+            let extreme = match deque.front() {
+                // The front stays the extreme: pushing only removes points
+                // from the back, and only points less extreme than this one,
+                // which the front is not.
+                Some(front) if (MAX && value < front.value) || (!MAX && value > front.value) => {
+                    if MAX {
+                        deque.push_max(here);
+                    } else {
+                        deque.push_min(here);
+                    }
+                    front.value
+                }
+                // The point is at least as extreme as all the window holds,
+                // so it alone remains: the common case on a flat or steadily
+                // moving series, done without walking the deque.
+                _ => {
+                    deque.reset_to(here);
+                    value
+                }
+            };
             out.push(time, extreme);
         }
     }
