@@ -10,7 +10,7 @@
 //! [`DropFinder`] finds them in one pass with a monotonic deque.
 
 use super::monotonic::{DequeMemory, Point};
-use super::{Threshold, same_len};
+use super::{Threshold, same_len, window_start_fits};
 
 /// One fall of a series, as `drop()` reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,20 +146,11 @@ impl DropFinder {
         out: &mut Vec<Episode>,
     ) {
         let (times, values) = same_len(times, values);
-        let Some(&first) = times.first() else {
-            return;
-        };
-        if window_ms <= 0 {
+        if times.is_empty() || window_ms <= 0 {
             // [t - W, t) is empty for every point: nothing qualifies.
             return;
         }
-        // A window's start `t - W` can only overflow below i64::MIN, and
-        // since times increase, it does for some point only if it does for
-        // the first. When it cannot, the loop uses plain (wrapping, but here
-        // exact) subtraction; otherwise it saturates, which is exact as well
-        // (a start clamped to i64::MIN admits the same points as the true
-        // start below it), just a few instructions longer per point.
-        if first.checked_sub(window_ms).is_some() {
+        if window_start_fits(times, window_ms) {
             self.find_in(times, values, threshold, out, |time| {
                 time.wrapping_sub(window_ms)
             });

@@ -134,12 +134,36 @@ impl SeriesBuf {
         self.values.push(value);
     }
 
-    /// Makes room for `additional` more points, so that a function that knows
-    /// how many points it will write grows each column at most once.
-    fn reserve(&mut self, additional: usize) {
-        self.times.reserve(additional);
-        self.values.reserve(additional);
+    /// Appends a copy of `times` and as many zero values, and returns those
+    /// new values to be overwritten: for the functions that give one output
+    /// point per input point at the same time. Filling a slice in a plain
+    /// loop lets the compiler keep the loop's state in registers, which
+    /// pushing or extending from a closure does not.
+    fn append_times(&mut self, times: &[i64]) -> &mut [i64] {
+        self.times.extend_from_slice(times);
+        let start = self.values.len();
+        self.values.resize(start + times.len(), 0);
+        // `start` is the old length and the vector is now longer, so the
+        // range is in bounds.
+        &mut self.values[start..]
     }
+}
+
+/// Whether `t - window` fits in an i64 for every time `t` of the series, for
+/// a window of 0 or more.
+///
+/// Such a start can only overflow below i64::MIN, and since a series' times
+/// increase, it does for some point only if it does for the first. When it
+/// cannot, the hot loops compute window starts with plain (wrapping, but
+/// then exact) subtraction. Otherwise they saturate, which is just as exact
+/// for a window (a start clamped to i64::MIN admits the same times as the
+/// true start below it), only a few instructions longer per point. Each
+/// caller instantiates its loop once for each case.
+fn window_start_fits(times: &[i64], window_ms: i64) -> bool {
+    window_ms >= 0
+        && times
+            .first()
+            .is_none_or(|&first| first.checked_sub(window_ms).is_some())
 }
 
 /// The two columns of a series cut to the same length.
