@@ -2,23 +2,25 @@
 //! function takes a series as two parallel slices (times strictly increasing,
 //! values) and knows nothing of storage or of the query text.
 //!
-//! - [`drop`]: `drop(SERIES, THRESHOLD, WINDOW)`, the falls in a series.
+//! - [`drop`](mod@drop): `drop(SERIES, THRESHOLD, WINDOW)`, the falls in a series.
 //! - [`recover`]: `recovered_within(DROPS, DURATION [, FRACTION])` and its
 //!   negation, which tell the falls that came back from those that did not.
 //! - [`window`]: the series → series functions over a sliding time window
 //!   (`latest`, `change`, `min_over`, `max_over`).
-//! - [`resample`]: `resample(STEP)`, one point per epoch-aligned bucket.
+//! - [`resample`](mod@resample): `resample(STEP)`, one point per epoch-aligned bucket.
 //!
 //! Every function is O(n) in the length of the series (recovery adds a
 //! binary search per episode), never panics on any input, and takes
 //! reusable buffers so that the evaluator, which calls it once per series for
 //! possibly millions of series, allocates nothing in steady state.
 //!
-//! Times never overflow: window edges near `i64::MIN`/`i64::MAX` saturate,
-//! which gives the same answer as exact arithmetic because no stored time
-//! can lie beyond a saturated edge. Value differences saturate too; they
-//! cannot overflow for counts (values >= 0), only for derived series whose
-//! values exceed `i64::MAX / 2` in magnitude.
+//! Nothing overflows. Window edges near `i64::MIN`/`i64::MAX` saturate,
+//! which gives the same answer as exact arithmetic because no time can lie
+//! beyond a saturated edge. Every yes/no on values (does a point qualify, has
+//! an episode recovered) is exact for any i64 values. Where a difference of
+//! values is itself the result (an episode's `lost`, `change`), it saturates
+//! at the i64 range; that cannot happen for counts (values >= 0), whose
+//! differences always fit.
 
 // Until the evaluator uses it.
 #![allow(dead_code)]
@@ -57,9 +59,9 @@ impl Percent {
     /// True when `part >= self · whole / 100`, computed exactly in i128:
     /// `100 · 10^scale · part >= mantissa · whole`.
     pub fn reached(self, part: i64, whole: i64) -> bool {
-        let lhs = 100i128 * 10i128.pow(self.scale) * i128::from(part);
-        let rhs = i128::from(self.mantissa) * i128::from(whole);
-        lhs >= rhs
+        // The same comparison, but without a panic should a scale beyond
+        // i128 (which the parser never produces) ever reach it.
+        self.reached_wide(i128::from(part), whole)
     }
 
     /// `100 · 10^scale`, the factor that turns "part is P% of whole" into

@@ -112,3 +112,35 @@ impl MonotonicDeque<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_grows_to_the_longest_series_and_no_further() {
+        let mut memory = DequeMemory::default();
+        let _ = memory.deque(100);
+        let grown = (memory.points.as_ptr(), memory.points.len());
+        // Shorter and equal series reuse the same allocation untouched.
+        let _ = memory.deque(10);
+        let _ = memory.deque(100);
+        assert_eq!((memory.points.as_ptr(), memory.points.len()), grown);
+        let _ = memory.deque(101);
+        assert_eq!(memory.points.len(), 101);
+    }
+
+    #[test]
+    fn the_front_is_the_latest_of_equal_maxima() {
+        let mut memory = DequeMemory::default();
+        let mut deque = memory.deque(4);
+        for (time, value) in [(0, 5), (1, 3), (2, 5), (3, 4)] {
+            deque.push_max(Point { time, value });
+        }
+        assert_eq!(deque.front(), Some(Point { time: 2, value: 5 }));
+        deque.expire_before(3);
+        assert_eq!(deque.front(), Some(Point { time: 3, value: 4 }));
+        deque.expire_before(4);
+        assert_eq!(deque.front(), None);
+    }
+}

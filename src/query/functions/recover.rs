@@ -147,8 +147,13 @@ fn recovery_from(
     // Saturating is exact: a limit clamped to i64::MAX admits every time,
     // as the true limit beyond it would.
     let limit = episode.end.saturating_add(duration_ms);
-    let candidates = times.iter().zip(values).skip(first_after);
-    for (&time, &value) in candidates {
+    // `first_after` comes from a binary search over `times` and is at most
+    // its length (and `values` has the same length), so both slices exist;
+    // should one not, there is nothing after `end` to recover with.
+    let (Some(times), Some(values)) = (times.get(first_after..), values.get(first_after..)) else {
+        return None;
+    };
+    for (&time, &value) in times.iter().zip(values) {
         if time > limit {
             break;
         }
