@@ -20,6 +20,15 @@ mod query;
 mod storage;
 mod time;
 
+/// The series functions, exposed only for `benches/functions.rs`.
+#[doc(hidden)]
+pub mod bench_support_functions {
+    pub use crate::query::functions::{
+        DropFinder, Episode, Percent, Recovered, Recovery, SeriesBuf, Threshold, WindowExtremes,
+        change, find_recovery, latest, not_recovered_within, recovered_within, resample,
+    };
+}
+
 #[cfg(feature = "cli")]
 #[doc(hidden)]
 pub mod cli;

@@ -9,8 +9,8 @@
 //! its first point and ends at its lowest point, the earliest of equal ones.
 //! [`DropFinder`] finds them in one pass with a monotonic deque.
 
-use super::monotonic::{MonotonicDeque, Point};
-use super::{Threshold, same_len};
+use super::monotonic::{DequeMemory, Point};
+use super::{Threshold, same_len, window_start_fits};
 
 /// One fall of a series, as `drop()` reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,13 +70,51 @@ fn lost_pct_hundredths(before: i64, after: i64) -> i64 {
     i64::try_from(rounded).unwrap_or(if rounded < 0 { i64::MIN } else { i64::MAX })
 }
 
-/// A run of consecutive qualifying points being tracked.
-#[derive(Debug, Clone, Copy)]
-struct Run {
-    /// The peak of the run's first point.
-    peak: Point,
-    /// The run's lowest point so far, the earliest of equal ones.
-    trough: Point,
+/// The smallest loss that reaches the threshold from a peak of `peak`,
+/// never less than 1 (a point qualifies only when it lost something).
+///
+/// For an absolute threshold T that is max(T, 1). For P% it is the smallest
+/// integer loss with `100 · loss >= P · peak`, i.e. with P = mantissa /
+/// 10^scale, `100 · 10^scale · loss >= mantissa · peak`: ceil(mantissa · peak /
+/// (100 · 10^scale)) when peak > 0, and 1 when peak <= 0 (then any positive
+/// loss reaches it, since mantissa >= 0). This is exact for every input:
+/// mantissa · peak < 2^127 fits in i128, and a scale too large for i128 gives
+/// a divisor of i128::MAX, which yields the same ceiling (1) as the true one.
+fn min_loss(threshold: Threshold, peak: i64) -> i128 {
+    match threshold {
+        Threshold::Absolute(at_least) => i128::from(at_least.max(1)),
+        Threshold::Percent(percent) => {
+            if peak <= 0 {
+                return 1;
+            }
+            let divisor = percent.factor();
+            let dividend = i128::from(percent.mantissa) * i128::from(peak);
+            // Both are positive or zero here, so the ceiling is the
+            // quotient plus one when there is a remainder. A 64-bit division
+            // is several times faster than a 128-bit one, and is all that
+            // realistic percentages and counts need.
+            let ceiling = match (u64::try_from(dividend), u64::try_from(divisor)) {
+                (Ok(dividend), Ok(divisor)) => i128::from(dividend.div_ceil(divisor)),
+                _ => dividend / divisor + i128::from(dividend % divisor != 0),
+            };
+            ceiling.max(1)
+        }
+    }
+}
+
+/// The qualifying bound for a peak: a point qualifies against `peak` exactly
+/// when its value is below the bound, i.e. at most `peak - min_loss`. When
+/// even i64::MIN is too high the bound saturates to i64::MIN, which no value
+/// is below: nothing qualifies, as is exact.
+///
+/// Kept out of line: it runs only when the peak changes, and its divisions
+/// would otherwise crowd the loop that calls it.
+#[inline(never)]
+fn bound_below(threshold: Threshold, peak: i64) -> i64 {
+    let bound = i128::from(peak) - min_loss(threshold, peak) + 1;
+    // min_loss >= 1, so the bound is at most `peak` and only the lower
+    // saturation can apply.
+    i64::try_from(bound).unwrap_or(i64::MIN)
 }
 
 /// Finds the drop episodes of series after series, reusing its scratch
@@ -84,7 +122,7 @@ struct Run {
 /// allocates nothing (beyond growing the caller's output vector).
 #[derive(Debug, Clone, Default)]
 pub struct DropFinder {
-    deque: MonotonicDeque,
+    deque: DequeMemory,
 }
 
 impl DropFinder {
@@ -107,92 +145,158 @@ impl DropFinder {
         window_ms: i64,
         out: &mut Vec<Episode>,
     ) {
-        // Each threshold kind gets its own copy of the loop, so the test for
-        // "qualifies" is inlined into it rather than branched on per point.
-        match threshold {
-            Threshold::Absolute(at_least) => {
-                let at_least = at_least.max(1);
-                self.find_with(times, values, window_ms, out, |peak, value| {
-                    // When value < peak, peak - value is between 1 and
-                    // 2^64 - 1, so the wrapping difference read as u64 is
-                    // exactly the loss, with no overflow for any i64 input.
-                    value < peak && peak.wrapping_sub(value) as u64 >= at_least
-                });
-            }
-            Threshold::Percent(percent) => {
-                // 100 · loss >= P · peak with P = mantissa / 10^scale, i.e.
-                // 100 · 10^scale · loss >= mantissa · peak. The scale is at
-                // most 6 (the parser's limit), so the left side is below
-                // 2^27 · 2^64 and the right below 2^64 · 2^63: both fit in
-                // i128 for every i64 input. A larger scale saturates rather
-                // than panics.
-                let factor = 10i128
-                    .checked_pow(percent.scale)
-                    .map_or(i128::MAX, |p| p.saturating_mul(100));
-                let mantissa = i128::from(percent.mantissa);
-                self.find_with(times, values, window_ms, out, |peak, value| {
-                    value < peak
-                        && factor.saturating_mul(i128::from(peak) - i128::from(value))
-                            >= mantissa * i128::from(peak)
-                });
-            }
+        let (times, values) = same_len(times, values);
+        if times.is_empty() || window_ms <= 0 {
+            // [t - W, t) is empty for every point: nothing qualifies.
+            return;
+        }
+        if window_start_fits(times, window_ms) {
+            self.find_in(times, values, threshold, out, |time| {
+                time.wrapping_sub(window_ms)
+            });
+        } else {
+            self.find_in(times, values, threshold, out, |time| {
+                time.saturating_sub(window_ms)
+            });
         }
     }
 
-    /// The loop of [`find`](Self::find), generic over the test of whether a
-    /// point with `value` qualifies against its window's `peak` value.
+    /// The loop of [`find`](Self::find); `window_start(t)` is `t - W`.
     #[inline(always)]
-    fn find_with(
+    fn find_in(
         &mut self,
         times: &[i64],
         values: &[i64],
-        window_ms: i64,
+        threshold: Threshold,
         out: &mut Vec<Episode>,
-        qualifies: impl Fn(i64, i64) -> bool,
+        window_start: impl Fn(i64) -> i64,
     ) {
-        let (times, values) = same_len(times, values);
-        self.deque.reset(times.len());
-        let mut run: Option<Run> = None;
+        let mut deque = self.deque.deque(times.len());
+
+        // Whether a point qualifies depends only on its value and its peak's
+        // value: it qualifies when its value is below `bound_below(peak)`.
+        // The peak changes far less often than once per point, so the bound
+        // is remembered for the last peak value it was computed for, and the
+        // test per point is one comparison. It starts out computed for
+        // i64::MIN, so it is valid from the first point.
+        let mut bound_peak = i64::MIN;
+        let mut bound = bound_below(threshold, bound_peak);
+
+        // The run of qualifying points in progress, if `in_run`: the peak of
+        // its first point and its lowest point so far.
+        let mut in_run = false;
+        let mut run_peak = Point::default();
+        let mut trough = Point::default();
+
         for (&time, &value) in times.iter().zip(values) {
-            // The window is [time - window_ms, time): drop what is older than
-            // its start. The current point is not in the deque yet, which is
-            // what excludes it from its own window. Saturating is exact here:
-            // a start clamped to i64::MIN or i64::MAX admits the same points
-            // as the true start beyond it.
-            self.deque.expire_before(time.saturating_sub(window_ms));
-            let peak = match self.deque.front() {
-                Some(peak) if qualifies(peak.value, value) => Some(peak),
-                _ => None,
-            };
+            // The window is [time - W, time): drop what is older than its
+            // start. The current point is not in the deque yet, which is
+            // what excludes it from its own window.
+            deque.expire_before(window_start(time));
             let here = Point { time, value };
-            match (peak, &mut run) {
-                (Some(peak), None) => {
-                    run = Some(Run { peak, trough: here });
-                }
-                (Some(_), Some(current)) => {
-                    // Strictly lower only, so the earliest of equal lows stays.
-                    if value < current.trough.value {
-                        current.trough = here;
+            let qualifies = match deque.front() {
+                // No loss, no qualification: most points stop at this first,
+                // cheap test, before the bound is looked at.
+                Some(peak) if value < peak.value => {
+                    if peak.value != bound_peak {
+                        bound_peak = peak.value;
+                        bound = bound_below(threshold, bound_peak);
                     }
+                    let qualifies = value < bound;
+                    if qualifies {
+                        if !in_run {
+                            in_run = true;
+                            run_peak = peak;
+                            trough = here;
+                        } else if value < trough.value {
+                            // Strictly lower only: the earliest of equal lows.
+                            trough = here;
+                        }
+                    }
+                    deque.push_max(here);
+                    qualifies
                 }
-                (None, Some(current)) => {
-                    out.push(Episode::new(current.peak, current.trough));
-                    run = None;
+                // The point is at least every value in its window (or the
+                // window is empty), so it would push every point out of the
+                // deque: start the deque afresh with it. On a flat or rising
+                // series this is nearly every point.
+                _ => {
+                    deque.reset_to(here);
+                    false
                 }
-                (None, None) => {}
+            };
+            if in_run && !qualifies {
+                push_episode(out, run_peak, trough);
+                in_run = false;
             }
-            self.deque.push_max(here);
         }
-        if let Some(current) = run {
-            out.push(Episode::new(current.peak, current.trough));
+        if in_run {
+            push_episode(out, run_peak, trough);
         }
     }
 }
 
+/// Appends the episode of a finished run. Kept out of line: it runs about
+/// once per series, and inlined, its 128-bit division would take registers
+/// from the loop around it.
+#[inline(never)]
+fn push_episode(out: &mut Vec<Episode>, peak: Point, trough: Point) {
+    out.push(Episode::new(peak, trough));
+}
+
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::super::Percent;
     use super::*;
+
+    proptest! {
+        /// The precomputed bound answers exactly what the contract's
+        /// `Percent::reached(loss, peak)` answers, wherever the loss fits in
+        /// an i64 (the domain of `reached`).
+        #[test]
+        fn the_bound_agrees_with_percent_reached(
+            peak in prop_oneof![any::<i64>(), 0i64..2_000_000_000_000, -5i64..5],
+            value in any::<i64>(),
+            near in -3i64..=3,
+            mantissa in prop_oneof![0u64..=200, 0u64..1_000_000_000, any::<u64>()],
+            scale in 0u32..=6,
+        ) {
+            let percent = Percent { mantissa, scale };
+            let threshold = Threshold::Percent(percent);
+            // The loss just reaching P% of the peak, give or take `near`:
+            // the interesting values are at the boundary.
+            let exact = i128::from(mantissa) * i128::from(peak) / percent.factor();
+            let boundary = i64::try_from(i128::from(peak) - exact + i128::from(near)).ok();
+            for value in [Some(value), boundary].into_iter().flatten() {
+                if let Some(loss) = peak.checked_sub(value) {
+                    prop_assert_eq!(
+                        value < bound_below(threshold, peak),
+                        loss > 0 && percent.reached(loss, peak),
+                        "peak {} value {} percent {:?}", peak, value, percent
+                    );
+                }
+            }
+        }
+
+        /// The same for an absolute threshold.
+        #[test]
+        fn the_bound_agrees_with_an_absolute_threshold(
+            peak in any::<i64>(),
+            loss in prop_oneof![0u64..10, any::<u64>()],
+            at_least in prop_oneof![0u64..10, any::<u64>()],
+        ) {
+            // Wrapping makes some values higher than the peak: those are
+            // checked too, and must not qualify.
+            let value = peak.wrapping_sub_unsigned(loss);
+            let exact_loss = i128::from(peak) - i128::from(value);
+            prop_assert_eq!(
+                value < bound_below(Threshold::Absolute(at_least), peak),
+                exact_loss > 0 && exact_loss >= i128::from(at_least)
+            );
+        }
+    }
 
     const H: i64 = 3_600_000;
 

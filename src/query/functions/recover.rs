@@ -147,13 +147,21 @@ fn recovery_from(
     // Saturating is exact: a limit clamped to i64::MAX admits every time,
     // as the true limit beyond it would.
     let limit = episode.end.saturating_add(duration_ms);
-    let candidates = times.iter().zip(values).skip(first_after);
-    for (&time, &value) in candidates {
+    // `first_after` comes from a binary search over `times` and is at most
+    // its length (and `values` has the same length), so both slices exist;
+    // should one not, there is nothing after `end` to recover with.
+    let (Some(times), Some(values)) = (times.get(first_after..), values.get(first_after..)) else {
+        return None;
+    };
+    for (&time, &value) in times.iter().zip(values) {
         if time > limit {
             break;
         }
-        // `value - after` saturates; it cannot overflow for counts.
-        if fraction.reached(value.saturating_sub(episode.after), episode.lost) {
+        // `value - after` is computed in i128: it needs 65 bits when the
+        // values span more than i64 (never for counts, but for a derived
+        // series it might), and the test stays exact.
+        let regained = i128::from(value) - i128::from(episode.after);
+        if fraction.reached_wide(regained, episode.lost) {
             return Some(Recovery {
                 recovered_at: time,
                 recovery_s: seconds_between(episode.end, time),
@@ -320,6 +328,36 @@ mod tests {
         );
         let got = find_recovery(&times[..1], &values[..1], &episode, i64::MAX, Percent::FULL);
         assert_eq!(got, None);
+    }
+
+    #[test]
+    fn extreme_values_and_fractions_do_not_overflow() {
+        // A derived series whose fall is larger than i64::MAX: `lost`
+        // saturates, and the largest and smallest fractions still compare
+        // exactly instead of overflowing.
+        let episode = Episode {
+            start: 0,
+            end: 1,
+            before: i64::MAX,
+            after: i64::MIN,
+            lost: i64::MAX,
+            lost_pct_hundredths: 0,
+        };
+        let times = [1, 2, 3];
+        let values = [i64::MIN, -5, i64::MAX];
+        let huge = Percent {
+            mantissa: u64::MAX,
+            scale: 0,
+        };
+        assert_eq!(find_recovery(&times, &values, &episode, 10, huge), None);
+        let got = find_recovery(&times, &values, &episode, 10, Percent::FULL);
+        assert_eq!(got.map(|r| r.recovered_at), Some(3));
+        let tiny = Percent {
+            mantissa: 1,
+            scale: 40,
+        };
+        let got = find_recovery(&times, &values, &episode, 10, tiny);
+        assert_eq!(got.map(|r| r.recovered_at), Some(2));
     }
 
     #[test]

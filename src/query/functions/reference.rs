@@ -114,7 +114,8 @@ pub(super) fn recovery_ref(
     fraction: Percent,
 ) -> Option<Recovery> {
     let end = i128::from(episode.end);
-    let lost = i128::from(episode.before) - i128::from(episode.after);
+    // The contract tests against the episode's `lost`, which saturates.
+    let lost = i128::from(episode.lost);
     let mut best: Option<usize> = None;
     for r in 0..times.len() {
         let t = i128::from(times[r]);
@@ -189,14 +190,24 @@ pub(super) fn resample_ref(times: &[i64], values: &[i64], step: i64) -> (Vec<i64
 
 /// A random series: irregular gaps (mostly small, some large), anchored near
 /// 0, near i64::MIN or near i64::MAX, with values from a small range (to force
-/// ties) or a wider one, sometimes including negatives (derived series).
+/// ties), sometimes shifted to include negatives (as in derived series), or
+/// large counts, or anywhere in i64, or crowded at the top of i64 (to reach
+/// the saturating paths).
 fn series() -> impl Strategy<Value = (Vec<i64>, Vec<i64>)> {
     let gap = prop_oneof![6 => 1i64..=3, 2 => 4i64..=20, 1 => 21i64..=1000];
     (
-        prop::collection::vec((gap, 0i64..1_000_000), 0..40),
+        prop::collection::vec((gap, any::<i64>()), 0..40),
         0u8..6,
         0i64..1000,
-        prop_oneof![Just(3i64), Just(5), Just(20), Just(1000)],
+        prop_oneof![
+            3 => Just(3i64),
+            3 => Just(5),
+            2 => Just(20),
+            2 => Just(1000),
+            1 => Just(0), // values anywhere in i64
+            1 => Just(-1), // values near i64::MAX
+            1 => Just(-2), // big accounts: 10^12 give or take 10^6
+        ],
         any::<bool>(),
     )
         .prop_map(|(points, anchor, offset, modulus, negative)| {
@@ -212,8 +223,13 @@ fn series() -> impl Strategy<Value = (Vec<i64>, Vec<i64>)> {
             for (g, v) in points {
                 times.push(t);
                 t += g;
-                let v = v % modulus;
-                values.push(if negative { v - modulus / 2 } else { v });
+                values.push(match modulus {
+                    0 => v,
+                    -1 => i64::MAX - v.rem_euclid(5),
+                    -2 => 1_000_000_000_000 + v.rem_euclid(1_000_000),
+                    m if negative => v.rem_euclid(m) - m / 2,
+                    m => v.rem_euclid(m),
+                });
             }
             (times, values)
         })
@@ -229,7 +245,12 @@ fn window() -> impl Strategy<Value = i64> {
 }
 
 fn percent() -> impl Strategy<Value = Percent> {
-    (0u64..1500, 0u32..3).prop_map(|(mantissa, scale)| Percent { mantissa, scale })
+    prop_oneof![
+        4 => (0u64..1500, 0u32..3),
+        1 => (0u64..1_000_000_000, 0u32..=6),
+        1 => (any::<u64>(), 0u32..=6),
+    ]
+    .prop_map(|(mantissa, scale)| Percent { mantissa, scale })
 }
 
 fn threshold() -> impl Strategy<Value = Threshold> {

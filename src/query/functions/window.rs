@@ -8,8 +8,8 @@
 //! `max_over` windows empty; the type checker should reject negative
 //! windows, and this rule keeps the functions total if one gets through.)
 
-use super::monotonic::{MonotonicDeque, Point};
-use super::{SeriesBuf, same_len};
+use super::monotonic::{DequeMemory, Point};
+use super::{SeriesBuf, same_len, window_start_fits};
 
 /// `latest`: appends the series' last point, or nothing for an empty series.
 pub fn latest(times: &[i64], values: &[i64], out: &mut SeriesBuf) {
@@ -25,18 +25,43 @@ pub fn latest(times: &[i64], values: &[i64], out: &mut SeriesBuf) {
 pub fn change(times: &[i64], values: &[i64], window_ms: i64, out: &mut SeriesBuf) {
     let (times, values) = same_len(times, values);
     let window_ms = window_ms.max(0);
-    out.reserve(times.len());
+    if window_start_fits(times, window_ms) {
+        change_in(times, values, out, |time| time.wrapping_sub(window_ms));
+    } else {
+        change_in(times, values, out, |time| time.saturating_sub(window_ms));
+    }
+}
+
+/// The loop of [`change`]; `window_start(t)` is `t - W`, with W >= 0.
+#[inline(always)]
+fn change_in(
+    times: &[i64],
+    values: &[i64],
+    out: &mut SeriesBuf,
+    window_start: impl Fn(i64) -> i64,
+) {
+    let out_values = out.append_times(times);
     let mut j = 0;
-    for (i, (&time, &value)) in times.iter().zip(values).enumerate() {
-        // Saturating is exact: a start clamped to i64::MIN admits every time,
-        // as the true start below it would.
-        let lo = time.saturating_sub(window_ms);
-        // The window is not negative, so t_i >= lo and the loop stops at i at
-        // the latest: j <= i < n, and neither index below can fail.
-        while j < i && times[j] < lo {
+    let points = times.iter().zip(values).enumerate();
+    for (slot, (i, (&time, &value))) in out_values.iter_mut().zip(points) {
+        let lo = window_start(time);
+        // The window is not negative, so t_i >= lo: j never passes i, and
+        // j <= i < n keeps every index below in bounds. On regularly
+        // sampled series the window's start passes 0, 1 or 2 points per
+        // point, which of them depending on sub-interval jitter: a branch on
+        // it would be mispredicted about half the time, and stepping one
+        // point at a time would chain two dependent loads per point. So the
+        // next two points are tested at once, without branching (times
+        // increase, so the second passes only if the first does, and a
+        // point beyond i never passes); the loop catches up after a gap.
+        let first = times[j] < lo;
+        let second = times.get(j + 1).is_some_and(|&t| t < lo);
+        j += usize::from(first) + usize::from(second);
+        while times[j] < lo {
             j += 1;
         }
-        out.push(time, value.saturating_sub(values[j]));
+        debug_assert!(j <= i);
+        *slot = value.saturating_sub(values[j]);
     }
 }
 
@@ -45,7 +70,7 @@ pub fn change(times: &[i64], values: &[i64], window_ms: i64, out: &mut SeriesBuf
 /// (beyond growing the caller's output buffer).
 #[derive(Debug, Clone, Default)]
 pub struct WindowExtremes {
-    deque: MonotonicDeque,
+    deque: DequeMemory,
 }
 
 impl WindowExtremes {
@@ -57,37 +82,72 @@ impl WindowExtremes {
     /// `min_over(W)`: appends, for each point i, the smallest `v_j` over
     /// `t_i - W <= t_j <= t_i` (the point itself included).
     pub fn min_over(&mut self, times: &[i64], values: &[i64], window_ms: i64, out: &mut SeriesBuf) {
-        self.extreme(times, values, window_ms, out, MonotonicDeque::push_min);
+        self.extreme::<false>(times, values, window_ms, out);
     }
 
     /// `max_over(W)`: appends, for each point i, the largest `v_j` over
     /// `t_i - W <= t_j <= t_i` (the point itself included).
     pub fn max_over(&mut self, times: &[i64], values: &[i64], window_ms: i64, out: &mut SeriesBuf) {
-        self.extreme(times, values, window_ms, out, MonotonicDeque::push_max);
+        self.extreme::<true>(times, values, window_ms, out);
     }
 
-    /// The loop of both: `push` keeps the deque's front the window's extreme.
+    /// The loop of both: the maximum when `MAX`, else the minimum.
     #[inline(always)]
-    fn extreme(
+    fn extreme<const MAX: bool>(
         &mut self,
         times: &[i64],
         values: &[i64],
         window_ms: i64,
         out: &mut SeriesBuf,
-        push: impl Fn(&mut MonotonicDeque, Point),
     ) {
         let (times, values) = same_len(times, values);
         let window_ms = window_ms.max(0);
-        self.deque.reset(times.len());
-        out.reserve(times.len());
-        for (&time, &value) in times.iter().zip(values) {
-            push(&mut self.deque, Point { time, value });
-            self.deque.expire_before(time.saturating_sub(window_ms));
-            // The point just pushed is never expired (its time is at least
-            // the window's start), so the front always exists; the fallback
-            // to the point's own value is never taken.
-            let extreme = self.deque.front().map_or(value, |front| front.value);
-            out.push(time, extreme);
+        if window_start_fits(times, window_ms) {
+            self.extreme_in::<MAX>(times, values, out, |time| time.wrapping_sub(window_ms));
+        } else {
+            self.extreme_in::<MAX>(times, values, out, |time| time.saturating_sub(window_ms));
+        }
+    }
+
+    /// The loop of [`extreme`](Self::extreme); `window_start(t)` is `t - W`,
+    /// with W >= 0.
+    #[inline(always)]
+    fn extreme_in<const MAX: bool>(
+        &mut self,
+        times: &[i64],
+        values: &[i64],
+        out: &mut SeriesBuf,
+        window_start: impl Fn(i64) -> i64,
+    ) {
+        let mut deque = self.deque.deque(times.len());
+        let out_values = out.append_times(times);
+        let points = times.iter().zip(values);
+        for (slot, (&time, &value)) in out_values.iter_mut().zip(points) {
+            // Expiring before the point is pushed is the same as after: it
+            // is never expired itself, since its time is at least the
+            // window's start.
+            deque.expire_before(window_start(time));
+            let here = Point { time, value };
+            *slot = match deque.front() {
+                // The front stays the extreme: pushing only removes points
+                // from the back, and only points less extreme than this one,
+                // which the front is not.
+                Some(front) if (MAX && value < front.value) || (!MAX && value > front.value) => {
+                    if MAX {
+                        deque.push_max(here);
+                    } else {
+                        deque.push_min(here);
+                    }
+                    front.value
+                }
+                // The point is at least as extreme as all the window holds,
+                // so it alone remains: the common case on a flat or steadily
+                // moving series, done without walking the deque.
+                _ => {
+                    deque.reset_to(here);
+                    value
+                }
+            };
         }
     }
 }
