@@ -605,8 +605,9 @@ impl<'a> EntryIter<'a> {
         if t_min < self.entry.t_min || t_max > self.entry.t_max || t_max < t_min {
             return Err(self.corrupt("a series' time range is outside its group's"));
         }
-        let Some(v_max) = v_min.checked_add(v_span) else {
-            return Err(self.corrupt("a series' value range overflows"));
+        // [S2]: counts are at most 2^63 - 1, so readers may treat them as i64.
+        let Some(v_max) = v_min.checked_add(v_span).filter(|&m| m <= i64::MAX as u64) else {
+            return Err(self.corrupt("a series' value range is above 2^63 - 1"));
         };
         let take = |region: &'a [u8], at: &mut usize, len: u64| -> Option<&'a [u8]> {
             let len = usize::try_from(len).ok()?;
@@ -683,7 +684,11 @@ impl SeriesEntry<'_> {
             let start = values.len();
             encoding::decode_values(self.values, n, values).map_err(what)?;
             let decoded = values.get(start..).unwrap_or(&[]);
-            if decoded.len() != n || decoded.iter().any(|&v| v < self.v_min || v > self.v_max) {
+            // A min/max fold vectorises; a short-circuiting `any` does not.
+            let (lo, hi) = decoded
+                .iter()
+                .fold((u64::MAX, 0), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+            if decoded.len() != n || lo < self.v_min || hi > self.v_max {
                 return Err(self.segment.corrupt(format!(
                     "series {}: decoded values disagree with the index",
                     self.id
