@@ -170,14 +170,6 @@ pub fn decode_values(col: &[u8], n: usize, out: &mut Vec<u64>) -> Result<(), Dec
 /// the 9 bytes the unpacker may read past the last group.
 const PACKED_SCRATCH: usize = BLOCK_LEN * MAX_WIDTH / 8 + 16;
 
-/// Per-call scratch for blocks of width 1 or more, on the stack: the packed
-/// bytes copied into a buffer long enough that every unpacking read stays in
-/// bounds, and the unpacked deltas.
-struct Scratch {
-    packed: [u8; PACKED_SCRATCH],
-    deltas: [u64; BLOCK_LEN],
-}
-
 fn decode_into(col: &[u8], n: usize, out: &mut Vec<u64>) -> Result<(), DecodeError> {
     if n == 0 {
         return Err(DecodeError("a series has no points"));
@@ -193,8 +185,10 @@ fn decode_into(col: &[u8], n: usize, out: &mut Vec<u64>) -> Result<(), DecodeErr
     }
     out.reserve(n);
     out.push(v);
-    // Created on the first packed block only: a series that never moves
-    // more than a little needs none of it.
+    // The packed bits of a block are copied into this stack buffer, long
+    // enough that every read of the unpacker stays in bounds without a
+    // check. Created on the first packed block only: a series that never
+    // moves more than a little needs none of it.
     let mut scratch = None;
     while left > 0 {
         let len = left.min(BLOCK_LEN);
@@ -216,7 +210,7 @@ fn decode_block(
     len: usize,
     mut v: u64,
     out: &mut Vec<u64>,
-    scratch: &mut Option<Scratch>,
+    scratch: &mut Option<[u8; PACKED_SCRATCH]>,
 ) -> Result<u64, DecodeError> {
     let Some(&header) = col.get(*pos) else {
         return Err(DecodeError("value block runs past the end of the column"));
@@ -265,100 +259,133 @@ fn decode_block(
         ));
     }
 
+    let base = out.len();
+    if b == 0 && exceptions == 0 {
+        // Nothing moved: the block is one byte and decodes to a fill.
+        out.resize(base + len, v);
+        return Ok(v);
+    }
+
     if b == 0 {
-        let base = out.len();
-        if exceptions == 0 {
-            // Nothing moved: the block is one byte and decodes to a fill.
-            out.resize(base + len, v);
-            return Ok(v);
-        }
-        // A few things moved: the values are runs of equal values that
-        // change at each exception, so fill run by run.
+        // A few things moved. Filling run by run would branch on each run's
+        // length, which is unpredictable; scattering the deltas into zeros
+        // and summing costs the same whatever the runs look like.
+        out.resize(base + len, 0);
+        // `out` was just resized to base + len.
+        let deltas = &mut out[base..];
         let mut next_allowed = 0;
         for &p in positions {
             let p = usize::from(p);
+            let z = get_varint(col, pos)?;
             if p < next_allowed || p >= len {
                 return Err(DecodeError(
                     "value block exception positions do not increase within the block",
                 ));
             }
-            let z = get_varint(col, pos)?;
             if z == 0 {
                 return Err(DecodeError("value block exception has a high part of zero"));
             }
-            out.resize(base + p, v);
-            v = v.wrapping_add(unzigzag(z) as u64);
-            out.push(v);
+            // p < len, the length of `deltas`, checked just above.
+            deltas[p] = unzigzag(z) as u64;
             next_allowed = p + 1;
         }
-        out.resize(base + len, v);
-        return Ok(v);
+        return Ok(prefix_sum(deltas, v));
     }
 
-    let scratch = scratch.get_or_insert_with(|| Scratch {
-        packed: [0; PACKED_SCRATCH],
-        deltas: [0; BLOCK_LEN],
-    });
+    let packed_scratch = scratch.get_or_insert_with(|| [0; PACKED_SCRATCH]);
     // packed_len <= 2048 < PACKED_SCRATCH, so the range is in bounds.
-    scratch.packed[..packed_len].copy_from_slice(packed);
+    packed_scratch[..packed_len].copy_from_slice(packed);
     // b is in 1 ..= 64 here, so the table lookup always succeeds.
     let Some(unpack) = UNPACK.get(b - 1) else {
         return Err(DecodeError("value block is wider than 64 bits"));
     };
-    unpack(&scratch.packed, len, &mut scratch.deltas);
+    // The unpacker writes whole groups of eight; the extra deltas of a
+    // short last block are cut off below.
+    out.resize(base + len.next_multiple_of(8), 0);
+    // `out` was just resized past base.
+    let deltas = &mut out[base..];
+    unpack(packed_scratch, deltas);
 
     let mut next_allowed = 0;
     for &p in positions {
         let p = usize::from(p);
+        let high = get_varint(col, pos)?;
         if p < next_allowed || p >= len {
             return Err(DecodeError(
                 "value block exception positions do not increase within the block",
             ));
         }
-        let high = get_varint(col, pos)?;
         // b is in 1 ..= 63 when there are exceptions, so both shifts are in range.
         if high == 0 || high >> (MAX_WIDTH - b) != 0 {
             return Err(DecodeError(
                 "value block exception has a high part of zero or one that does not fit",
             ));
         }
-        // p < 256 (it came from a byte), the length of `deltas`.
-        scratch.deltas[p] |= high << b;
+        // p < len <= the length of `deltas`, checked just above.
+        deltas[p] |= high << b;
         next_allowed = p + 1;
     }
-
-    // len <= BLOCK_LEN, the length of `deltas`.
-    out.extend(scratch.deltas[..len].iter().map(|&z| {
-        v = v.wrapping_add(unzigzag(z) as u64);
-        v
-    }));
+    // len <= the length of `deltas`.
+    let v = unzigzag_prefix_sum(&mut deltas[..len], v);
+    out.truncate(base + len);
     Ok(v)
 }
 
-/// Unpacks deltas of `len` (at most 256, rounded up to a multiple of 8)
-/// from the packed bytes. Deltas past `len` come out as garbage from the
-/// scratch's earlier contents and are never used.
-type UnpackFn = fn(&[u8; PACKED_SCRATCH], usize, &mut [u64; BLOCK_LEN]);
+/// Replaces each delta by `v` plus the sum of the deltas up to it, and
+/// returns the last value. Four at a time, so that only one addition per
+/// four values waits on the previous four; the other sums are independent.
+#[inline]
+fn prefix_sum(deltas: &mut [u64], mut v: u64) -> u64 {
+    let (quads, rest) = deltas.as_chunks_mut::<4>();
+    for q in quads {
+        let s0 = q[0];
+        let s1 = s0.wrapping_add(q[1]);
+        let s2 = s1.wrapping_add(q[2]);
+        let s3 = s2.wrapping_add(q[3]);
+        *q = [
+            v.wrapping_add(s0),
+            v.wrapping_add(s1),
+            v.wrapping_add(s2),
+            v.wrapping_add(s3),
+        ];
+        v = q[3];
+    }
+    for d in rest {
+        v = v.wrapping_add(*d);
+        *d = v;
+    }
+    v
+}
+
+/// [`prefix_sum`] of zigzagged deltas.
+#[inline]
+fn unzigzag_prefix_sum(deltas: &mut [u64], v: u64) -> u64 {
+    for d in deltas.iter_mut() {
+        *d = unzigzag(*d) as u64;
+    }
+    prefix_sum(deltas, v)
+}
+
+/// Unpacks deltas from the packed bytes into `deltas`, whose length is a
+/// multiple of 8 and at most 256. Deltas past the block's own length come
+/// from leftover bytes in the scratch; the caller drops them.
+type UnpackFn = fn(&[u8; PACKED_SCRATCH], &mut [u64]);
 
 /// The unpacker for width B, eight deltas per step. Eight deltas of B bits
 /// are exactly B bytes, so each group starts on a byte, and with B a
 /// constant every shift and offset below is a constant too: the compiler
 /// unrolls the inner loop into plain loads, shifts and masks.
-fn unpack<const B: usize>(
-    packed: &[u8; PACKED_SCRATCH],
-    len: usize,
-    deltas: &mut [u64; BLOCK_LEN],
-) {
+fn unpack<const B: usize>(packed: &[u8; PACKED_SCRATCH], deltas: &mut [u64]) {
     let mask = low_mask(B);
-    // At most 32 groups: len <= 256.
-    let groups = len.div_ceil(8).min(BLOCK_LEN / 8);
-    for g in 0..groups {
-        for i in 0..8 {
+    let (groups, _) = deltas.as_chunks_mut::<8>();
+    // At most 32 groups of 8 in a block of 256.
+    for (g, group) in groups.iter_mut().take(BLOCK_LEN / 8).enumerate() {
+        for (i, delta) in group.iter_mut().enumerate() {
             let bit = i * B;
             let offset = g * B + bit / 8;
             let shift = bit % 8;
-            // offset + 8 <= 31·64 + 7·64/8 + 8 = 2048 < PACKED_SCRATCH, and
-            // g·8 + i < 256: neither index can fail.
+            // offset + 9 <= 31·64 + 7·64/8 + 9 = 2049 <= PACKED_SCRATCH
+            // because g < 32 and i < 8: the indexes cannot fail.
             let mut word = [0u8; 8];
             word.copy_from_slice(&packed[offset..offset + 8]);
             let mut z = u64::from_le_bytes(word) >> shift;
@@ -366,7 +393,7 @@ fn unpack<const B: usize>(
                 // Widths over 56 may straddle a ninth byte; shift >= 1 here.
                 z |= u64::from(packed[offset + 8]) << (64 - shift);
             }
-            deltas[g * 8 + i] = z & mask;
+            *delta = z & mask;
         }
     }
 }
