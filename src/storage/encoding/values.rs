@@ -273,6 +273,10 @@ fn decode_block(
         out.resize(base + len, 0);
         // `out` was just resized to base + len.
         let deltas = &mut out[base..];
+        // The prefix sum needs the sum of the first half; with so few
+        // deltas it is cheaper to add it up here than to read half the block.
+        let half = len / 2;
+        let mut low_sum = 0u64;
         let mut next_allowed = 0;
         for &p in positions {
             let p = usize::from(p);
@@ -285,11 +289,15 @@ fn decode_block(
             if z == 0 {
                 return Err(DecodeError("value block exception has a high part of zero"));
             }
+            let d = unzigzag(z) as u64;
             // p < len, the length of `deltas`, checked just above.
-            deltas[p] = unzigzag(z) as u64;
+            deltas[p] = d;
+            if p < half {
+                low_sum = low_sum.wrapping_add(d);
+            }
             next_allowed = p + 1;
         }
-        return Ok(prefix_sum(deltas, v));
+        return Ok(prefix_sum_split(deltas, v, low_sum));
     }
 
     let packed_scratch = scratch.get_or_insert_with(|| [0; PACKED_SCRATCH]);
@@ -350,8 +358,18 @@ fn decode_block(
 /// not help: the compiler reassociates them back into a single chain.)
 #[inline]
 fn prefix_sum(deltas: &mut [u64], v: u64) -> u64 {
+    // len / 2 <= len: the range is in bounds.
+    let low_sum = deltas[..deltas.len() / 2]
+        .iter()
+        .fold(0u64, |sum, &d| sum.wrapping_add(d));
+    prefix_sum_split(deltas, v, low_sum)
+}
+
+/// [`prefix_sum`] when the caller already knows the sum of the first half,
+/// `deltas[..len / 2]`.
+#[inline]
+fn prefix_sum_split(deltas: &mut [u64], v: u64, low_sum: u64) -> u64 {
     let (low, high) = deltas.split_at_mut(deltas.len() / 2);
-    let low_sum = low.iter().fold(0u64, |sum, &d| sum.wrapping_add(d));
     let mut a = v;
     let mut b = v.wrapping_add(low_sum);
     // `high` is as long as `low` or one longer; the zip covers `low`.
