@@ -34,8 +34,23 @@ pub fn encode_times(times: &[i64], out: &mut Vec<u8>) {
         out.extend_from_slice(&[MODE_REGULAR, 0, 0]);
         return;
     }
+    let d_1 = delta(times[0], times[1]);
+    if times.len() >= 3 && deltas(times).all(|d| d == d_1) {
+        // A regular series without gaps, the common case: mode 0 is
+        // `00 step 00`, and mode 1 is no shorter, since after d_1 it has a
+        // byte for each of the n − 2 ≥ 1 other deltas.
+        out.push(MODE_REGULAR);
+        put_varint(out, d_1);
+        out.push(0);
+        return;
+    }
     let step = most_frequent_delta(times);
-    if regular_len(times, step) <= delta_of_delta_len(times) {
+    let regular = regular_len(times, step);
+    // Mode 1 takes at least its mode byte, d_1 and one byte per further
+    // delta; when mode 0 is no longer than that, it wins without measuring
+    // mode 1 exactly. That is the common case of a regular series.
+    let delta_of_delta_at_least = 1 + varint_len(d_1) + (times.len() - 2);
+    if regular <= delta_of_delta_at_least || regular <= delta_of_delta_len(times) {
         write_regular(times, step, out);
     } else {
         write_delta_of_delta(times, out);

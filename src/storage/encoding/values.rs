@@ -56,10 +56,25 @@ struct WidthHistogram {
 
 impl WidthHistogram {
     fn of(block: &[u64]) -> Self {
+        // Four histograms, summed at the end: most deltas fall in the same
+        // bucket, and one histogram would make each increment wait for the
+        // previous one's store.
+        let mut partial = [[0u32; MAX_WIDTH + 1]; 4];
+        let (quads, rest) = block.as_chunks::<4>();
+        for quad in quads {
+            for (histogram, &z) in partial.iter_mut().zip(quad) {
+                // A u64 has at most 64 significant bits: the index is in 0 ..= 64.
+                histogram[(u64::BITS - z.leading_zeros()) as usize] += 1;
+            }
+        }
+        for &z in rest {
+            partial[0][(u64::BITS - z.leading_zeros()) as usize] += 1;
+        }
         let mut count = [0u32; MAX_WIDTH + 1];
-        for &z in block {
-            // A u64 has at most 64 significant bits: the index is in 0 ..= 64.
-            count[(u64::BITS - z.leading_zeros()) as usize] += 1;
+        for histogram in &partial {
+            for (total, &c) in count.iter_mut().zip(histogram) {
+                *total += c;
+            }
         }
         let widest = (0..=MAX_WIDTH).rev().find(|&w| count[w] > 0).unwrap_or(0);
         WidthHistogram {
