@@ -585,7 +585,10 @@ mod tests {
         #[test]
         fn encoder_picks_the_smaller_mode(times in times_strategy()) {
             // "A writer picks the smaller of the two (mode 0 on a tie)."
-            prop_assume!(times.len() >= 2);
+            if times.len() < 2 {
+                prop_assert_eq!(encode(&times), vec![0, 0, 0]);
+                return Ok(());
+            }
             let mut mode0 = Vec::new();
             write_regular(&times, most_frequent_delta(&times), &mut mode0);
             let mut mode1 = Vec::new();

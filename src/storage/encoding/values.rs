@@ -6,9 +6,10 @@
 //! Most accounts do not move most hours, so most deltas are zero: a block
 //! where nothing moved is one byte, and a block where a few things moved is
 //! usually width 0 with the moves as exceptions. Decoding is the hot path of
-//! every query, so each block shape has its own loop: a fill for width 0, a
-//! run-by-run fill for width 0 with exceptions, and an unpack specialised
-//! per bit width otherwise.
+//! every query, so each block shape has its own path: a fill for width 0
+//! without exceptions, a scatter of the exceptions into zeros for width 0
+//! with exceptions, and an unpack specialised per bit width otherwise; the
+//! last two end in a prefix sum that runs two independent chains.
 
 use super::DecodeError;
 use super::varint::{get_varint, put_varint, unzigzag, varint_len, zigzag};
@@ -307,9 +308,10 @@ fn decode_block(
             let d = unzigzag(z) as u64;
             // p < len, the length of `deltas`, checked just above.
             deltas[p] = d;
-            if p < half {
-                low_sum = low_sum.wrapping_add(d);
-            }
+            // Without a branch: whether p is in the first half is a coin
+            // toss the branch predictor would lose.
+            let in_low_half = u64::from(p < half).wrapping_neg();
+            low_sum = low_sum.wrapping_add(d & in_low_half);
             next_allowed = p + 1;
         }
         return Ok(prefix_sum_split(deltas, v, low_sum));
@@ -403,8 +405,9 @@ fn prefix_sum_split(deltas: &mut [u64], v: u64, low_sum: u64) -> u64 {
 }
 
 /// Unpacks deltas from the packed bytes into `deltas`, whose length is a
-/// multiple of 8 and at most 256, and undoes zigzag on them. Deltas past the block's own length come
-/// from leftover bytes in the scratch; the caller drops them.
+/// multiple of 8 and at most 256, and undoes zigzag on them. Deltas past
+/// the block's own length come from leftover bytes in the scratch; the
+/// caller drops them.
 type UnpackFn = fn(&[u8; PACKED_SCRATCH], &mut [u64]);
 
 /// The unpacker for width B, eight deltas per step. Eight deltas of B bits
