@@ -10,7 +10,11 @@
 //! glitch (a dip that comes back) per series.
 //!
 //! Run with `cargo bench --bench encoding`; the data set's bytes per point
-//! are printed before the timings.
+//! are printed before the timings, and `TALLY_BENCH_CHURN=1.3e-4` (say)
+//! shows how they depend on how often accounts move. On a machine shared
+//! with other work, the fastest samples (in
+//! `target/criterion/encoding/*/new/sample.json`) are the ones that ran
+//! undisturbed; the mean includes time the benchmark spent descheduled.
 
 use std::f64::consts::TAU;
 use std::hint::black_box;
