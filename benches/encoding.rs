@@ -11,10 +11,12 @@
 //!
 //! Run with `cargo bench --bench encoding`; the data set's bytes per point
 //! are printed before the timings, and `TALLY_BENCH_CHURN=1.3e-4` (say)
-//! shows how they depend on how often accounts move. On a machine shared
-//! with other work, the fastest samples (in
-//! `target/criterion/encoding/*/new/sample.json`) are the ones that ran
-//! undisturbed; the mean includes time the benchmark spent descheduled.
+//! shows how they depend on how often accounts move. Criterion's timings
+//! are wall time, which on a machine shared with other work includes time
+//! spent waiting for a core; so after them the bench also prints each
+//! routine's throughput per second of on-CPU time (two seconds each, from
+//! /proc/thread-self/schedstat). A filter that matches no benchmark
+//! (`cargo bench --bench encoding -- none`) prints only the sizes and those.
 
 use std::f64::consts::TAU;
 use std::hint::black_box;
@@ -329,24 +331,19 @@ fn bench(c: &mut Criterion) {
         assert_eq!((&times, &values), (&s.times, &s.values));
     }
 
-    let mut group = c.benchmark_group("encoding");
-    group.throughput(Throughput::Elements(points as u64));
-
     // Encode every series into reused column buffers, as a segment writer
     // does for one group.
     let mut time_col = Vec::with_capacity(encoded.times.len());
     let mut value_col = Vec::with_capacity(encoded.values.len());
-    group.bench_function("encode times+values", |b| {
-        b.iter(|| {
-            time_col.clear();
-            value_col.clear();
-            for s in &data {
-                encode_times(black_box(&s.times), &mut time_col);
-                encode_values(black_box(&s.values), &mut value_col);
-            }
-            black_box((time_col.len(), value_col.len()))
-        })
-    });
+    let mut encode = || {
+        time_col.clear();
+        value_col.clear();
+        for s in &data {
+            encode_times(black_box(&s.times), &mut time_col);
+            encode_values(black_box(&s.values), &mut value_col);
+        }
+        time_col.len() + value_col.len()
+    };
 
     // Decode series by series into reused buffers, as a query does.
     let decode = |with_times: bool, with_values: bool| {
@@ -370,34 +367,86 @@ fn bench(c: &mut Criterion) {
             check
         }
     };
-    let mut both = decode(true, true);
-    group.bench_function("decode times+values", |b| b.iter(&mut both));
-    let mut only_times = decode(true, false);
-    group.bench_function("decode times", |b| b.iter(&mut only_times));
-    let mut only_values = decode(false, true);
-    group.bench_function("decode values", |b| b.iter(&mut only_values));
+    let mut decode_both = decode(true, true);
+    let mut decode_times_only = decode(true, false);
+    let mut decode_values_only = decode(false, true);
 
     // For scale: producing the same output by copying it from uncompressed
     // arrays in memory (16 bytes read and written per point).
     let flat_times: Vec<i64> = data.iter().flat_map(|s| s.times.iter().copied()).collect();
     let flat_values: Vec<u64> = data.iter().flat_map(|s| s.values.iter().copied()).collect();
-    group.bench_function("copy uncompressed (baseline)", |b| {
-        let (mut times, mut values) = (Vec::new(), Vec::new());
-        b.iter(|| {
-            let mut at = 0;
-            let mut check = 0u64;
-            for e in &encoded.index {
-                times.clear();
-                values.clear();
-                times.extend_from_slice(&flat_times[at..at + e.n]);
-                values.extend_from_slice(&flat_values[at..at + e.n]);
-                at += e.n;
-                check = check.wrapping_add(values[e.n - 1] ^ times[e.n - 1] as u64);
-            }
-            check
-        })
-    });
+    let (mut copy_times, mut copy_values) = (Vec::new(), Vec::new());
+    let mut copy = || {
+        let mut at = 0;
+        let mut check = 0u64;
+        for e in &encoded.index {
+            copy_times.clear();
+            copy_values.clear();
+            copy_times.extend_from_slice(&flat_times[at..at + e.n]);
+            copy_values.extend_from_slice(&flat_values[at..at + e.n]);
+            at += e.n;
+            check = check.wrapping_add(copy_values[e.n - 1] ^ copy_times[e.n - 1] as u64);
+        }
+        check
+    };
+
+    let mut group = c.benchmark_group("encoding");
+    group.throughput(Throughput::Elements(points as u64));
+    group.bench_function("encode times+values", |b| b.iter(&mut encode));
+    group.bench_function("decode times+values", |b| b.iter(&mut decode_both));
+    group.bench_function("decode times", |b| b.iter(&mut decode_times_only));
+    group.bench_function("decode values", |b| b.iter(&mut decode_values_only));
+    group.bench_function("copy uncompressed (baseline)", |b| b.iter(&mut copy));
     group.finish();
+
+    // Criterion measures wall time, which on a busy machine includes the
+    // time this thread waited for a core. On-CPU time does not.
+    println!("on-CPU throughput in points/s (excludes time descheduled; Linux only):");
+    let report_cpu = |name: &str, routine: &mut dyn FnMut()| {
+        let rate = cpu_throughput(points, routine);
+        let rate = rate.map_or("n/a".to_string(), |r| format!("{:.3} G", r / 1e9));
+        println!("  {name:30} {rate}");
+    };
+    report_cpu("encode times+values", &mut || {
+        black_box(encode());
+    });
+    report_cpu("decode times+values", &mut || {
+        black_box(decode_both());
+    });
+    report_cpu("decode times", &mut || {
+        black_box(decode_times_only());
+    });
+    report_cpu("decode values", &mut || {
+        black_box(decode_values_only());
+    });
+    report_cpu("copy uncompressed (baseline)", &mut || {
+        black_box(copy());
+    });
+}
+
+/// This thread's time on a CPU so far, in nanoseconds, from
+/// /proc/thread-self/schedstat; `None` where that file does not exist. The
+/// kernel updates it at scheduler ticks, so only long spans are precise.
+fn thread_cpu_ns() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    text.split_whitespace().next()?.parse().ok()
+}
+
+/// Points per second of on-CPU time, running `routine` (which handles
+/// `points` points) for two seconds of it: long enough that the tick
+/// granularity of [`thread_cpu_ns`] is below 0.5%.
+fn cpu_throughput(points: usize, routine: &mut dyn FnMut()) -> Option<f64> {
+    routine(); // warm up
+    let start = thread_cpu_ns()?;
+    let mut rounds = 0u64;
+    loop {
+        routine();
+        rounds += 1;
+        let spent = thread_cpu_ns()? - start;
+        if spent >= 2_000_000_000 {
+            return Some((rounds * points as u64) as f64 / (spent as f64 / 1e9));
+        }
+    }
 }
 
 criterion_group! {
