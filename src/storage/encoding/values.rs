@@ -6,9 +6,10 @@
 //! Most accounts do not move most hours, so most deltas are zero: a block
 //! where nothing moved is one byte, and a block where a few things moved is
 //! usually width 0 with the moves as exceptions. Decoding is the hot path of
-//! every query, so each block shape has its own loop: a fill for width 0, a
-//! run-by-run fill for width 0 with exceptions, and an unpack specialised
-//! per bit width otherwise.
+//! every query, so each block shape has its own path: a fill for width 0
+//! without exceptions, a scatter of the exceptions into zeros for width 0
+//! with exceptions, and an unpack specialised per bit width otherwise; the
+//! last two end in a prefix sum that runs two independent chains.
 
 use super::DecodeError;
 use super::varint::{get_varint, put_varint, unzigzag, varint_len, zigzag};
@@ -56,10 +57,25 @@ struct WidthHistogram {
 
 impl WidthHistogram {
     fn of(block: &[u64]) -> Self {
+        // Four histograms, summed at the end: most deltas fall in the same
+        // bucket, and one histogram would make each increment wait for the
+        // previous one's store.
+        let mut partial = [[0u32; MAX_WIDTH + 1]; 4];
+        let (quads, rest) = block.as_chunks::<4>();
+        for quad in quads {
+            for (histogram, &z) in partial.iter_mut().zip(quad) {
+                // A u64 has at most 64 significant bits: the index is in 0 ..= 64.
+                histogram[(u64::BITS - z.leading_zeros()) as usize] += 1;
+            }
+        }
+        for &z in rest {
+            partial[0][(u64::BITS - z.leading_zeros()) as usize] += 1;
+        }
         let mut count = [0u32; MAX_WIDTH + 1];
-        for &z in block {
-            // A u64 has at most 64 significant bits: the index is in 0 ..= 64.
-            count[(u64::BITS - z.leading_zeros()) as usize] += 1;
+        for histogram in &partial {
+            for (total, &c) in count.iter_mut().zip(histogram) {
+                *total += c;
+            }
         }
         let widest = (0..=MAX_WIDTH).rev().find(|&w| count[w] > 0).unwrap_or(0);
         WidthHistogram {
@@ -170,14 +186,6 @@ pub fn decode_values(col: &[u8], n: usize, out: &mut Vec<u64>) -> Result<(), Dec
 /// the 9 bytes the unpacker may read past the last group.
 const PACKED_SCRATCH: usize = BLOCK_LEN * MAX_WIDTH / 8 + 16;
 
-/// Per-call scratch for blocks of width 1 or more, on the stack: the packed
-/// bytes copied into a buffer long enough that every unpacking read stays in
-/// bounds, and the unpacked deltas.
-struct Scratch {
-    packed: [u8; PACKED_SCRATCH],
-    deltas: [u64; BLOCK_LEN],
-}
-
 fn decode_into(col: &[u8], n: usize, out: &mut Vec<u64>) -> Result<(), DecodeError> {
     if n == 0 {
         return Err(DecodeError("a series has no points"));
@@ -193,8 +201,10 @@ fn decode_into(col: &[u8], n: usize, out: &mut Vec<u64>) -> Result<(), DecodeErr
     }
     out.reserve(n);
     out.push(v);
-    // Created on the first packed block only: a series that never moves
-    // more than a little needs none of it.
+    // The packed bits of a block are copied into this stack buffer, long
+    // enough that every read of the unpacker stays in bounds without a
+    // check. Created on the first packed block only: a series that never
+    // moves more than a little needs none of it.
     let mut scratch = None;
     while left > 0 {
         let len = left.min(BLOCK_LEN);
@@ -214,9 +224,9 @@ fn decode_block(
     col: &[u8],
     pos: &mut usize,
     len: usize,
-    mut v: u64,
+    v: u64,
     out: &mut Vec<u64>,
-    scratch: &mut Option<Scratch>,
+    scratch: &mut Option<[u8; PACKED_SCRATCH]>,
 ) -> Result<u64, DecodeError> {
     let Some(&header) = col.get(*pos) else {
         return Err(DecodeError("value block runs past the end of the column"));
@@ -265,100 +275,156 @@ fn decode_block(
         ));
     }
 
+    let base = out.len();
+    if b == 0 && exceptions == 0 {
+        // Nothing moved: the block is one byte and decodes to a fill.
+        out.resize(base + len, v);
+        return Ok(v);
+    }
+
     if b == 0 {
-        let base = out.len();
-        if exceptions == 0 {
-            // Nothing moved: the block is one byte and decodes to a fill.
-            out.resize(base + len, v);
-            return Ok(v);
-        }
-        // A few things moved: the values are runs of equal values that
-        // change at each exception, so fill run by run.
+        // A few things moved. Filling run by run would branch on each run's
+        // length, which is unpredictable; scattering the deltas into zeros
+        // and summing costs the same whatever the runs look like.
+        out.resize(base + len, 0);
+        // `out` was just resized to base + len.
+        let deltas = &mut out[base..];
+        // The prefix sum needs the sum of the first half; with so few
+        // deltas it is cheaper to add it up here than to read half the block.
+        let half = len / 2;
+        let mut low_sum = 0u64;
         let mut next_allowed = 0;
         for &p in positions {
             let p = usize::from(p);
+            let z = get_varint(col, pos)?;
             if p < next_allowed || p >= len {
                 return Err(DecodeError(
                     "value block exception positions do not increase within the block",
                 ));
             }
-            let z = get_varint(col, pos)?;
             if z == 0 {
                 return Err(DecodeError("value block exception has a high part of zero"));
             }
-            out.resize(base + p, v);
-            v = v.wrapping_add(unzigzag(z) as u64);
-            out.push(v);
+            let d = unzigzag(z) as u64;
+            // p < len, the length of `deltas`, checked just above.
+            deltas[p] = d;
+            // Without a branch: whether p is in the first half is a coin
+            // toss the branch predictor would lose.
+            let in_low_half = u64::from(p < half).wrapping_neg();
+            low_sum = low_sum.wrapping_add(d & in_low_half);
             next_allowed = p + 1;
         }
-        out.resize(base + len, v);
-        return Ok(v);
+        return Ok(prefix_sum_split(deltas, v, low_sum));
     }
 
-    let scratch = scratch.get_or_insert_with(|| Scratch {
-        packed: [0; PACKED_SCRATCH],
-        deltas: [0; BLOCK_LEN],
-    });
+    let packed_scratch = scratch.get_or_insert_with(|| [0; PACKED_SCRATCH]);
     // packed_len <= 2048 < PACKED_SCRATCH, so the range is in bounds.
-    scratch.packed[..packed_len].copy_from_slice(packed);
+    packed_scratch[..packed_len].copy_from_slice(packed);
     // b is in 1 ..= 64 here, so the table lookup always succeeds.
     let Some(unpack) = UNPACK.get(b - 1) else {
         return Err(DecodeError("value block is wider than 64 bits"));
     };
-    unpack(&scratch.packed, len, &mut scratch.deltas);
+    // The unpacker writes whole groups of eight; the extra deltas of a
+    // short last block are cut off below.
+    out.resize(base + len.next_multiple_of(8), 0);
+    // `out` was just resized past base.
+    let deltas = &mut out[base..];
+    unpack(packed_scratch, deltas);
 
     let mut next_allowed = 0;
     for &p in positions {
         let p = usize::from(p);
+        let high = get_varint(col, pos)?;
         if p < next_allowed || p >= len {
             return Err(DecodeError(
                 "value block exception positions do not increase within the block",
             ));
         }
-        let high = get_varint(col, pos)?;
         // b is in 1 ..= 63 when there are exceptions, so both shifts are in range.
         if high == 0 || high >> (MAX_WIDTH - b) != 0 {
             return Err(DecodeError(
                 "value block exception has a high part of zero or one that does not fit",
             ));
         }
-        // p < 256 (it came from a byte), the length of `deltas`.
-        scratch.deltas[p] |= high << b;
+        // The unpacker has already undone zigzag on the low bits, and
+        // unzigzag(low + high·2^b) = unzigzag(low) ± high·2^(b−1), minus
+        // when low is odd, which is when unzigzag(low) is negative.
+        let correction = high << (b - 1);
+        // p < len <= the length of `deltas`, checked just above.
+        let d = &mut deltas[p];
+        *d = if (*d as i64) < 0 {
+            d.wrapping_sub(correction)
+        } else {
+            d.wrapping_add(correction)
+        };
         next_allowed = p + 1;
     }
-
-    // len <= BLOCK_LEN, the length of `deltas`.
-    out.extend(scratch.deltas[..len].iter().map(|&z| {
-        v = v.wrapping_add(unzigzag(z) as u64);
-        v
-    }));
+    // len <= the length of `deltas`.
+    let v = prefix_sum(&mut deltas[..len], v);
+    out.truncate(base + len);
     Ok(v)
 }
 
-/// Unpacks deltas of `len` (at most 256, rounded up to a multiple of 8)
-/// from the packed bytes. Deltas past `len` come out as garbage from the
-/// scratch's earlier contents and are never used.
-type UnpackFn = fn(&[u8; PACKED_SCRATCH], usize, &mut [u64; BLOCK_LEN]);
+/// Replaces each delta by `v` plus the sum of the deltas up to it, and
+/// returns the last value (or `v` if there are none).
+///
+/// A running sum waits one addition per value on the previous one. Two
+/// running sums, over the first and second half, are independent, so they
+/// overlap; the second starts from the sum of the first half, which a
+/// vectorized reduction computes quickly. (Sums of four inside one chain do
+/// not help: the compiler reassociates them back into a single chain.)
+#[inline]
+fn prefix_sum(deltas: &mut [u64], v: u64) -> u64 {
+    // len / 2 <= len: the range is in bounds.
+    let low_sum = deltas[..deltas.len() / 2]
+        .iter()
+        .fold(0u64, |sum, &d| sum.wrapping_add(d));
+    prefix_sum_split(deltas, v, low_sum)
+}
+
+/// [`prefix_sum`] when the caller already knows the sum of the first half,
+/// `deltas[..len / 2]`.
+#[inline]
+fn prefix_sum_split(deltas: &mut [u64], v: u64, low_sum: u64) -> u64 {
+    let (low, high) = deltas.split_at_mut(deltas.len() / 2);
+    let mut a = v;
+    let mut b = v.wrapping_add(low_sum);
+    // `high` is as long as `low` or one longer; the zip covers `low`.
+    let (paired, last) = high.split_at_mut(low.len());
+    for (x, y) in low.iter_mut().zip(paired) {
+        a = a.wrapping_add(*x);
+        *x = a;
+        b = b.wrapping_add(*y);
+        *y = b;
+    }
+    for y in last {
+        b = b.wrapping_add(*y);
+        *y = b;
+    }
+    b
+}
+
+/// Unpacks deltas from the packed bytes into `deltas`, whose length is a
+/// multiple of 8 and at most 256, and undoes zigzag on them. Deltas past
+/// the block's own length come from leftover bytes in the scratch; the
+/// caller drops them.
+type UnpackFn = fn(&[u8; PACKED_SCRATCH], &mut [u64]);
 
 /// The unpacker for width B, eight deltas per step. Eight deltas of B bits
 /// are exactly B bytes, so each group starts on a byte, and with B a
 /// constant every shift and offset below is a constant too: the compiler
 /// unrolls the inner loop into plain loads, shifts and masks.
-fn unpack<const B: usize>(
-    packed: &[u8; PACKED_SCRATCH],
-    len: usize,
-    deltas: &mut [u64; BLOCK_LEN],
-) {
+fn unpack<const B: usize>(packed: &[u8; PACKED_SCRATCH], deltas: &mut [u64]) {
     let mask = low_mask(B);
-    // At most 32 groups: len <= 256.
-    let groups = len.div_ceil(8).min(BLOCK_LEN / 8);
-    for g in 0..groups {
-        for i in 0..8 {
+    let (groups, _) = deltas.as_chunks_mut::<8>();
+    // At most 32 groups of 8 in a block of 256.
+    for (g, group) in groups.iter_mut().take(BLOCK_LEN / 8).enumerate() {
+        for (i, delta) in group.iter_mut().enumerate() {
             let bit = i * B;
             let offset = g * B + bit / 8;
             let shift = bit % 8;
-            // offset + 8 <= 31·64 + 7·64/8 + 8 = 2048 < PACKED_SCRATCH, and
-            // g·8 + i < 256: neither index can fail.
+            // offset + 9 <= 31·64 + 7·64/8 + 9 = 2049 <= PACKED_SCRATCH
+            // because g < 32 and i < 8: the indexes cannot fail.
             let mut word = [0u8; 8];
             word.copy_from_slice(&packed[offset..offset + 8]);
             let mut z = u64::from_le_bytes(word) >> shift;
@@ -366,7 +432,7 @@ fn unpack<const B: usize>(
                 // Widths over 56 may straddle a ninth byte; shift >= 1 here.
                 z |= u64::from(packed[offset + 8]) << (64 - shift);
             }
-            deltas[g * 8 + i] = z & mask;
+            *delta = unzigzag(z & mask) as u64;
         }
     }
 }
@@ -474,6 +540,48 @@ mod tests {
             .collect();
         let col = round_trip(&values);
         assert_eq!(col[1], 64);
+    }
+
+    #[test]
+    fn every_width_round_trips_at_every_block_shape() {
+        // Each unpacker (one per width) on full blocks, short last blocks and
+        // lengths that are not a multiple of 8, with no exceptions (all
+        // deltas exactly b bits wide) and with one (a wider delta).
+        let mut rng = 0x1234_5678_9abc_def0u64;
+        let mut next = || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        for b in 1..=MAX_WIDTH {
+            for len in [1, 7, 8, 9, 100, 255, 256, 257, 300] {
+                let top = 1u64 << (b - 1);
+                let block: Vec<u64> = (0..len).map(|_| top | (next() & low_mask(b))).collect();
+                let mut values = vec![next()];
+                for &z in &block {
+                    let v = *values.last().unwrap();
+                    values.push(v.wrapping_add(unzigzag(z) as u64));
+                }
+                let col = round_trip(&values);
+                if len <= BLOCK_LEN {
+                    assert_eq!(
+                        usize::from(col[varint_len(values[0])]),
+                        b,
+                        "b = {b}, len = {len}"
+                    );
+                }
+                if b < MAX_WIDTH - 8 {
+                    // One delta 8 bits wider than the rest: an exception.
+                    let at = len / 2;
+                    values[at + 1] = values[at].wrapping_add(unzigzag(top << 8) as u64);
+                    for i in at + 2..values.len() {
+                        values[i] = values[i - 1].wrapping_add(unzigzag(block[i - 1]) as u64);
+                    }
+                    round_trip(&values);
+                }
+            }
+        }
     }
 
     #[test]
