@@ -19,6 +19,9 @@ mod time;
 #[doc(hidden)]
 pub mod cli;
 
+#[doc(hidden)]
+pub mod generate;
+
 pub use db::{
     CommitSummary, CompactSummary, Db, Options, Point, Series, Stats, TimeRange, VerifyReport,
     Writer,
