@@ -34,6 +34,12 @@ pub(crate) enum Command {
     Compact,
     /// Run one query and print its rows.
     Query(QueryArgs),
+    /// Build a sample database replaying Instagram's winter 2018-19 and
+    /// print what tally finds in it.
+    ///
+    /// The database goes into a temporary folder, removed at the end, unless
+    /// --db (or TALLY_DB) names a new one to keep.
+    Demo(DemoArgs),
     /// Write seeded sample snapshot files, and their ground truth, for
     /// `tally import`.
     Generate(GenerateArgs),
@@ -52,6 +58,14 @@ pub(crate) struct QueryArgs {
     pub to: Option<i64>,
     /// The query, e.g. 'drop(followers, 5%, 1h)'.
     pub query: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct DemoArgs {
+    /// Output format of the answers [default: table on a terminal, csv
+    /// otherwise].
+    #[arg(long, value_enum)]
+    pub format: Option<OutputFormat>,
 }
 
 #[derive(Debug, clap::Args)]
