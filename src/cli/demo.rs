@@ -311,8 +311,8 @@ fn demo(place: &Place, args: &DemoArgs, out: &mut dyn Write) -> Result<ExitCode,
         question(
             out,
             &format!(
-                "One of them through the day: {} had {} followers at {}, {} at {},\n\
-                 and all of them back at {}.",
+                "One of them through the day: {}\n\
+                 had {} followers at {}, {} at {}, and all of them back at {}.",
                 example.account,
                 thousands(example.before),
                 clock(example.start_ms()),
