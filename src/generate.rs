@@ -74,6 +74,9 @@ pub const STORY_PURGE_MS: i64 = 1_543_244_400_000;
 /// snapshot of 2019-02-13.
 pub const STORY_GLITCH_MS: i64 = 1_550_052_000_000;
 
+/// The most accounts a data set may have.
+pub const MAX_ACCOUNTS: u32 = 10_000_000;
+
 /// The largest account the generator invents, in followers.
 pub const MAX_FOLLOWERS: u64 = 20_000_000;
 
@@ -238,6 +241,14 @@ impl Config {
         let invalid = |msg: String| Err(Error::Invalid(msg));
         if self.accounts == 0 {
             return invalid("the number of accounts must be at least 1".into());
+        }
+        if self.accounts > MAX_ACCOUNTS {
+            // The generator keeps a name and about a hundred bytes of state
+            // per account: past this, a typo would exhaust the memory.
+            return invalid(format!(
+                "the number of accounts must be at most {MAX_ACCOUNTS}, found {}",
+                self.accounts
+            ));
         }
         if self.hours == 0 {
             return invalid("the number of hours must be at least 1".into());
@@ -1449,6 +1460,10 @@ mod tests {
             },
             Config {
                 hours: 0,
+                ..Config::default()
+            },
+            Config {
+                accounts: MAX_ACCOUNTS + 1,
                 ..Config::default()
             },
             Config {
