@@ -33,6 +33,9 @@ pub mod bench_support_functions {
 #[doc(hidden)]
 pub mod cli;
 
+#[doc(hidden)]
+pub mod generate;
+
 pub use db::{
     CommitSummary, CompactSummary, Db, Options, Point, Series, Stats, TimeRange, VerifyReport,
     Writer,

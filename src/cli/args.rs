@@ -34,6 +34,15 @@ pub(crate) enum Command {
     Compact,
     /// Run one query and print its rows.
     Query(QueryArgs),
+    /// Build a sample database replaying Instagram's winter 2018-19 and
+    /// print what tally finds in it.
+    ///
+    /// The database goes into a temporary folder, removed at the end, unless
+    /// --db (or TALLY_DB) names a new one to keep.
+    Demo(DemoArgs),
+    /// Write seeded sample snapshot files, and their ground truth, for
+    /// `tally import`.
+    Generate(GenerateArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -49,6 +58,51 @@ pub(crate) struct QueryArgs {
     pub to: Option<i64>,
     /// The query, e.g. 'drop(followers, 5%, 1h)'.
     pub query: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct DemoArgs {
+    /// Output format of the answers [default: table on a terminal, csv
+    /// otherwise].
+    #[arg(long, value_enum)]
+    pub format: Option<OutputFormat>,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct GenerateArgs {
+    /// The directory to write into; created if needed, and it must be
+    /// empty.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// How many accounts to invent.
+    #[arg(long, value_name = "N", default_value_t = crate::generate::DEFAULT_ACCOUNTS)]
+    pub accounts: u32,
+    /// How many hourly snapshots to take.
+    #[arg(long, value_name = "H", default_value_t = crate::generate::DEFAULT_HOURS)]
+    pub hours: u32,
+    /// The first snapshot, a whole hour (RFC 3339 or Unix seconds)
+    /// [default: 2018-11-20T00:00:00Z].
+    #[arg(long, value_parser = parse_time_arg, value_name = "TIME")]
+    pub start: Option<i64>,
+    /// The seed: the same seed and flags give the same bytes.
+    #[arg(long, value_name = "S", default_value_t = crate::generate::DEFAULT_SEED)]
+    pub seed: u64,
+    /// The format of the snapshot files.
+    #[arg(long, value_enum, default_value_t = SnapshotFormat::Csv)]
+    pub format: SnapshotFormat,
+    /// Compress the snapshot files with gzip.
+    #[arg(long)]
+    pub gzip: bool,
+    /// Write one file holding every hour instead of one file per hour.
+    #[arg(long)]
+    pub single_file: bool,
+}
+
+/// The format of the files `tally generate` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum SnapshotFormat {
+    Csv,
+    Jsonl,
 }
 
 /// Parses a `--from`/`--to`/`--at` time; clap turns the error into a usage

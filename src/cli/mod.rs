@@ -4,6 +4,8 @@
 //! 2 usage errors and query syntax or type errors.
 
 mod args;
+mod demo;
+mod generate;
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -74,6 +76,8 @@ fn run(args: Args) -> Result<ExitCode, Error> {
         Command::Verify => verify(&args.db),
         Command::Compact => compact(&open_existing(&args.db)?),
         Command::Query(q) => query(&open_existing(&args.db)?, &q),
+        Command::Demo(d) => demo::run(&args.db, &d),
+        Command::Generate(g) => generate::run(&g),
     }
 }
 
