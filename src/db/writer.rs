@@ -40,7 +40,7 @@ pub struct CommitSummary {
 
 /// Appends points to a database and commits them atomically.
 ///
-/// A `Writer` holds the database's write lock ([I6]). Points appended since
+/// A `Writer` holds the database's write lock (docs/format.md, rule I6). Points appended since
 /// the last [`commit`](Writer::commit) are invisible to every reader until
 /// it returns; dropping the writer without committing discards them, and so
 /// does a crash. See the crate documentation for an example.

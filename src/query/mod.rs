@@ -84,7 +84,7 @@ impl Query {
     }
 }
 
-/// The canonical text of the query (docs/query-language.md, [Q17]).
+/// The canonical text of the query (docs/query-language.md, rule Q17).
 impl fmt::Display for Query {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(&self.expr, f)
