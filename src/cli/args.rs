@@ -34,6 +34,10 @@ pub(crate) enum Command {
     Compact,
     /// Run one query and print its rows.
     Query(QueryArgs),
+    /// Start an interactive shell: queries, meta commands (.help), history
+    /// and tab completion; reads queries from standard input when it is not
+    /// a terminal.
+    Repl,
 }
 
 #[derive(Debug, clap::Args)]

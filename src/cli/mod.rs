@@ -4,6 +4,7 @@
 //! 2 usage errors and query syntax or type errors.
 
 mod args;
+mod repl;
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -74,6 +75,7 @@ fn run(args: Args) -> Result<ExitCode, Error> {
         Command::Verify => verify(&args.db),
         Command::Compact => compact(&open_existing(&args.db)?),
         Command::Query(q) => query(&open_existing(&args.db)?, &q),
+        Command::Repl => repl::run(&open_existing(&args.db)?),
     }
 }
 
