@@ -168,7 +168,8 @@ mod terminal {
         shell.send("=\"ade\t");
         shell.expect("adela_mae\"");
         shell.send("}\r");
-        let screen = shell.expect("(48 rows)");
+        // A long result shows its first and last rows, as DuckDB's shell does.
+        let screen = shell.expect("(48 rows, 40 shown: .maxrows 0 shows all)");
         assert!(screen.contains("│ adela_mae ┆ followers ┆"), "{screen}");
         assert!(!screen.contains("evada"), "{screen}");
         shell.expect("tally> ");
@@ -273,6 +274,8 @@ mod terminal {
     fn one_series_gets_a_sparkline_with_its_glitch_and_purge_marked() {
         let (dir, db) = setup();
         let mut shell = Shell::start(&db, dir.path());
+        shell.send(".maxrows 0\r");
+        shell.expect("tally> ");
         shell.send("followers{account=\"adela_mae\"}\r");
         shell.expect("(48 rows)");
         let screen = shell.expect("tally> ");

@@ -22,6 +22,8 @@ pub(super) enum Meta {
     Format(Option<OutputFormat>),
     /// `None` asks whether the timer is on.
     Timer(Option<bool>),
+    /// The most rows a table shows (0: all); `None` asks.
+    MaxRows(Option<usize>),
     Range(RangeCommand),
     Quit,
 }
@@ -55,7 +57,7 @@ pub(super) const META_COMMANDS: &[MetaHelp] = &[
     MetaHelp {
         name: ".accounts",
         args: "[PATTERN]",
-        about: "the accounts; with PATTERN, those it matches as account=~\"PATTERN\" would (whole name)",
+        about: "the accounts, or those PATTERN matches (whole names)",
     },
     MetaHelp {
         name: ".stats",
@@ -68,6 +70,11 @@ pub(super) const META_COMMANDS: &[MetaHelp] = &[
         about: "how results are printed",
     },
     MetaHelp {
+        name: ".maxrows",
+        args: "[N]",
+        about: "rows a table shows, first and last half (0: all)",
+    },
+    MetaHelp {
         name: ".timer",
         args: "[on|off]",
         about: "print how long each query took",
@@ -75,12 +82,12 @@ pub(super) const META_COMMANDS: &[MetaHelp] = &[
     MetaHelp {
         name: ".range",
         args: "[FROM TO | off]",
-        about: "only points in [FROM, TO) for every query: RFC 3339 or Unix seconds, - for open",
+        about: "queries see only [FROM, TO); - leaves a side open",
     },
     MetaHelp {
         name: ".quit",
         args: "",
-        about: "leave (so does .exit, or Ctrl-D)",
+        about: "leave (so do .exit and Ctrl-D)",
     },
     MetaHelp {
         name: ".exit",
@@ -112,19 +119,19 @@ pub(super) const FUNCTIONS: &[FunctionHelp] = &[
     FunctionHelp {
         name: "drop",
         usage: "drop(SERIES, THRESHOLD, WINDOW)",
-        about: "falls of at least THRESHOLD (5% or 1000) within WINDOW",
+        about: "falls in the counts",
         example: "drop(followers, 5%, 1h)",
     },
     FunctionHelp {
         name: "recovered_within",
         usage: "recovered_within(DROPS, DURATION [, FRACTION])",
-        about: "the falls that came back (glitches)",
+        about: "falls that came back",
         example: "recovered_within(drop(followers, 5%, 1h), 1d)",
     },
     FunctionHelp {
         name: "not",
         usage: "not recovered_within(DROPS, DURATION [, FRACTION])",
-        about: "the falls that did not come back (purges)",
+        about: "falls that did not",
         example: "not recovered_within(drop(followers, 5%, 1h), 1d)",
     },
     FunctionHelp {
@@ -136,13 +143,13 @@ pub(super) const FUNCTIONS: &[FunctionHelp] = &[
     FunctionHelp {
         name: "sum",
         usage: "sum(TABLE)",
-        about: "the sum of lost, or of value",
+        about: "the sum of lost or value",
         example: "sum(drop(followers, 5%, 1h))",
     },
     FunctionHelp {
         name: "summarize",
         usage: "summarize(DROPS [, STEP])",
-        about: "episodes, accounts and followers lost, per STEP",
+        about: "totals, per STEP",
         example: "summarize(drop(followers, 5%, 1h), 1h)",
     },
     FunctionHelp {
@@ -154,31 +161,31 @@ pub(super) const FUNCTIONS: &[FunctionHelp] = &[
     FunctionHelp {
         name: "latest",
         usage: "latest(SERIES)",
-        about: "the last point of each series",
+        about: "the last point of each",
         example: "latest(followers{account=\"adela_mae\"})",
     },
     FunctionHelp {
         name: "change",
         usage: "change(SERIES, WINDOW)",
-        about: "the difference from WINDOW earlier",
+        about: "the change over WINDOW",
         example: "change(followers, 1d)",
     },
     FunctionHelp {
         name: "min_over",
         usage: "min_over(SERIES, WINDOW)",
-        about: "the minimum over the last WINDOW",
+        about: "the minimum over WINDOW",
         example: "min_over(followers, 6h)",
     },
     FunctionHelp {
         name: "max_over",
         usage: "max_over(SERIES, WINDOW)",
-        about: "the maximum over the last WINDOW",
+        about: "the maximum over WINDOW",
         example: "max_over(followers, 6h)",
     },
     FunctionHelp {
         name: "resample",
         usage: "resample(SERIES, STEP)",
-        about: "the last point of each STEP",
+        about: "the last point per STEP",
         example: "resample(followers, 1h)",
     },
 ];
@@ -192,8 +199,8 @@ pub(super) fn help_text() -> String {
     );
     for f in FUNCTIONS {
         out.push_str(&format!(
-            "  {:<usage_width$}  {}\n  {:<usage_width$}    e.g. {}\n",
-            f.usage, f.about, "", f.example
+            "  {:<usage_width$}  {}\n      e.g. {}\n",
+            f.usage, f.about, f.example
         ));
     }
     out.push_str("\nMeta commands:\n");
@@ -207,9 +214,10 @@ pub(super) fn help_text() -> String {
         out.push_str(&format!("  {command:<command_width$}  {}\n", m.about));
     }
     out.push_str(
-        "\nEnd a query with Enter, or separate several with `;`; an open bracket\n\
-         continues it on the next line. Tab completes, Ctrl-R searches the history,\n\
-         Ctrl-C cancels the line or a running query, Ctrl-D leaves.\n",
+        "\nFROM and TO are RFC 3339 times or Unix seconds. PATTERN is a regular expression,\n\
+         as in account=~\"PATTERN\". A query ends at the end of the line, or at `;`;\n\
+         an open bracket continues it on the next line. Tab completes, Ctrl-R searches\n\
+         the history, Ctrl-C cancels the line or a running query, Ctrl-D leaves.\n",
     );
     out
 }
@@ -249,6 +257,14 @@ pub(super) fn parse(line: &str) -> Result<Meta, String> {
             ["on"] => Ok(Meta::Timer(Some(true))),
             ["off"] => Ok(Meta::Timer(Some(false))),
             _ => Err(format!("usage: .timer on|off (found `{rest}`)")),
+        },
+        ".maxrows" => match words.as_slice() {
+            [] => Ok(Meta::MaxRows(None)),
+            [n] => n
+                .parse()
+                .map(|n| Meta::MaxRows(Some(n)))
+                .map_err(|_| format!("usage: .maxrows N, a whole number (found `{n}`)")),
+            _ => Err("usage: .maxrows N".to_string()),
         },
         ".range" => parse_range(&words).map(Meta::Range),
         _ => Err(unknown(name)),
@@ -352,6 +368,9 @@ mod tests {
         for m in META_COMMANDS {
             assert!(help.contains(m.name));
         }
+        for line in help.lines() {
+            assert!(line.chars().count() <= 80, "wider than a terminal: {line}");
+        }
     }
 
     #[test]
@@ -371,6 +390,8 @@ mod tests {
         assert_eq!(parse(".format"), Ok(Meta::Format(None)));
         assert_eq!(parse(".timer on"), Ok(Meta::Timer(Some(true))));
         assert_eq!(parse(".timer off"), Ok(Meta::Timer(Some(false))));
+        assert_eq!(parse(".maxrows 0"), Ok(Meta::MaxRows(Some(0))));
+        assert_eq!(parse(".maxrows"), Ok(Meta::MaxRows(None)));
     }
 
     #[test]
@@ -384,6 +405,7 @@ mod tests {
         assert!(parse(".help me").unwrap_err().contains("no arguments"));
         assert!(parse(".format xml").unwrap_err().contains("table|csv|json"));
         assert!(parse(".timer yes").unwrap_err().contains("on|off"));
+        assert!(parse(".maxrows -1").unwrap_err().contains("whole number"));
     }
 
     #[test]

@@ -42,6 +42,11 @@ const CONTINUATION_PROMPT: &str = "  ...> ";
 /// The widest sparkline, whatever the terminal: wider ones are hard to take
 /// in at a glance.
 const MAX_SPARKLINE_WIDTH: usize = 80;
+/// Rows a table shows unless `.maxrows` says otherwise, as in DuckDB's
+/// shell: enough to see what a result looks like, few enough that a query
+/// returning millions of points does not bury the prompt (the sparkline and
+/// `.format csv` are there for the rest).
+const DEFAULT_MAX_ROWS: usize = 40;
 /// History entries kept in the file.
 const HISTORY_SIZE: usize = 10_000;
 
@@ -52,6 +57,7 @@ pub(super) fn run(db: &Db) -> Result<ExitCode, Error> {
         db: db.clone(),
         format: resolve_format(None),
         timer: false,
+        max_rows: DEFAULT_MAX_ROWS,
         range: TimeRange::ALL,
         cancel: Arc::new(AtomicBool::new(false)),
         width: MAX_SPARKLINE_WIDTH,
@@ -76,6 +82,8 @@ struct Session {
     db: Db,
     format: OutputFormat,
     timer: bool,
+    /// The most rows the table format shows; 0 for all.
+    max_rows: usize,
     /// Applied to every query, as `tally query --from --to` would be.
     range: TimeRange,
     /// Set by Ctrl-C while a query runs; the query checks it between series.
@@ -125,15 +133,50 @@ impl Session {
                 return Ok(());
             }
         };
-        let mut out = io::stdout().lock();
-        printer(self.format).print(&table, &mut out)?;
-        if self.format == OutputFormat::Table {
-            out.write_all(self.sparkline(&query, &table).as_bytes())?;
+        let mut out = CancellableWriter {
+            inner: io::stdout().lock(),
+            cancel: &self.cancel,
+        };
+        let printed = self.print(&table, &mut out).and_then(|()| {
+            if self.format == OutputFormat::Table {
+                out.write_all(self.sparkline(&query, &table).as_bytes())?;
+            }
+            if self.timer {
+                writeln!(out, "{}", run_time(elapsed))?;
+            }
+            out.flush()
+        });
+        match printed {
+            Err(e) if e.kind() == CANCELLED_OUTPUT => {
+                let _ = out.inner.flush();
+                eprintln!("\noutput cancelled");
+                Ok(())
+            }
+            other => other,
         }
-        if self.timer {
-            writeln!(out, "{}", run_time(elapsed))?;
-        }
-        out.flush()
+    }
+
+    /// Prints a result in the current format; a table longer than
+    /// `max_rows` shows its first and last rows around a row of `…`.
+    fn print(&self, table: &Table, out: &mut dyn Write) -> io::Result<()> {
+        let Some(shown) = elide_middle(table, self.format, self.max_rows) else {
+            return printer(self.format).print(table, out);
+        };
+        let mut text = Vec::new();
+        printer(self.format).print(&shown, &mut text)?;
+        // The table printer ends with its own count of the rows it was given;
+        // say instead how many there are and how many are shown.
+        let body = text
+            .strip_suffix(b"\n")
+            .and_then(|t| t.iter().rposition(|&b| b == b'\n').map(|end| &text[..=end]))
+            .unwrap_or(&text);
+        out.write_all(body)?;
+        writeln!(
+            out,
+            "({} rows, {} shown: .maxrows 0 shows all)",
+            table.len(),
+            shown.len() - 1
+        )
     }
 
     /// The sparkline of a result that is one series, or nothing.
@@ -214,6 +257,8 @@ impl Session {
             }
             Meta::Format(Some(format)) => self.format = format,
             Meta::Format(None) => writeln!(out, "{}", format_name(self.format))?,
+            Meta::MaxRows(Some(n)) => self.max_rows = n,
+            Meta::MaxRows(None) => writeln!(out, "{}", self.max_rows)?,
             Meta::Timer(Some(on)) => self.timer = on,
             Meta::Timer(None) => {
                 writeln!(out, "{}", if self.timer { "on" } else { "off" })?;
@@ -303,6 +348,46 @@ impl Session {
         }
         Ok(Flow::Continue)
     }
+}
+
+/// The error kind by which [`CancellableWriter`] stops a printer.
+const CANCELLED_OUTPUT: io::ErrorKind = io::ErrorKind::Other;
+
+/// Passes writes through until Ctrl-C sets `cancel`, then fails them, so
+/// that a long result stops printing as a long query stops running.
+struct CancellableWriter<'a, W: Write> {
+    inner: W,
+    cancel: &'a AtomicBool,
+}
+
+impl<W: Write> Write for CancellableWriter<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.cancel.load(Ordering::Relaxed) {
+            return Err(io::Error::new(CANCELLED_OUTPUT, "output cancelled"));
+        }
+        self.inner.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// The rows of `table` the table format shows when it has more than
+/// `max_rows`: the first half, a row of `…`, and the last half. `None` when
+/// everything is shown (other formats are for programs and show all).
+fn elide_middle(table: &Table, format: OutputFormat, max_rows: usize) -> Option<Table> {
+    if format != OutputFormat::Table || max_rows == 0 || table.len() <= max_rows {
+        return None;
+    }
+    let head = max_rows.div_ceil(2);
+    let tail = max_rows / 2;
+    let rows = table.rows();
+    let mut shown = rows[..head].to_vec();
+    shown.push(vec![Value::Text("…".to_string()); table.columns().len()]);
+    shown.extend_from_slice(&rows[rows.len() - tail..]);
+    let columns = table.columns().iter().map(String::as_str).collect();
+    Some(Table::new(columns, shown))
 }
 
 /// The points of a result that holds exactly one (account, metric) and at
@@ -555,6 +640,32 @@ mod tests {
         assert_eq!(one_series(&two), None);
         let single = Table::new(columns, vec![row("a", 0, 5)]);
         assert_eq!(one_series(&single), None);
+    }
+
+    #[test]
+    fn long_tables_show_their_ends() {
+        let rows = (0..10).map(|i| vec![Value::Int(i)]).collect();
+        let table = Table::new(vec!["n"], rows);
+        let shown = elide_middle(&table, OutputFormat::Table, 5).unwrap();
+        let values: Vec<String> = shown.rows().iter().map(|r| r[0].to_string()).collect();
+        assert_eq!(values, ["0", "1", "2", "…", "8", "9"]);
+        assert!(elide_middle(&table, OutputFormat::Table, 10).is_none());
+        assert!(elide_middle(&table, OutputFormat::Table, 0).is_none());
+        assert!(elide_middle(&table, OutputFormat::Csv, 5).is_none());
+    }
+
+    #[test]
+    fn the_table_printer_ends_with_the_row_count_that_print_replaces() {
+        let table = Table::new(vec!["n"], vec![vec![Value::Int(1)], vec![Value::Int(2)]]);
+        let mut text = Vec::new();
+        printer(OutputFormat::Table)
+            .print(&table, &mut text)
+            .unwrap();
+        assert!(
+            String::from_utf8(text)
+                .unwrap()
+                .ends_with("│ 2 │\n└───┘\n(2 rows)\n")
+        );
     }
 
     #[test]

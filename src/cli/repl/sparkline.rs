@@ -98,18 +98,17 @@ pub(super) fn draw(title: &str, points: &[(i64, i64)], falls: &[Fall], width: us
 
 /// Explains the marks that appear, and only those.
 fn legend(marks: &[char]) -> String {
-    let mut parts = Vec::new();
+    let mut out = format!("{INDENT}falls of {DROP_THRESHOLD} in {DROP_WINDOW}:");
     if marks.contains(&GLITCH_MARK) {
-        parts.push(format!(
-            "{GLITCH_MARK} glitch: fell {DROP_THRESHOLD} within {DROP_WINDOW}, back within {RECOVERY_WINDOW}"
+        out.push_str(&format!(
+            "  {GLITCH_MARK} back within {RECOVERY_WINDOW} (glitch)"
         ));
     }
     if marks.contains(&PURGE_MARK) {
-        parts.push(format!(
-            "{PURGE_MARK} purge: fell {DROP_THRESHOLD} within {DROP_WINDOW}, not back within {RECOVERY_WINDOW}"
-        ));
+        out.push_str(&format!("  {PURGE_MARK} not back (purge)"));
     }
-    format!("{INDENT}{}\n", parts.join("   "))
+    out.push('\n');
+    out
 }
 
 /// The glyph for `value` on a scale from `low` to `high`, rounded to the
