@@ -173,8 +173,13 @@ mod terminal {
         assert!(screen.contains("│ adela_mae ┆ followers ┆"), "{screen}");
         assert!(!screen.contains("evada"), "{screen}");
         shell.expect("tally> ");
-        shell.send(".fo\t csv\r.format\r");
-        shell.expect("csv");
+        // Meta commands complete too.
+        shell.send(".fo\t");
+        shell.expect(".format");
+        shell.send(" csv\r");
+        shell.expect("tally> ");
+        shell.send(".format\r");
+        shell.expect("\r\ncsv\r\n");
     }
 
     #[test]
@@ -304,6 +309,24 @@ mod terminal {
         let screen = shell.expect("tally> ");
         assert!(screen.contains("(96 rows)"), "{screen}");
         assert!(!screen.contains("followers of"), "{screen}");
+    }
+
+    #[test]
+    fn each_query_sees_what_was_imported_since_the_last() {
+        let (dir, db) = setup();
+        let mut shell = Shell::start(&db, dir.path());
+        shell.send("count(posts)\r");
+        shell.expect("│    48 │");
+        shell.expect("tally> ");
+        // Another writer commits while the shell waits at its prompt.
+        let writer = Db::open(&db).unwrap();
+        let mut w = writer.writer().unwrap();
+        w.append("adela_mae", "posts", T0, 3).unwrap();
+        w.commit().unwrap();
+        shell.send("count(posts)\r");
+        shell.expect("│    49 │");
+        shell.send(".accounts adela.*\r");
+        shell.expect("(1 account)");
     }
 
     #[test]

@@ -19,9 +19,9 @@ use super::input;
 use super::meta::{FUNCTIONS, META_COMMANDS, argument_words};
 use crate::Db;
 
-/// The columns `topk()` ranks by ([Q26]).
+/// The columns `topk()` ranks by (rule Q26).
 const RANK_COLUMNS: [&str; 2] = ["lost", "lost_pct"];
-/// The one label of a selector ([Q14]).
+/// The one label of a selector (rule Q14).
 const LABEL: &str = "account";
 
 pub(super) struct ReplHelper {
@@ -169,12 +169,12 @@ fn words(names: &[&str], word: &str) -> Vec<Pair> {
         .collect()
 }
 
-/// Writes a name as the inside of a query string ([Q3]).
+/// Writes a name as the inside of a query string (rule Q3).
 fn escape(name: &str) -> String {
     name.replace('\\', "\\\\").replace('"', "\\\"")
 }
 
-/// Reads the inside of a query string as typed so far ([Q3]).
+/// Reads the inside of a query string as typed so far (rule Q3).
 fn unescape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut chars = text.chars();

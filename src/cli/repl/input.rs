@@ -3,7 +3,7 @@
 //! The shell reads lines, but a query is not a line: one line may hold
 //! several queries separated by `;`, and one query may span several lines
 //! while its parentheses or braces are open (or a string literal is, since
-//! [Q3] lets strings hold line breaks). A line that starts with `.` when no
+//! rule Q3 lets strings hold line breaks). A line that starts with `.` when no
 //! query is pending is a meta command and is taken whole, so that its
 //! arguments (a regular expression, say) are never split or left waiting
 //! for a bracket to close.
@@ -115,7 +115,7 @@ enum Step {
 }
 
 /// Follows brackets and string literals through query text, character by
-/// character. It knows just enough of the lexical rules ([Q3]: `\"` and
+/// character. It knows just enough of the lexical rules (rule Q3: `\"` and
 /// `\\` inside strings) to tell a bracket or `;` that counts from one
 /// inside a string.
 #[derive(Debug, Default, Clone)]

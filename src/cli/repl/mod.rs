@@ -181,13 +181,13 @@ impl Session {
 
     /// The sparkline of a result that is one series, or nothing.
     fn sparkline(&self, query: &Query, table: &Table) -> String {
-        let Some((account, metric, points)) = one_series(table) else {
+        let Some(series) = one_series(table) else {
             return String::new();
         };
         let falls = self.falls(query).unwrap_or_default();
         sparkline::draw(
-            &format!("{metric} of {account}"),
-            &points,
+            &format!("{} of {}", series.metric, series.account),
+            &series.points,
             &falls,
             self.width,
         )
@@ -390,9 +390,18 @@ fn elide_middle(table: &Table, format: OutputFormat, max_rows: usize) -> Option<
     Some(Table::new(columns, shown))
 }
 
-/// The points of a result that holds exactly one (account, metric) and at
-/// least two points: its account, metric and (time, value) pairs.
-fn one_series(table: &Table) -> Option<(String, String, Vec<(i64, i64)>)> {
+/// A result that is the points of one (account, metric).
+#[derive(Debug, PartialEq, Eq)]
+struct OneSeries {
+    account: String,
+    metric: String,
+    /// (time in milliseconds, value), in time order.
+    points: Vec<(i64, i64)>,
+}
+
+/// The series of a result that holds exactly one (account, metric) and at
+/// least two points.
+fn one_series(table: &Table) -> Option<OneSeries> {
     if table.columns() != ["account", "metric", "time", "value"] || table.len() < 2 {
         return None;
     }
@@ -416,7 +425,11 @@ fn one_series(table: &Table) -> Option<(String, String, Vec<(i64, i64)>)> {
         points.push((*time, *value));
     }
     let (account, metric) = name?;
-    Some((account.to_string(), metric.to_string(), points))
+    Some(OneSeries {
+        account: account.to_string(),
+        metric: metric.to_string(),
+        points,
+    })
 }
 
 /// The timer line, in sqlite's words.
@@ -634,7 +647,11 @@ mod tests {
         let one = Table::new(columns.clone(), vec![row("a", 0, 5), row("a", 1, 6)]);
         assert_eq!(
             one_series(&one),
-            Some(("a".into(), "followers".into(), vec![(0, 5), (1, 6)]))
+            Some(OneSeries {
+                account: "a".into(),
+                metric: "followers".into(),
+                points: vec![(0, 5), (1, 6)]
+            })
         );
         let two = Table::new(columns.clone(), vec![row("a", 0, 5), row("b", 1, 6)]);
         assert_eq!(one_series(&two), None);

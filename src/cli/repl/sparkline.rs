@@ -89,7 +89,7 @@ pub(super) fn draw(title: &str, points: &[(i64, i64)], falls: &[Fall], width: us
     }
     if marks.iter().any(|&m| m != ' ') {
         out.push_str(INDENT);
-        out.extend(marks.iter().collect::<String>().trim_end().chars());
+        out.push_str(marks.iter().collect::<String>().trim_end());
         out.push('\n');
         out.push_str(&legend(&marks));
     }
