@@ -119,6 +119,8 @@ impl Session {
             self.fail(&e);
             return Ok(());
         }
+        // The timer measures parsing and running, not printing: it tells
+        // what the query costs, whatever the terminal's speed.
         let started = Instant::now();
         let outcome = Query::parse(text).and_then(|query| {
             let query = query.range(self.range).cancel_on(Arc::clone(&self.cancel));
@@ -147,7 +149,7 @@ impl Session {
             out.flush()
         });
         match printed {
-            Err(e) if e.kind() == CANCELLED_OUTPUT => {
+            Err(e) if e.kind() == CANCELLED_OUTPUT && self.cancel.load(Ordering::Relaxed) => {
                 let _ = out.inner.flush();
                 eprintln!("\noutput cancelled");
                 Ok(())
