@@ -530,7 +530,7 @@ fn run_terminal(session: &mut Session) -> Result<ExitCode, Error> {
                 entry.push_str(&line);
                 let statements = splitter.push(&line);
                 if !splitter.is_pending() {
-                    history.add(&mut editor, entry.trim());
+                    history.add(&mut editor, entry.trim_end());
                     entry.clear();
                 }
                 if let Some((columns, _)) = editor.dimensions() {
@@ -599,9 +599,10 @@ impl HistoryFile {
     }
 
     /// Adds an entry and appends it to the file at once, so that a shell
-    /// that is killed keeps what was typed.
+    /// that is killed keeps what was typed. An entry typed with a leading
+    /// space is left out, as in bash, for the odd query better not kept.
     fn add(&mut self, editor: &mut Editor<ReplHelper, FileHistory>, entry: &str) {
-        if entry.is_empty() || !matches!(editor.add_history_entry(entry), Ok(true)) {
+        if entry.trim().is_empty() || !matches!(editor.add_history_entry(entry), Ok(true)) {
             return;
         }
         let Some(path) = &self.path else { return };
