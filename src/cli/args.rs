@@ -43,6 +43,10 @@ pub(crate) enum Command {
     /// Write seeded sample snapshot files, and their ground truth, for
     /// `tally import`.
     Generate(GenerateArgs),
+    /// Start an interactive shell: queries, meta commands (.help), history
+    /// and tab completion; reads queries from standard input when it is not
+    /// a terminal.
+    Repl,
 }
 
 #[derive(Debug, clap::Args)]

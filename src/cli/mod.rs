@@ -6,6 +6,7 @@
 mod args;
 mod demo;
 mod generate;
+mod repl;
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -78,6 +79,7 @@ fn run(args: Args) -> Result<ExitCode, Error> {
         Command::Query(q) => query(&open_existing(&args.db)?, &q),
         Command::Demo(d) => demo::run(&args.db, &d),
         Command::Generate(g) => generate::run(&g),
+        Command::Repl => repl::run(&open_existing(&args.db)?),
     }
 }
 
