@@ -1,0 +1,284 @@
+//! The resolving side of an import: turns the names of parsed rows into ids
+//! and pushes their points into the sink, in input order.
+//!
+//! Names are looked up once per import. Accounts are the hot part: a
+//! snapshot import sees every account once per file, and files list them in
+//! much the same order. So each account is first compared with the account
+//! that followed the previous one in the previous file (one `memcmp`, no
+//! hashing); only when that guess fails is the name hashed, and only a name
+//! never seen in this import reaches the sink.
+
+use std::collections::HashMap;
+
+use super::SnapshotSink;
+use super::batch::{NOT_CAPTURED, RowView};
+use crate::Error;
+
+/// The longest account name, in bytes ([D1] of docs/format.md).
+const MAX_ACCOUNT_BYTES: usize = 4096;
+
+/// Series ids that fit in an account entry without another allocation;
+/// snapshot files rarely have more metrics than this.
+const INLINE_SERIES: usize = 4;
+
+/// Marks a series not looked up yet.
+const UNKNOWN: u32 = u32::MAX;
+
+/// What became of one row.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum RowOutcome {
+    /// The row was imported with this many points.
+    Imported { points: u64 },
+    /// The row is bad, for this reason.
+    Rejected(String),
+}
+
+/// What is known of a metric slot.
+#[derive(Debug, Clone)]
+enum MetricState {
+    /// Named but not yet given to the sink.
+    Unresolved(String),
+    /// The sink's id.
+    Known(u32),
+    /// The sink rejected the name, for this reason.
+    Invalid(String),
+}
+
+/// An account seen in this import.
+#[derive(Debug)]
+struct AccountEntry {
+    name: Box<[u8]>,
+    id: u32,
+    /// Series ids by metric slot, [`UNKNOWN`] until looked up.
+    series: [u32; INLINE_SERIES],
+    more_series: Vec<u32>,
+    /// The file (by sequence number) and position in it where the account
+    /// was last seen.
+    seen_file: u32,
+    seen_position: u32,
+}
+
+/// The accounts of an import, with the order of the previous file to guess
+/// the next account from.
+#[derive(Debug, Default)]
+struct AccountCache {
+    entries: Vec<AccountEntry>,
+    by_name: HashMap<Box<[u8]>, u32>,
+    /// Entries in the order the previous file listed them.
+    previous_order: Vec<u32>,
+    /// Entries in the order the current file lists them so far.
+    current_order: Vec<u32>,
+    /// Where in `previous_order` the next account is expected.
+    cursor: usize,
+    /// The sequence number of the current file, from 1.
+    file: u32,
+}
+
+impl AccountCache {
+    fn start_file(&mut self) {
+        // A file without rows keeps the order of the one before it.
+        if !self.current_order.is_empty() {
+            std::mem::swap(&mut self.previous_order, &mut self.current_order);
+            self.current_order.clear();
+        }
+        self.cursor = 0;
+        self.file += 1;
+    }
+
+    /// The entry of a known account, or `None` for a new one.
+    #[inline]
+    fn find(&mut self, name: &[u8]) -> Option<u32> {
+        if let Some(&expected) = self.previous_order.get(self.cursor)
+            && let Some(entry) = self.entries.get(expected as usize)
+            && *entry.name == *name
+        {
+            self.cursor += 1;
+            return Some(expected);
+        }
+        let found = *self.by_name.get(name)?;
+        // Accounts were added or removed since the previous file: carry on
+        // from where this account was in it.
+        if let Some(entry) = self.entries.get(found as usize)
+            && entry.seen_file + 1 == self.file
+        {
+            self.cursor = entry.seen_position as usize + 1;
+        }
+        Some(found)
+    }
+
+    /// Adds a new account.
+    fn insert(&mut self, name: &[u8], id: u32) -> u32 {
+        let index = u32::try_from(self.entries.len()).unwrap_or(u32::MAX);
+        self.entries.push(AccountEntry {
+            name: name.into(),
+            id,
+            series: [UNKNOWN; INLINE_SERIES],
+            more_series: Vec::new(),
+            seen_file: 0,
+            seen_position: 0,
+        });
+        self.by_name.insert(name.into(), index);
+        index
+    }
+
+    /// Notes that the current file lists `index` next.
+    #[inline]
+    fn note_seen(&mut self, index: u32) {
+        let position = u32::try_from(self.current_order.len()).unwrap_or(u32::MAX);
+        if let Some(entry) = self.entries.get_mut(index as usize) {
+            entry.seen_file = self.file;
+            entry.seen_position = position;
+        }
+        self.current_order.push(index);
+    }
+}
+
+/// Turns rows into points in the sink.
+pub(super) struct Resolver<'s, S: SnapshotSink> {
+    sink: &'s mut S,
+    metrics: Vec<MetricState>,
+    accounts: AccountCache,
+}
+
+impl<'s, S: SnapshotSink> Resolver<'s, S> {
+    pub fn new(sink: &'s mut S) -> Self {
+        Resolver {
+            sink,
+            metrics: Vec::new(),
+            accounts: AccountCache::default(),
+        }
+    }
+
+    /// Learns the names of new metric slots. Slots arrive in order.
+    pub fn add_metrics(&mut self, new: &[(u32, String)]) {
+        for (slot, name) in new {
+            debug_assert_eq!(*slot as usize, self.metrics.len());
+            self.metrics.push(MetricState::Unresolved(name.clone()));
+        }
+    }
+
+    /// Begins a file: learns the metric names its header brings.
+    pub fn start_file(&mut self, new_metrics: Vec<(u32, String)>) {
+        self.add_metrics(&new_metrics);
+        self.accounts.start_file();
+    }
+
+    /// Gives every metric of a CSV header to the sink. The inner error is the
+    /// reason of the first name the sink rejects; the outer one any other
+    /// failure of the sink.
+    pub fn resolve_header(&mut self, slots: &[u32]) -> crate::Result<Result<(), String>> {
+        for &slot in slots {
+            if let Err(reason) = self.metric(slot)? {
+                return Ok(Err(reason));
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    /// The metric id of a slot, asking the sink the first time.
+    #[inline]
+    fn metric(&mut self, slot: u32) -> crate::Result<Result<u32, String>> {
+        let Some(state) = self.metrics.get_mut(slot as usize) else {
+            return Ok(Err(format!("metric slot {slot} was never named")));
+        };
+        match state {
+            MetricState::Known(id) => Ok(Ok(*id)),
+            MetricState::Invalid(reason) => Ok(Err(reason.clone())),
+            MetricState::Unresolved(name) => match self.sink.metric_id(name) {
+                Ok(id) => {
+                    *state = MetricState::Known(id);
+                    Ok(Ok(id))
+                }
+                Err(Error::Invalid(reason)) => {
+                    *state = MetricState::Invalid(reason.clone());
+                    Ok(Err(reason))
+                }
+                Err(other) => Err(other),
+            },
+        }
+    }
+
+    /// The account entry of a name, asking the sink for a name new to this
+    /// import. The inner error is the reason the name is rejected.
+    #[inline]
+    fn account(&mut self, name: &[u8]) -> crate::Result<Result<u32, String>> {
+        let index = match self.accounts.find(name) {
+            Some(index) => index,
+            None => {
+                let Ok(text) = std::str::from_utf8(name) else {
+                    return Ok(Err("the account is not valid UTF-8".to_string()));
+                };
+                if name.len() > MAX_ACCOUNT_BYTES {
+                    return Ok(Err(format!(
+                        "the account is {} bytes long; the longest allowed is {MAX_ACCOUNT_BYTES}",
+                        name.len()
+                    )));
+                }
+                let id = match self.sink.account_id(text) {
+                    Ok(id) => id,
+                    Err(Error::Invalid(reason)) => return Ok(Err(reason)),
+                    Err(other) => return Err(other),
+                };
+                self.accounts.insert(name, id)
+            }
+        };
+        self.accounts.note_seen(index);
+        Ok(Ok(index))
+    }
+
+    /// The series of an account entry and a metric slot.
+    #[inline]
+    fn series(&mut self, account: u32, slot: u32, metric: u32) -> u32 {
+        let Some(entry) = self.accounts.entries.get_mut(account as usize) else {
+            return UNKNOWN;
+        };
+        let cached = match entry.series.get_mut(slot as usize) {
+            Some(cached) => cached,
+            None => {
+                let index = slot as usize - INLINE_SERIES;
+                if entry.more_series.len() <= index {
+                    entry.more_series.resize(index + 1, UNKNOWN);
+                }
+                &mut entry.more_series[index]
+            }
+        };
+        if *cached == UNKNOWN {
+            *cached = self.sink.series_id(entry.id, metric);
+        }
+        *cached
+    }
+
+    /// Imports one row: checks its names, then pushes its points. A row is
+    /// checked whole before anything is pushed, so a rejected row adds no
+    /// point.
+    pub fn import_row(&mut self, row: &RowView<'_>) -> crate::Result<RowOutcome> {
+        if let Some(reason) = row.rejected {
+            return Ok(RowOutcome::Rejected(reason.to_string()));
+        }
+        // Metrics first: a bad metric name then defines no account.
+        for cell in row.cells {
+            if let Err(reason) = self.metric(cell.slot)? {
+                return Ok(RowOutcome::Rejected(reason));
+            }
+        }
+        let account = match self.account(row.account)? {
+            Ok(account) => account,
+            Err(reason) => return Ok(RowOutcome::Rejected(reason)),
+        };
+        let mut points = 0;
+        for cell in row.cells {
+            if cell.value == NOT_CAPTURED {
+                continue;
+            }
+            let metric = match self.metrics.get(cell.slot as usize) {
+                Some(MetricState::Known(id)) => *id,
+                // Every slot of the row was resolved above.
+                _ => continue,
+            };
+            let series = self.series(account, cell.slot, metric);
+            self.sink.push(series, row.time_ms, cell.value)?;
+            points += 1;
+        }
+        Ok(RowOutcome::Imported { points })
+    }
+}
