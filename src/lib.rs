@@ -21,3 +21,10 @@ mod time;
 pub mod cli;
 
 pub use error::{Error, QueryError, Result};
+
+/// The importer as benches/import_parse.rs reaches it; not part of the API.
+#[doc(hidden)]
+pub mod bench_support_import {
+    pub use crate::import::bench_support::{BenchSink, import_paths};
+    pub use crate::import::{Format, ImportSummary};
+}

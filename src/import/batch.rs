@@ -7,6 +7,8 @@
 
 use std::collections::HashMap;
 
+use super::values::same_bytes;
+
 /// How many rows a batch holds before it is sent. Large enough that the
 /// channel hand-over costs nothing per row, small enough that both threads
 /// start working almost at once.
@@ -173,19 +175,40 @@ impl RowBatch {
 /// slots from [`RowBatch::new_metrics`] and turns them into metric ids once.
 #[derive(Debug, Default)]
 pub(super) struct MetricSlots {
+    /// Names by slot.
+    names: Vec<String>,
     by_name: HashMap<String, u32>,
 }
 
+/// Up to this many metrics, a name is found by comparing it with each known
+/// name, which beats hashing it; JSON lines name their metrics on every line.
+const LINEAR_SLOTS: usize = 16;
+
 impl MetricSlots {
     /// The slot of `name`, announcing it in `announce` if it is new.
+    #[inline]
     pub fn slot(&mut self, name: &str, announce: &mut Vec<(u32, String)>) -> u32 {
-        if let Some(&slot) = self.by_name.get(name) {
-            return slot;
+        let found = if self.names.len() <= LINEAR_SLOTS {
+            self.names
+                .iter()
+                .position(|known| same_bytes(known.as_bytes(), name.as_bytes()))
+                .map(|slot| slot as u32)
+        } else {
+            self.by_name.get(name).copied()
+        };
+        match found {
+            Some(slot) => slot,
+            None => self.add(name, announce),
         }
+    }
+
+    #[cold]
+    fn add(&mut self, name: &str, announce: &mut Vec<(u32, String)>) -> u32 {
         // There are never 2^32 distinct metric names in one import: each
         // needs a column or key, and the sink rejects names past the first
         // few hundred bytes. Saturating keeps this total anyway.
-        let slot = u32::try_from(self.by_name.len()).unwrap_or(u32::MAX);
+        let slot = u32::try_from(self.names.len()).unwrap_or(u32::MAX);
+        self.names.push(name.to_string());
         self.by_name.insert(name.to_string(), slot);
         announce.push((slot, name.to_string()));
         slot

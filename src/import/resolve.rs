@@ -12,6 +12,7 @@ use std::collections::HashMap;
 
 use super::SnapshotSink;
 use super::batch::{NOT_CAPTURED, RowView};
+use super::values::same_bytes;
 use crate::Error;
 
 /// The longest account name, in bytes ([D1] of docs/format.md).
@@ -47,8 +48,12 @@ enum MetricState {
 /// An account seen in this import.
 #[derive(Debug)]
 struct AccountEntry {
-    name: Box<[u8]>,
+    /// Where the name is in [`AccountCache::names`].
+    name_start: usize,
+    name_len: usize,
     id: u32,
+    /// The next entry whose name has the same hash, or [`NO_ENTRY`].
+    next_same_hash: u32,
     /// Series ids by metric slot, [`UNKNOWN`] until looked up.
     series: [u32; INLINE_SERIES],
     more_series: Vec<u32>,
@@ -58,12 +63,93 @@ struct AccountEntry {
     seen_position: u32,
 }
 
+/// Ends a chain of entries with the same hash.
+const NO_ENTRY: u32 = u32::MAX;
+
+/// A fast hash of account names, seeded at random per import so that a
+/// crafted file cannot make names collide on purpose. It reads eight bytes
+/// at a time and mixes with a folded multiply (the high and low halves of a
+/// 128-bit product), as foldhash and wyhash do.
+#[derive(Debug)]
+struct NameHasher {
+    seed: u64,
+}
+
+impl NameHasher {
+    fn new() -> NameHasher {
+        use std::hash::{BuildHasher, Hasher};
+        // std's RandomState is seeded from the operating system.
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u8(0);
+        NameHasher {
+            seed: hasher.finish(),
+        }
+    }
+
+    #[inline]
+    fn hash(&self, name: &[u8]) -> u64 {
+        const MULTIPLIER: u64 = 0x9E37_79B9_7F4A_7C15;
+        const TAIL: u64 = 0xA076_1D64_78BD_642F;
+        fn folded_multiply(a: u64, b: u64) -> u64 {
+            let product = u128::from(a) * u128::from(b);
+            (product as u64) ^ ((product >> 64) as u64)
+        }
+        let mut state = self.seed ^ (name.len() as u64).wrapping_mul(MULTIPLIER);
+        let mut words = name.chunks_exact(8);
+        for word in &mut words {
+            let mut bytes = [0u8; 8];
+            bytes.copy_from_slice(word);
+            state = folded_multiply(state ^ u64::from_le_bytes(bytes), MULTIPLIER);
+        }
+        let rest = words.remainder();
+        if !rest.is_empty() {
+            let mut bytes = [0u8; 8];
+            bytes
+                .get_mut(..rest.len())
+                .unwrap_or_default()
+                .copy_from_slice(rest);
+            state = folded_multiply(state ^ u64::from_le_bytes(bytes), TAIL);
+        }
+        folded_multiply(state, MULTIPLIER ^ TAIL)
+    }
+}
+
+/// Hashes the keys of [`AccountCache::by_hash`], which are hashes already,
+/// by passing them through.
+#[derive(Debug, Default, Clone, Copy)]
+struct PassThrough(u64);
+
+impl std::hash::Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only u64 keys are hashed; this path is never taken, but stays
+        // correct if it were.
+        for &byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
+        }
+    }
+    fn write_u64(&mut self, value: u64) {
+        self.0 = value;
+    }
+}
+
+type PassThroughState = std::hash::BuildHasherDefault<PassThrough>;
+
 /// The accounts of an import, with the order of the previous file to guess
 /// the next account from.
-#[derive(Debug, Default)]
+///
+/// Names are stored once, back to back in one buffer, in order of first
+/// appearance, which is also the order the next file reads them in: the
+/// guess walks memory forward.
+#[derive(Debug)]
 struct AccountCache {
+    names: Vec<u8>,
     entries: Vec<AccountEntry>,
-    by_name: HashMap<Box<[u8]>, u32>,
+    /// The first entry of each name hash.
+    by_hash: HashMap<u64, u32, PassThroughState>,
+    hasher: NameHasher,
     /// Entries in the order the previous file listed them.
     previous_order: Vec<u32>,
     /// Entries in the order the current file lists them so far.
@@ -75,6 +161,19 @@ struct AccountCache {
 }
 
 impl AccountCache {
+    fn new() -> AccountCache {
+        AccountCache {
+            names: Vec::new(),
+            entries: Vec::new(),
+            by_hash: HashMap::default(),
+            hasher: NameHasher::new(),
+            previous_order: Vec::new(),
+            current_order: Vec::new(),
+            cursor: 0,
+            file: 0,
+        }
+    }
+
     fn start_file(&mut self) {
         // A file without rows keeps the order of the one before it.
         if !self.current_order.is_empty() {
@@ -85,39 +184,56 @@ impl AccountCache {
         self.file += 1;
     }
 
-    /// The entry of a known account, or `None` for a new one.
+    /// The name of an entry.
     #[inline]
-    fn find(&mut self, name: &[u8]) -> Option<u32> {
-        if let Some(&expected) = self.previous_order.get(self.cursor)
-            && let Some(entry) = self.entries.get(expected as usize)
-            && *entry.name == *name
-        {
-            self.cursor += 1;
-            return Some(expected);
-        }
-        let found = *self.by_name.get(name)?;
-        // Accounts were added or removed since the previous file: carry on
-        // from where this account was in it.
-        if let Some(entry) = self.entries.get(found as usize)
-            && entry.seen_file + 1 == self.file
-        {
-            self.cursor = entry.seen_position as usize + 1;
-        }
-        Some(found)
+    fn name(&self, entry: &AccountEntry) -> &[u8] {
+        self.names
+            .get(entry.name_start..entry.name_start + entry.name_len)
+            .unwrap_or_default()
     }
 
-    /// Adds a new account.
-    fn insert(&mut self, name: &[u8], id: u32) -> u32 {
-        let index = u32::try_from(self.entries.len()).unwrap_or(u32::MAX);
+    /// The entry of a known account, or `None` for a new one, with the hash
+    /// of the name when it was computed.
+    #[inline]
+    fn find(&mut self, name: &[u8]) -> (Option<u32>, Option<u64>) {
+        if let Some(&expected) = self.previous_order.get(self.cursor)
+            && let Some(entry) = self.entries.get(expected as usize)
+            && same_bytes(self.name(entry), name)
+        {
+            self.cursor += 1;
+            return (Some(expected), None);
+        }
+        let hash = self.hasher.hash(name);
+        let mut candidate = self.by_hash.get(&hash).copied().unwrap_or(NO_ENTRY);
+        while let Some(entry) = self.entries.get(candidate as usize) {
+            if same_bytes(self.name(entry), name) {
+                // Accounts were added or removed since the previous file:
+                // carry on from where this account was in it.
+                if entry.seen_file + 1 == self.file {
+                    self.cursor = entry.seen_position as usize + 1;
+                }
+                return (Some(candidate), Some(hash));
+            }
+            candidate = entry.next_same_hash;
+        }
+        (None, Some(hash))
+    }
+
+    /// Adds a new account, whose name hashes to `hash`.
+    fn insert(&mut self, name: &[u8], hash: u64, id: u32) -> u32 {
+        let index = u32::try_from(self.entries.len()).unwrap_or(NO_ENTRY);
+        let next_same_hash = self.by_hash.insert(hash, index).unwrap_or(NO_ENTRY);
         self.entries.push(AccountEntry {
-            name: name.into(),
+            name_start: self.names.len(),
+            name_len: name.len(),
             id,
+            next_same_hash,
             series: [UNKNOWN; INLINE_SERIES],
             more_series: Vec::new(),
             seen_file: 0,
             seen_position: 0,
         });
-        self.by_name.insert(name.into(), index);
+        self.names.extend_from_slice(name);
         index
     }
 
@@ -137,6 +253,10 @@ impl AccountCache {
 pub(super) struct Resolver<'s, S: SnapshotSink> {
     sink: &'s mut S,
     metrics: Vec<MetricState>,
+    /// The metric id of each slot once known, [`UNKNOWN`] before: what
+    /// every row reads, kept apart from `metrics` so that reading it is one
+    /// load.
+    metric_ids: Vec<u32>,
     accounts: AccountCache,
 }
 
@@ -145,7 +265,8 @@ impl<'s, S: SnapshotSink> Resolver<'s, S> {
         Resolver {
             sink,
             metrics: Vec::new(),
-            accounts: AccountCache::default(),
+            metric_ids: Vec::new(),
+            accounts: AccountCache::new(),
         }
     }
 
@@ -154,6 +275,7 @@ impl<'s, S: SnapshotSink> Resolver<'s, S> {
         for (slot, name) in new {
             debug_assert_eq!(*slot as usize, self.metrics.len());
             self.metrics.push(MetricState::Unresolved(name.clone()));
+            self.metric_ids.push(UNKNOWN);
         }
     }
 
@@ -176,7 +298,7 @@ impl<'s, S: SnapshotSink> Resolver<'s, S> {
     }
 
     /// The metric id of a slot, asking the sink the first time.
-    #[inline]
+    #[cold]
     fn metric(&mut self, slot: u32) -> crate::Result<Result<u32, String>> {
         let Some(state) = self.metrics.get_mut(slot as usize) else {
             return Ok(Err(format!("metric slot {slot} was never named")));
@@ -187,6 +309,9 @@ impl<'s, S: SnapshotSink> Resolver<'s, S> {
             MetricState::Unresolved(name) => match self.sink.metric_id(name) {
                 Ok(id) => {
                     *state = MetricState::Known(id);
+                    if let Some(known) = self.metric_ids.get_mut(slot as usize) {
+                        *known = id;
+                    }
                     Ok(Ok(id))
                 }
                 Err(Error::Invalid(reason)) => {
@@ -203,8 +328,8 @@ impl<'s, S: SnapshotSink> Resolver<'s, S> {
     #[inline]
     fn account(&mut self, name: &[u8]) -> crate::Result<Result<u32, String>> {
         let index = match self.accounts.find(name) {
-            Some(index) => index,
-            None => {
+            (Some(index), _) => index,
+            (None, hash) => {
                 let Ok(text) = std::str::from_utf8(name) else {
                     return Ok(Err("the account is not valid UTF-8".to_string()));
                 };
@@ -219,7 +344,8 @@ impl<'s, S: SnapshotSink> Resolver<'s, S> {
                     Err(Error::Invalid(reason)) => return Ok(Err(reason)),
                     Err(other) => return Err(other),
                 };
-                self.accounts.insert(name, id)
+                let hash = hash.unwrap_or_else(|| self.accounts.hasher.hash(name));
+                self.accounts.insert(name, hash, id)
             }
         };
         self.accounts.note_seen(index);
@@ -257,7 +383,9 @@ impl<'s, S: SnapshotSink> Resolver<'s, S> {
         }
         // Metrics first: a bad metric name then defines no account.
         for cell in row.cells {
-            if let Err(reason) = self.metric(cell.slot)? {
+            let known =
+                matches!(self.metric_ids.get(cell.slot as usize), Some(&id) if id != UNKNOWN);
+            if !known && let Err(reason) = self.metric(cell.slot)? {
                 return Ok(RowOutcome::Rejected(reason));
             }
         }
@@ -270,8 +398,8 @@ impl<'s, S: SnapshotSink> Resolver<'s, S> {
             if cell.value == NOT_CAPTURED {
                 continue;
             }
-            let metric = match self.metrics.get(cell.slot as usize) {
-                Some(MetricState::Known(id)) => *id,
+            let metric = match self.metric_ids.get(cell.slot as usize) {
+                Some(&id) if id != UNKNOWN => id,
                 // Every slot of the row was resolved above.
                 _ => continue,
             };
