@@ -358,14 +358,18 @@ impl<'s, S: SnapshotSink> Resolver<'s, S> {
         let Some(entry) = self.accounts.entries.get_mut(account as usize) else {
             return UNKNOWN;
         };
-        let cached = match entry.series.get_mut(slot as usize) {
+        let slot = slot as usize;
+        let cached = match entry.series.get_mut(slot) {
             Some(cached) => cached,
             None => {
-                let index = slot as usize - INLINE_SERIES;
+                let index = slot.saturating_sub(INLINE_SERIES);
                 if entry.more_series.len() <= index {
                     entry.more_series.resize(index + 1, UNKNOWN);
                 }
-                &mut entry.more_series[index]
+                match entry.more_series.get_mut(index) {
+                    Some(cached) => cached,
+                    None => return self.sink.series_id(entry.id, metric),
+                }
             }
         };
         if *cached == UNKNOWN {

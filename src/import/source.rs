@@ -81,15 +81,18 @@ fn open_reason(error: &io::Error) -> String {
 /// whether it ends in `.gz`. Extensions are compared without regard to ASCII
 /// case.
 pub(super) fn classify(name: &[u8]) -> (Option<Format>, bool) {
-    let ends_with = |name: &[u8], suffix: &str| {
-        name.len() >= suffix.len()
-            && name[name.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes())
+    let strip = |name: &'_ [u8], suffix: &str| -> Option<usize> {
+        let stem = name.len().checked_sub(suffix.len())?;
+        let tail = name.get(stem..)?;
+        tail.eq_ignore_ascii_case(suffix.as_bytes()).then_some(stem)
     };
-    let gzip = ends_with(name, ".gz");
-    let stem = if gzip { &name[..name.len() - 3] } else { name };
+    let (stem, gzip) = match strip(name, ".gz") {
+        Some(stem) => (name.get(..stem).unwrap_or_default(), true),
+        None => (name, false),
+    };
     let format = EXTENSIONS
         .iter()
-        .find(|(extension, _)| ends_with(stem, extension))
+        .find(|(extension, _)| strip(stem, extension).is_some())
         .map(|&(_, format)| format);
     (format, gzip)
 }
@@ -141,7 +144,8 @@ fn expand_path(path: &Path, forced: Option<Format>, sources: &mut Vec<Source>) -
             path: Some(path.to_path_buf()),
             gzip: Some(gzip),
             format: Some(format),
-            size: Some(metadata.len()),
+            // A named pipe or a device has no size to show progress against.
+            size: metadata.is_file().then_some(metadata.len()),
         });
         return Ok(());
     }
@@ -173,7 +177,7 @@ fn expand_path(path: &Path, forced: Option<Format>, sources: &mut Vec<Source>) -
                 path: Some(file_path),
                 gzip: Some(gzip),
                 format: Some(format),
-                size: Some(metadata.len()),
+                size: metadata.is_file().then_some(metadata.len()),
             },
         ));
     }
