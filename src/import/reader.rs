@@ -6,7 +6,7 @@
 //! which owns the single-threaded sink, does as little as possible per row.
 
 use std::io::Read;
-use std::rc::Rc;
+use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender};
 use std::thread::JoinHandle;
 
@@ -83,7 +83,7 @@ pub(super) struct ReaderState {
     /// The time of every row, from `--at`.
     pub at: Option<i64>,
     /// Bytes read so far.
-    pub raw: Rc<RawStats>,
+    pub raw: Arc<RawStats>,
 }
 
 impl ReaderState {
@@ -106,7 +106,7 @@ impl ReaderState {
             Err(_) => RowBatch::default(),
         };
         let mut full = std::mem::replace(&mut self.batch, next);
-        full.bytes_read = self.raw.bytes.get();
+        full.bytes_read = self.raw.bytes();
         self.send(Message::Rows {
             file: self.file,
             batch: full,
@@ -142,7 +142,7 @@ impl ReaderState {
     pub fn end_file(&mut self) -> Result<(), Stop> {
         self.flush()?;
         self.send(Message::FileEnd {
-            bytes_read: self.raw.bytes.get(),
+            bytes_read: self.raw.bytes(),
         })
     }
 }
@@ -166,7 +166,7 @@ pub(super) fn spawn(
                 times: TimeCache::default(),
                 metrics: MetricSlots::default(),
                 at: opts.at,
-                raw: Rc::new(RawStats::default()),
+                raw: Arc::new(RawStats::default()),
             };
             match read_all(&sources, stdin, &mut state) {
                 Ok(()) => {

@@ -7,6 +7,9 @@ use std::fs::File;
 use std::io::{self, BufReader, Cursor, Read};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender};
 
 use flate2::bufread::MultiGzDecoder;
 
@@ -193,35 +196,150 @@ fn expand_path(path: &Path, forced: Option<Format>, sources: &mut Vec<Source>) -
     Ok(())
 }
 
-/// What the reader thread knows of the raw (possibly compressed) bytes read
-/// so far, over all files.
+/// What is known of the raw (possibly compressed) bytes read so far, over
+/// all files. Shared with the thread that inflates gzip files.
 #[derive(Debug, Default)]
 pub(super) struct RawStats {
     /// Bytes read from all inputs.
-    pub bytes: Cell<u64>,
+    bytes: AtomicU64,
     /// Set when reading the current file itself failed, as opposed to
     /// decompressing what was read.
-    pub read_failed: Cell<bool>,
+    read_failed: AtomicBool,
+}
+
+impl RawStats {
+    /// Bytes read from all inputs so far. For a gzip file being inflated on
+    /// its own thread, this may run a few chunks ahead of the rows.
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
 }
 
 /// Counts the bytes read from a file, and notes a failed read.
 struct CountedRaw<R> {
     inner: R,
-    stats: Rc<RawStats>,
+    stats: Arc<RawStats>,
 }
 
 impl<R: Read> Read for CountedRaw<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self.inner.read(buf) {
             Ok(n) => {
-                self.stats.bytes.set(self.stats.bytes.get() + n as u64);
+                self.stats.bytes.fetch_add(n as u64, Ordering::Relaxed);
                 Ok(n)
             }
             Err(e) => {
                 if e.kind() != io::ErrorKind::Interrupted {
-                    self.stats.read_failed.set(true);
+                    // The error reaches the reader thread through a channel
+                    // (or on this thread), which orders this store before
+                    // the reader looks at the flag.
+                    self.stats.read_failed.store(true, Ordering::Relaxed);
                 }
                 Err(e)
+            }
+        }
+    }
+}
+
+/// How much decompressed text the inflating thread hands over at a time.
+const INFLATED_CHUNK: usize = 256 * 1024;
+
+/// How many inflated chunks may wait for the reader thread.
+const INFLATED_CHUNKS_AHEAD: usize = 3;
+
+/// The text of a gzip file, inflated on a thread of its own so that
+/// inflating, the costliest step of a gzip import, overlaps with parsing.
+/// The thread ends at the end of the file, at an error (which it passes on
+/// after the text before it), or when this reader is dropped.
+struct InflatedText {
+    chunks: Receiver<io::Result<Vec<u8>>>,
+    /// Used chunks go back to the inflating thread for reuse.
+    spent: SyncSender<Vec<u8>>,
+    current: Vec<u8>,
+    position: usize,
+    finished: bool,
+}
+
+impl InflatedText {
+    fn spawn(stored: Box<dyn Read + Send>) -> io::Result<InflatedText> {
+        let (send_chunk, chunks) = mpsc::sync_channel(INFLATED_CHUNKS_AHEAD);
+        let (spent, receive_spent) = mpsc::sync_channel::<Vec<u8>>(INFLATED_CHUNKS_AHEAD + 2);
+        std::thread::Builder::new()
+            .name("tally-import-gunzip".to_string())
+            .spawn(move || {
+                let mut decoder =
+                    MultiGzDecoder::new(BufReader::with_capacity(READ_BUFFER, stored));
+                loop {
+                    let mut chunk = receive_spent.try_recv().unwrap_or_default();
+                    chunk.clear();
+                    chunk.resize(INFLATED_CHUNK, 0);
+                    let (filled, error) = fill(&mut decoder, &mut chunk);
+                    chunk.truncate(filled);
+                    if filled > 0 && send_chunk.send(Ok(chunk)).is_err() {
+                        return;
+                    }
+                    if let Some(error) = error {
+                        let _ = send_chunk.send(Err(error));
+                        return;
+                    }
+                    if filled < INFLATED_CHUNK {
+                        // The end of the file; dropping the sender says so.
+                        return;
+                    }
+                }
+            })?;
+        Ok(InflatedText {
+            chunks,
+            spent,
+            current: Vec::new(),
+            position: 0,
+            finished: false,
+        })
+    }
+}
+
+/// Reads into all of `buffer` unless the input ends or fails first; returns
+/// how much was read, and the error if one ended it.
+fn fill(reader: &mut impl Read, buffer: &mut [u8]) -> (usize, Option<io::Error>) {
+    let mut filled = 0;
+    while let Some(rest) = buffer.get_mut(filled..).filter(|rest| !rest.is_empty()) {
+        match reader.read(rest) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return (filled, Some(e)),
+        }
+    }
+    (filled, None)
+}
+
+impl Read for InflatedText {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            if let Some(rest) = self.current.get(self.position..)
+                && !rest.is_empty()
+            {
+                let n = rest.len().min(buf.len());
+                buf.get_mut(..n)
+                    .unwrap_or_default()
+                    .copy_from_slice(rest.get(..n).unwrap_or_default());
+                self.position += n;
+                return Ok(n);
+            }
+            if self.finished {
+                return Ok(0);
+            }
+            let spent = std::mem::take(&mut self.current);
+            let _ = self.spent.try_send(spent);
+            self.position = 0;
+            match self.chunks.recv() {
+                Ok(Ok(chunk)) => self.current = chunk,
+                Ok(Err(error)) => {
+                    self.finished = true;
+                    return Err(error);
+                }
+                // The inflating thread reached the end of the file.
+                Err(_) => self.finished = true,
             }
         }
     }
@@ -259,7 +377,7 @@ impl Opened {
     /// `line` is the line being read; the error is put at line 0 when not a
     /// byte of text could be read ([IM12]).
     pub fn read_error(&self, display: &str, line: u64, error: &io::Error, raw: &RawStats) -> Error {
-        let reason = if raw.read_failed.get() || !self.gzip {
+        let reason = if raw.read_failed.load(Ordering::Relaxed) || !self.gzip {
             format!("cannot read the file: {error}")
         } else if error.kind() == io::ErrorKind::UnexpectedEof {
             format!("the gzip data ends early; the file is truncated ({error})")
@@ -306,10 +424,10 @@ fn sniff_format(text: &[u8]) -> Format {
 pub(super) fn open(
     source: &Source,
     stdin: &mut Option<Box<dyn Read + Send>>,
-    raw: &Rc<RawStats>,
+    raw: &Arc<RawStats>,
 ) -> Result<Opened> {
-    raw.read_failed.set(false);
-    let file: Box<dyn Read> = match &source.path {
+    raw.read_failed.store(false, Ordering::Relaxed);
+    let file: Box<dyn Read + Send> = match &source.path {
         Some(path) => {
             Box::new(File::open(path).map_err(|e| file_error(&source.display, open_reason(&e)))?)
         }
@@ -325,10 +443,10 @@ pub(super) fn open(
     };
     let mut counted = CountedRaw {
         inner: file,
-        stats: Rc::clone(raw),
+        stats: Arc::clone(raw),
     };
 
-    let (gzip, stored): (bool, Box<dyn Read>) = match source.gzip {
+    let (gzip, stored): (bool, Box<dyn Read + Send>) = match source.gzip {
         Some(gzip) => (gzip, Box::new(counted)),
         None => {
             let (prefix, error) = read_prefix(&mut counted, |p| p.len() >= GZIP_MAGIC.len());

@@ -171,8 +171,11 @@ fn csv_lines_count_blank_lines_and_records_over_several_lines() {
     assert_eq!(sink.points(), vec![point("a\n\nb", "followers", T0, 1)]);
 
     // A line of just "" is blank too.
-    let (sink, result, _, _dir) =
-        import_text("s.csv", "time,account,x\n\"\"\n1550052000,a,1\n\"\"\r\n", opts());
+    let (sink, result, _, _dir) = import_text(
+        "s.csv",
+        "time,account,x\n\"\"\n1550052000,a,1\n\"\"\r\n",
+        opts(),
+    );
     assert_eq!(result.expect("blank lines").rows, 1);
     assert_eq!(sink.points(), vec![point("a", "x", T0, 1)]);
 
