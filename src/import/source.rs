@@ -249,8 +249,9 @@ const INFLATED_CHUNKS_AHEAD: usize = 3;
 
 /// The text of a gzip file, inflated on a thread of its own so that
 /// inflating, the costliest step of a gzip import, overlaps with parsing.
-/// The thread ends at the end of the file, at an error (which it passes on
-/// after the text before it), or when this reader is dropped.
+/// The thread ends at the end of the file (which it marks with an empty
+/// chunk), at an error (which it passes on after the text before it), or
+/// when this reader is dropped.
 struct InflatedText {
     chunks: Receiver<io::Result<Vec<u8>>>,
     /// Used chunks go back to the inflating thread for reuse.
@@ -283,7 +284,10 @@ impl InflatedText {
                         return;
                     }
                     if filled < INFLATED_CHUNK {
-                        // The end of the file; dropping the sender says so.
+                        // The end of the file, said with an empty chunk:
+                        // the channel closing without it means this thread
+                        // died, which must not pass for the end of the file.
+                        let _ = send_chunk.send(Ok(Vec::new()));
                         return;
                     }
                 }
@@ -333,13 +337,18 @@ impl Read for InflatedText {
             let _ = self.spent.try_send(spent);
             self.position = 0;
             match self.chunks.recv() {
+                Ok(Ok(chunk)) if chunk.is_empty() => self.finished = true,
                 Ok(Ok(chunk)) => self.current = chunk,
                 Ok(Err(error)) => {
                     self.finished = true;
                     return Err(error);
                 }
-                // The inflating thread reached the end of the file.
-                Err(_) => self.finished = true,
+                Err(_) => {
+                    self.finished = true;
+                    return Err(io::Error::other(
+                        "the thread inflating it stopped unexpectedly",
+                    ));
+                }
             }
         }
     }
@@ -522,6 +531,42 @@ mod tests {
         assert_eq!(classify(b"a.txt.gz"), (None, true));
         assert_eq!(classify(b"gz"), (None, false));
         assert_eq!(classify(b"csv"), (None, false));
+    }
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        encoder.write_all(bytes).expect("compressing in memory");
+        encoder.finish().expect("compressing in memory")
+    }
+
+    #[test]
+    fn inflated_text_crosses_chunks_and_passes_errors_on() {
+        for length in [
+            0,
+            1,
+            INFLATED_CHUNK - 1,
+            INFLATED_CHUNK,
+            2 * INFLATED_CHUNK + 7,
+        ] {
+            let text: Vec<u8> = (0..length).map(|i| (i * 7 % 251) as u8).collect();
+            let mut inflated =
+                InflatedText::spawn(Box::new(Cursor::new(gzip(&text)))).expect("a thread");
+            let mut out = Vec::new();
+            inflated.read_to_end(&mut out).expect("a whole stream");
+            assert!(out == text, "{length} bytes");
+        }
+        let text: Vec<u8> = (0..3 * INFLATED_CHUNK).map(|i| (i % 13) as u8).collect();
+        let mut compressed = gzip(&text);
+        compressed.truncate(compressed.len() - 100);
+        let mut inflated =
+            InflatedText::spawn(Box::new(Cursor::new(compressed))).expect("a thread");
+        let mut out = Vec::new();
+        let error = inflated
+            .read_to_end(&mut out)
+            .expect_err("a truncated stream");
+        assert_eq!(error.kind(), io::ErrorKind::UnexpectedEof);
+        assert!(out.len() > INFLATED_CHUNK && text.starts_with(&out));
     }
 
     #[test]
