@@ -99,28 +99,30 @@ pub(super) fn quote_cell(text: &[u8]) -> String {
 /// eight bytes at a time inline.
 #[inline]
 pub(super) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
-    /// The bytes as a word, padded with zeros.
+    /// The eight bytes at `at`, read as one word.
     #[inline]
-    fn word(bytes: &[u8]) -> u64 {
-        let mut word = [0u8; 8];
-        let length = bytes.len().min(8);
-        word.get_mut(..length)
-            .unwrap_or_default()
-            .copy_from_slice(bytes.get(..length).unwrap_or_default());
-        u64::from_ne_bytes(word)
+    fn word_at(bytes: &[u8], at: usize) -> Option<u64> {
+        let word: [u8; 8] = bytes.get(at..at + 8)?.try_into().ok()?;
+        Some(u64::from_ne_bytes(word))
     }
-    if a.len() != b.len() {
+    let length = a.len();
+    if length != b.len() {
         return false;
     }
-    let mut a_words = a.chunks_exact(8);
-    let mut b_words = b.chunks_exact(8);
-    for (x, y) in (&mut a_words).zip(&mut b_words) {
-        if word(x) != word(y) {
+    if length < 8 {
+        return a.iter().zip(b).all(|(x, y)| x == y);
+    }
+    let mut at = 0;
+    while at + 8 < length {
+        if word_at(a, at) != word_at(b, at) {
             return false;
         }
+        at += 8;
     }
-    // The lengths are equal, so are those of the remainders.
-    word(a_words.remainder()) == word(b_words.remainder())
+    // The last eight bytes, overlapping the word before them when the
+    // length is not a multiple of eight. (Copying a shorter tail into a
+    // word instead makes the read wait for the copy's byte writes.)
+    word_at(a, length - 8) == word_at(b, length - 8)
 }
 
 /// Compares two byte strings one byte at a time. The time of a CSV row is
