@@ -91,6 +91,21 @@ impl Format {
     }
 }
 
+impl std::str::FromStr for Format {
+    type Err = Error;
+
+    /// Reads the value of `--format`: `csv` or `jsonl`.
+    fn from_str(name: &str) -> Result<Format> {
+        match name {
+            "csv" => Ok(Format::Csv),
+            "jsonl" => Ok(Format::Jsonl),
+            _ => Err(Error::Invalid(format!(
+                "unknown format {name:?}: expected csv or jsonl"
+            ))),
+        }
+    }
+}
+
 /// One input of an import: a file or folder, or standard input.
 ///
 /// ```ignore

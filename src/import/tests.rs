@@ -395,6 +395,11 @@ fn folders_import_their_snapshot_files_in_byte_order_of_name() {
 #[test]
 fn format_comes_from_the_name_unless_given() {
     // [IM2]
+    for format in [Format::Csv, Format::Jsonl] {
+        assert_eq!(format.name().parse::<Format>().ok(), Some(format));
+    }
+    assert!("json".parse::<Format>().is_err());
+
     let dir = temp_dir();
     let path = write(dir.path(), "s.txt", "time,account,x\n1550052000,ann,1\n");
     let mut sink = VecSink::default();
