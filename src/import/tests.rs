@@ -326,6 +326,18 @@ fn broken_gzip_is_an_error_at_the_line_reached() {
     // The rows before the break were pushed; the caller rolls them back.
     assert!(!sink.pushes.is_empty());
 
+    // A second member cut after its header: the error is on the line after
+    // the first member's text.
+    let mut cut = gzip(b"time,account,x\n1550052000,a,1\n1550052000,b,2\n");
+    cut.extend_from_slice(&gzip(b"1550052000,c,3\n")[..12]);
+    let cut = write(dir.path(), "c.csv.gz", cut);
+    let mut sink = VecSink::default();
+    assert_eq!(
+        error_text(import(&mut sink, &[&cut], opts()), dir.path()),
+        "DIR/c.csv.gz:4: the gzip data ends early; the file is truncated (incomplete deflate stream)"
+    );
+    assert_eq!(sink.pushes.len(), 2);
+
     let not_gzip = write(dir.path(), "n.csv.gz", "time,account,followers\n");
     let mut sink = VecSink::default();
     assert_eq!(
