@@ -173,7 +173,12 @@ pub(super) fn spawn(
                     let _ = state.send(Message::Done);
                 }
                 Err(Stop::Failed(error)) => {
-                    let _ = state.send(Message::Failed(error));
+                    // The rows before the failure go first, so that a bad
+                    // row among them is reported before the failure, as
+                    // input order asks.
+                    if state.flush().is_ok() {
+                        let _ = state.send(Message::Failed(error));
+                    }
                 }
                 Err(Stop::Disconnected) => {}
             }

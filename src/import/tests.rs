@@ -336,7 +336,17 @@ fn broken_gzip_is_an_error_at_the_line_reached() {
         error_text(import(&mut sink, &[&cut], opts()), dir.path()),
         "DIR/c.csv.gz:4: the gzip data ends early; the file is truncated (incomplete deflate stream)"
     );
+    // The rows before the break were pushed first.
     assert_eq!(sink.pushes.len(), 2);
+
+    // A bad row before the break is reported, not the break.
+    let mut bad_then_cut = gzip(b"time,account,x\n1550052000,a,-1\n");
+    bad_then_cut.extend_from_slice(&gzip(b"1550052000,c,3\n")[..12]);
+    let bad_then_cut = write(dir.path(), "d.csv.gz", bad_then_cut);
+    assert_eq!(
+        error_text(import(&mut sink, &[&bad_then_cut], opts()), dir.path()),
+        "DIR/d.csv.gz:2: count \"-1\" in column x is negative"
+    );
 
     let not_gzip = write(dir.path(), "n.csv.gz", "time,account,followers\n");
     let mut sink = VecSink::default();
