@@ -220,10 +220,10 @@ impl Layout {
         }
         // The counts are parsed before the time, though a bad time is
         // reported first. csv writes the record a byte at a time just before
-        // this, and comparing the time (at the start of the record) with the
-        // cached one reads it eight bytes at a time: done at once, those wide
-        // reads wait for the byte writes to drain, which once cost a third of
-        // this thread's time. Parsing the counts first gives them that time.
+        // this; a wide read of the time (the start of the record) right away
+        // waits for those writes to drain, which once cost a third of this
+        // thread's time. The time is compared byte by byte (see
+        // `TimeCache`), and parsing the counts first gives the writes time.
         let mut count_problem = None;
         for column in &self.metric_columns {
             let text = field(record, column.index);
