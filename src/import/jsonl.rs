@@ -6,7 +6,6 @@
 //! checks can name exactly what is wrong with each value.
 
 use std::borrow::Cow;
-use std::collections::HashSet;
 use std::fmt;
 use std::io::{BufRead, BufReader};
 
@@ -132,30 +131,6 @@ impl<'de> Deserialize<'de> for Key<'de> {
     }
 }
 
-/// The entries of the top-level object, in line order.
-struct Entries<'a>(Vec<(Cow<'a, str>, Value<'a>)>);
-
-impl<'de> Deserialize<'de> for Entries<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct EntriesVisitor;
-        impl<'de> Visitor<'de> for EntriesVisitor {
-            type Value = Entries<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entries<'de>, A::Error> {
-                let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(4));
-                while let Some(Key(key)) = map.next_key()? {
-                    let value: Value<'de> = map.next_value()?;
-                    entries.push((key, value));
-                }
-                Ok(Entries(entries))
-            }
-        }
-        d.deserialize_map(EntriesVisitor)
-    }
-}
-
 /// Makes a reason of a serde_json error: its message without the "at line 1
 /// column N" it ends with, and the column put first.
 fn syntax_reason(error: &serde_json::Error) -> String {
@@ -166,39 +141,6 @@ fn syntax_reason(error: &serde_json::Error) -> String {
         format!("invalid JSON at the end of the line: {message}")
     } else {
         format!("invalid JSON at column {}: {message}", error.column())
-    }
-}
-
-/// Parses the whole line as one object.
-fn parse_object(line: &str) -> Result<Entries<'_>, String> {
-    if !line.trim_start().starts_with('{') {
-        return Err("the line is not a JSON object".to_string());
-    }
-    let mut deserializer = serde_json::Deserializer::from_str(line);
-    let entries = Entries::deserialize(&mut deserializer).map_err(|e| syntax_reason(&e))?;
-    deserializer.end().map_err(|e| syntax_reason(&e))?;
-    Ok(entries)
-}
-
-/// The first key that appears twice, if any.
-fn duplicate_key<'e>(entries: &'e [(Cow<'_, str>, Value<'_>)]) -> Option<&'e str> {
-    // Lines have a handful of keys, for which comparing each with those
-    // before it beats hashing.
-    const LINEAR_LIMIT: usize = 16;
-    if entries.len() <= LINEAR_LIMIT {
-        entries.iter().enumerate().find_map(|(i, (key, _))| {
-            entries
-                .get(..i)
-                .unwrap_or_default()
-                .iter()
-                .any(|(earlier, _)| earlier == key)
-                .then_some(key.as_ref())
-        })
-    } else {
-        let mut seen = HashSet::with_capacity(entries.len());
-        entries
-            .iter()
-            .find_map(|(key, _)| (!seen.insert(key.as_ref())).then_some(key.as_ref()))
     }
 }
 
@@ -265,47 +207,167 @@ fn count(key: &str, value: &Value<'_>) -> Result<u64, String> {
     }
 }
 
-/// Parses one non-blank line into the batch, as a good or a bad row.
-fn parse_line(
-    line: &[u8],
-    line_number: u64,
+/// The account of a line, copied into `name`, or the reason it is bad.
+fn account(value: &Value<'_>, name: &mut Vec<u8>) -> Result<(), String> {
+    match value {
+        Value::Null => Err("the account is missing".to_string()),
+        Value::String(text) if text.is_empty() => Err("the account is empty".to_string()),
+        Value::String(text) => {
+            name.extend_from_slice(text.as_bytes());
+            Ok(())
+        }
+        other => Err(format!("the account is {}, not a string", other.kind())),
+    }
+}
+
+/// What one line says, gathered while serde_json reads it. One is kept for
+/// a whole file so that its buffers are reused from line to line.
+#[derive(Debug, Default)]
+struct LineScratch {
+    /// Counts the lines parsed, to tell this line from the ones before.
+    serial: u64,
+    /// When the line has a `time` key: its time, or why it is bad.
+    time: Option<Result<i64, String>>,
+    /// When the line has an `account` key: whether it is good (and then in
+    /// `account_name`), or why it is bad.
+    account: Option<Result<(), String>>,
+    account_name: Vec<u8>,
+    /// The first key that appears a second time.
+    duplicate: Option<String>,
+    /// Why the first bad count is bad.
+    count_problem: Option<String>,
+    /// For each metric slot, the serial of the last line that had it.
+    slot_seen_on: Vec<u64>,
+}
+
+impl LineScratch {
+    fn start_line(&mut self) {
+        self.serial += 1;
+        self.time = None;
+        self.account = None;
+        self.account_name.clear();
+        self.duplicate = None;
+        self.count_problem = None;
+    }
+
+    fn note_duplicate(&mut self, key: &str) {
+        if self.duplicate.is_none() {
+            self.duplicate = Some(key.to_string());
+        }
+    }
+
+    /// Notes that the line has the metric of `slot`; false if it had it
+    /// already.
+    fn first_time_in_line(&mut self, slot: u32) -> bool {
+        let slot = slot as usize;
+        if self.slot_seen_on.len() <= slot {
+            self.slot_seen_on.resize(slot + 1, 0);
+        }
+        match self.slot_seen_on.get_mut(slot) {
+            Some(seen) if *seen == self.serial => false,
+            Some(seen) => {
+                *seen = self.serial;
+                true
+            }
+            None => true,
+        }
+    }
+}
+
+/// Reads the top-level object of a line key by key, checking each value as
+/// it comes and putting the counts straight into the batch. Problems are
+/// noted in the scratch and judged once the whole line is known to be JSON,
+/// so that a syntax error is reported before them and the order in which
+/// they are reported does not depend on the order of the keys: a repeated
+/// key, then the time, then the account, then the first bad count.
+struct LineVisitor<'s> {
+    scratch: &'s mut LineScratch,
     at: Option<i64>,
-    times: &mut TimeCache,
-    metrics: &mut MetricSlots,
-    batch: &mut RowBatch,
-) {
+    times: &'s mut TimeCache,
+    metrics: &'s mut MetricSlots,
+    batch: &'s mut RowBatch,
+}
+
+impl<'de> Visitor<'de> for LineVisitor<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let scratch = self.scratch;
+        while let Some(Key(key)) = map.next_key()? {
+            let value: Value<'de> = map.next_value()?;
+            match key.as_ref() {
+                "time" if scratch.time.is_some() => scratch.note_duplicate("time"),
+                "time" => scratch.time = Some(line_time(Some(&value), self.at, self.times)),
+                "account" if scratch.account.is_some() => scratch.note_duplicate("account"),
+                "account" => scratch.account = Some(account(&value, &mut scratch.account_name)),
+                name => {
+                    let slot = self.metrics.slot(name, &mut self.batch.new_metrics);
+                    if !scratch.first_time_in_line(slot) {
+                        scratch.note_duplicate(name);
+                        continue;
+                    }
+                    match count(name, &value) {
+                        Ok(value) => self.batch.push_cell(slot, value),
+                        Err(reason) => {
+                            if scratch.count_problem.is_none() {
+                                scratch.count_problem = Some(reason);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Parses one non-blank line into the batch, as a good or a bad row.
+fn parse_line(line: &[u8], line_number: u64, state: &mut ReaderState, scratch: &mut LineScratch) {
+    let at = state.at;
     let result = (|| {
         let text =
             std::str::from_utf8(line).map_err(|_| "the line is not valid UTF-8".to_string())?;
-        let Entries(entries) = parse_object(text)?;
-        if let Some(key) = duplicate_key(&entries) {
+        if !text.trim_start().starts_with('{') {
+            return Err("the line is not a JSON object".to_string());
+        }
+        scratch.start_line();
+        let mut deserializer = serde_json::Deserializer::from_str(text);
+        let visitor = LineVisitor {
+            scratch: &mut *scratch,
+            at,
+            times: &mut state.times,
+            metrics: &mut state.metrics,
+            batch: &mut state.batch,
+        };
+        deserializer
+            .deserialize_map(visitor)
+            .map_err(|e| syntax_reason(&e))?;
+        deserializer.end().map_err(|e| syntax_reason(&e))?;
+        if let Some(key) = scratch.duplicate.take() {
             return Err(format!("key {key:?} appears twice"));
         }
-        let value_of = |wanted: &str| entries.iter().find(|(k, _)| k == wanted).map(|(_, v)| v);
-        let time_ms = line_time(value_of("time"), at, times)?;
-        let account = match value_of("account") {
-            None | Some(Value::Null) => return Err("the account is missing".to_string()),
-            Some(Value::String(name)) if name.is_empty() => {
-                return Err("the account is empty".to_string());
-            }
-            Some(Value::String(name)) => name,
-            Some(other) => {
-                return Err(format!("the account is {}, not a string", other.kind()));
-            }
+        let time_ms = match scratch.time.take() {
+            Some(time) => time?,
+            None => line_time(None, at, &mut state.times)?,
         };
-        for (key, value) in &entries {
-            if key == "time" || key == "account" {
-                continue;
-            }
-            let value = count(key, value)?;
-            let slot = metrics.slot(key, &mut batch.new_metrics);
-            batch.push_cell(slot, value);
+        scratch
+            .account
+            .take()
+            .unwrap_or_else(|| Err("the account is missing".to_string()))?;
+        if let Some(reason) = scratch.count_problem.take() {
+            return Err(reason);
         }
-        batch.accept(line_number, time_ms, account.as_bytes());
+        state
+            .batch
+            .accept(line_number, time_ms, &scratch.account_name);
         Ok(())
     })();
     if let Err(reason) = result {
-        batch.reject(line_number, reason);
+        state.batch.reject(line_number, reason);
     }
 }
 
@@ -321,6 +383,7 @@ pub(super) fn read_file(
     state.start_file(file, Vec::new(), None)?;
     let mut line = Vec::new();
     let mut line_number = 0u64;
+    let mut scratch = LineScratch::default();
     loop {
         line.clear();
         match reader.read_until(b'\n', &mut line) {
@@ -338,14 +401,7 @@ pub(super) fn read_file(
         if line.iter().all(|b| b" \t\r\n".contains(b)) {
             continue;
         }
-        parse_line(
-            &line,
-            line_number,
-            state.at,
-            &mut state.times,
-            &mut state.metrics,
-            &mut state.batch,
-        );
+        parse_line(&line, line_number, state, &mut scratch);
         state.row_done()?;
     }
     state.end_file()
@@ -357,58 +413,56 @@ mod tests {
 
     #[test]
     fn values_keep_their_kind_and_borrow_plain_strings() {
-        let Ok(Entries(entries)) = parse_object(
-            r#"{"a": null, "b": true, "c": 5, "d": -5, "e": 1.5, "f": "x", "g\n": "y\n", "h": [1, {}], "i": {"j": 1}}"#,
-        ) else {
-            panic!("the line is valid");
-        };
-        let values: Vec<_> = entries.iter().map(|(_, v)| v.clone()).collect();
-        assert_eq!(
-            values,
-            vec![
-                Value::Null,
-                Value::Bool,
-                Value::Unsigned(5),
-                Value::Negative(-5),
-                Value::Float(1.5),
-                Value::String(Cow::Borrowed("x")),
-                Value::String(Cow::Owned("y\n".to_string())),
-                Value::Array,
-                Value::Object,
-            ]
-        );
-        assert!(matches!(entries[5].1, Value::String(Cow::Borrowed(_))));
-        assert_eq!(entries[6].0, "g\n");
+        let cases: &[(&str, Value<'_>)] = &[
+            ("null", Value::Null),
+            ("true", Value::Bool),
+            ("5", Value::Unsigned(5)),
+            ("-5", Value::Negative(-5)),
+            // serde_json reads -0 as a float.
+            ("-0", Value::Float(-0.0)),
+            ("1.5", Value::Float(1.5)),
+            ("18446744073709551616", Value::Float(18446744073709551616.0)),
+            ("\"x\"", Value::String(Cow::Borrowed("x"))),
+            ("\"y\\n\"", Value::String(Cow::Owned("y\n".to_string()))),
+            ("[1, {}]", Value::Array),
+            ("{\"j\": [1]}", Value::Object),
+        ];
+        for (text, expected) in cases {
+            let value: Value<'_> = serde_json::from_str(text).expect("valid JSON");
+            assert_eq!(&value, expected, "{text}");
+        }
+        let borrowed: Value<'_> = serde_json::from_str("\"x\"").expect("valid JSON");
+        assert!(matches!(borrowed, Value::String(Cow::Borrowed(_))));
     }
 
     #[test]
     fn syntax_errors_name_the_column_once() {
+        let reason = |text: &str| {
+            let error = serde_json::from_str::<Value<'_>>(text).expect_err("invalid JSON");
+            syntax_reason(&error)
+        };
         assert_eq!(
-            parse_object(r#"{"a": 1,}"#).err(),
-            Some("invalid JSON at column 9: trailing comma".to_string())
+            reason(r#"{"a": 1,}"#),
+            "invalid JSON at column 9: trailing comma"
         );
         assert_eq!(
-            parse_object(r#"{"a": 1} x"#).err(),
-            Some("invalid JSON at column 10: trailing characters".to_string())
+            reason(r#"{"a": 1} x"#),
+            "invalid JSON at column 10: trailing characters"
         );
         assert_eq!(
-            parse_object("[1]").err(),
-            Some("the line is not a JSON object".to_string())
+            reason(r#"{"a": 1"#),
+            "invalid JSON at the end of the line: EOF while parsing an object"
         );
     }
 
     #[test]
-    fn duplicate_keys_are_found_in_short_and_long_lines() {
-        let short: Vec<_> = ["a", "b", "a"]
-            .iter()
-            .map(|k| (Cow::Borrowed(*k), Value::Null))
-            .collect();
-        assert_eq!(duplicate_key(&short), Some("a"));
-        let mut long: Vec<_> = (0..40)
-            .map(|i| (Cow::Owned(format!("k{i}")), Value::Null))
-            .collect();
-        assert_eq!(duplicate_key(&long), None);
-        long.push((Cow::Borrowed("k7"), Value::Null));
-        assert_eq!(duplicate_key(&long), Some("k7"));
+    fn keys_are_told_apart_line_by_line() {
+        let mut scratch = LineScratch::default();
+        scratch.start_line();
+        assert!(scratch.first_time_in_line(3));
+        assert!(scratch.first_time_in_line(0));
+        assert!(!scratch.first_time_in_line(3));
+        scratch.start_line();
+        assert!(scratch.first_time_in_line(3));
     }
 }
