@@ -760,6 +760,11 @@ fn csv_bad_rows_are_rejected_with_their_reason() {
             "the row has 5 fields, but the header has 4",
         ),
         (b"x", "the row has 1 field, but the header has 4"),
+        // Several problems: fields, time, empty account, counts, then the
+        // account's encoding ([IM12]).
+        (b"yesterday,,-1,1", "time \"yesterday\" is neither RFC 3339 (like 2019-02-13T10:00:00Z) nor Unix seconds"),
+        (b"1550052000,,-1,1", "the account is empty"),
+        (b"1550052000,\xff,1,-1", "count \"-1\" in column following is negative"),
     ];
     for (row, reason) in cases {
         assert_eq!(
