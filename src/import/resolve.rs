@@ -355,6 +355,7 @@ impl<'s, S: SnapshotSink> Resolver<'s, S> {
     /// The series of an account entry and a metric slot.
     #[inline]
     fn series(&mut self, account: u32, slot: u32, metric: u32) -> u32 {
+        // `account` comes from the cache, so the entry exists.
         let Some(entry) = self.accounts.entries.get_mut(account as usize) else {
             return UNKNOWN;
         };
@@ -404,8 +405,13 @@ impl<'s, S: SnapshotSink> Resolver<'s, S> {
             }
             let metric = match self.metric_ids.get(cell.slot as usize) {
                 Some(&id) if id != UNKNOWN => id,
-                // Every slot of the row was resolved above.
-                _ => continue,
+                // A sink may hand out u32::MAX as an id, which the fast
+                // path takes for unknown; the slot was resolved above, so
+                // this returns its id.
+                _ => match self.metric(cell.slot)? {
+                    Ok(id) => id,
+                    Err(reason) => return Ok(RowOutcome::Rejected(reason)),
+                },
             };
             let series = self.series(account, cell.slot, metric);
             self.sink.push(series, row.time_ms, cell.value)?;

@@ -762,9 +762,15 @@ fn csv_bad_rows_are_rejected_with_their_reason() {
         (b"x", "the row has 1 field, but the header has 4"),
         // Several problems: fields, time, empty account, counts, then the
         // account's encoding ([IM12]).
-        (b"yesterday,,-1,1", "time \"yesterday\" is neither RFC 3339 (like 2019-02-13T10:00:00Z) nor Unix seconds"),
+        (
+            b"yesterday,,-1,1",
+            "time \"yesterday\" is neither RFC 3339 (like 2019-02-13T10:00:00Z) nor Unix seconds",
+        ),
         (b"1550052000,,-1,1", "the account is empty"),
-        (b"1550052000,\xff,1,-1", "count \"-1\" in column following is negative"),
+        (
+            b"1550052000,\xff,1,-1",
+            "count \"-1\" in column following is negative",
+        ),
     ];
     for (row, reason) in cases {
         assert_eq!(
@@ -1036,5 +1042,48 @@ fn accounts_are_looked_up_once_however_files_reorder_them() {
         sink.series_calls,
         sink.series.len(),
         "one call per distinct series"
+    );
+}
+
+/// A sink whose ids count down from u32::MAX, to check that no id is
+/// mistaken for a marker of the importer's caches.
+#[derive(Default)]
+struct CountdownSink(VecSink);
+
+impl SnapshotSink for CountdownSink {
+    fn metric_id(&mut self, name: &str) -> Result<u32> {
+        Ok(!self.0.metric_id(name)?)
+    }
+    fn account_id(&mut self, name: &str) -> Result<u32> {
+        Ok(!self.0.account_id(name)?)
+    }
+    fn series_id(&mut self, account: u32, metric: u32) -> u32 {
+        !self.0.series_id(!account, !metric)
+    }
+    fn push(&mut self, series: u32, time_ms: i64, value: u64) -> Result<()> {
+        self.0.push(!series, time_ms, value)
+    }
+}
+
+#[test]
+fn any_id_the_sink_gives_is_used_as_given() {
+    // [IM11]
+    let dir = temp_dir();
+    let path = write(
+        dir.path(),
+        "s.csv",
+        "time,account,x,y\n1550052000,ann,1,2\n1550052000,ann,3,4\n",
+    );
+    let mut sink = CountdownSink::default();
+    let inputs = [Input::Path(path)];
+    import_into(&mut sink, &inputs, &opts(), &mut |_| {}).expect("a valid file");
+    assert_eq!(
+        sink.0.points(),
+        vec![
+            point("ann", "x", T0, 1),
+            point("ann", "y", T0, 2),
+            point("ann", "x", T0, 3),
+            point("ann", "y", T0, 4),
+        ]
     );
 }
