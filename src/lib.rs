@@ -14,7 +14,7 @@ struct EmbeddingGuide;
 
 mod db;
 mod error;
-mod import;
+pub mod import;
 mod output;
 mod query;
 mod storage;
@@ -51,3 +51,10 @@ pub mod bench_support {
 
 pub use error::{Error, QueryError, Result};
 pub use query::{Query, Table, Value};
+
+/// The importer as benches/import_parse.rs reaches it; not part of the API.
+#[doc(hidden)]
+pub mod bench_support_import {
+    pub use crate::import::bench_support::{BenchSink, import_paths};
+    pub use crate::import::{Format, ImportSummary};
+}

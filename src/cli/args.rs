@@ -32,6 +32,9 @@ pub(crate) enum Command {
     Verify,
     /// Merge segments into as few as possible.
     Compact,
+    /// Import snapshot files (CSV or JSON lines, gzipped or not; a folder
+    /// imports every snapshot file in it; - reads standard input).
+    Import(ImportArgs),
     /// Run one query and print its rows.
     Query(QueryArgs),
     /// Build a sample database replaying Instagram's winter 2018-19 and
@@ -47,6 +50,35 @@ pub(crate) enum Command {
     /// and tab completion; reads queries from standard input when it is not
     /// a terminal.
     Repl,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct ImportArgs {
+    /// The time of every row, for files without a `time` column (RFC 3339 or
+    /// Unix seconds).
+    #[arg(long, value_parser = parse_time_arg, value_name = "TIME")]
+    pub at: Option<i64>,
+    /// The format of every input [default: from the file name].
+    #[arg(long, value_enum)]
+    pub format: Option<ImportFormat>,
+    /// Skip bad rows (counting them and showing the first) instead of
+    /// failing the whole import.
+    #[arg(long)]
+    pub skip_bad: bool,
+    /// Memory for buffering points before they are spilled into a segment
+    /// (e.g. 512MiB, 2GiB); a larger import is still committed atomically.
+    #[arg(long, value_parser = parse_bytes_arg, default_value = "1GiB", value_name = "SIZE")]
+    pub memory_budget: usize,
+    /// Files, folders, or - for standard input.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<std::ffi::OsString>,
+}
+
+/// The formats `--format` accepts for import.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ImportFormat {
+    Csv,
+    Jsonl,
 }
 
 #[derive(Debug, clap::Args)]
@@ -107,6 +139,28 @@ pub(crate) struct GenerateArgs {
 pub(crate) enum SnapshotFormat {
     Csv,
     Jsonl,
+}
+
+/// Parses a size such as `512MiB`, `2GiB`, `64KiB` or a plain number of
+/// bytes.
+pub(crate) fn parse_bytes_arg(text: &str) -> Result<usize, String> {
+    let text = text.trim();
+    let (digits, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let n: usize = digits
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size like 512MiB"))?;
+    let factor: usize = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" | "K" | "KB" => 1 << 10,
+        "MiB" | "M" | "MB" => 1 << 20,
+        "GiB" | "G" | "GB" => 1 << 30,
+        other => return Err(format!("unknown size unit {other:?}: use KiB, MiB or GiB")),
+    };
+    n.checked_mul(factor)
+        .ok_or_else(|| format!("{text:?} is too large"))
 }
 
 /// Parses a `--from`/`--to`/`--at` time; clap turns the error into a usage

@@ -6,6 +6,7 @@
 mod args;
 mod demo;
 mod generate;
+mod import;
 mod repl;
 
 use std::io::{IsTerminal, Write};
@@ -76,6 +77,7 @@ fn run(args: Args) -> Result<ExitCode, Error> {
         Command::Stats => stats(&open_existing(&args.db)?),
         Command::Verify => verify(&args.db),
         Command::Compact => compact(&open_existing(&args.db)?),
+        Command::Import(i) => import::run(&args.db, &i),
         Command::Query(q) => query(&open_existing(&args.db)?, &q),
         Command::Demo(d) => demo::run(&args.db, &d),
         Command::Generate(g) => generate::run(&g),

@@ -1,0 +1,390 @@
+//! The CSV snapshot format ([IM5]): a header row naming the columns, then
+//! one row per account.
+//!
+//! Splitting is the `csv` crate's, with standard quoting. Its record
+//! positions do not count blank lines or `\r\n` line ends the way a person
+//! does, so lines are counted here from the line count after each record
+//! (which is exact), and the `\r` of a `\r\n` line end is dropped here.
+
+use std::io::Read;
+
+use ::csv::{ByteRecord, ReaderBuilder, Terminator};
+
+use super::batch::{MetricSlots, RowBatch};
+use super::reader::{HeaderMetrics, ReaderState, Stop};
+use super::source::{Opened, READ_BUFFER};
+use super::values::{TimeCache, parse_count, quote_cell};
+use crate::Error;
+
+/// Where the columns of a file are.
+#[derive(Debug)]
+struct Layout {
+    field_count: usize,
+    /// The `time` column; `None` when `--at` gives the time.
+    time_column: Option<usize>,
+    /// The time of every row when there is no time column.
+    fixed_time: i64,
+    account_column: usize,
+    metric_columns: Vec<MetricColumn>,
+}
+
+#[derive(Debug)]
+struct MetricColumn {
+    index: usize,
+    slot: u32,
+    name: String,
+}
+
+/// The field at `index`, without the `\r` of a `\r\n` line end if it is the
+/// last field.
+#[inline]
+fn field(record: &ByteRecord, index: usize) -> &[u8] {
+    let text = record.get(index).unwrap_or_default();
+    if index + 1 == record.len() {
+        text.strip_suffix(b"\r").unwrap_or(text)
+    } else {
+        text
+    }
+}
+
+/// True for a record made of a blank line: one empty field. (csv skips
+/// lines that are entirely empty, but not those holding a lone `\r`.)
+fn is_blank(record: &ByteRecord) -> bool {
+    record.len() == 1 && field(record, 0).is_empty()
+}
+
+/// What is appended to every CSV text, so that the end of a file is always
+/// seen the same way:
+///
+/// - the `\n` ends the last record when the file does not end with a line
+///   end, so that every record ends with `\n` and the line count after it is
+///   exact (see [`start_line`]);
+/// - the quote and the mark make one more record, made of just the mark
+///   and a `\n`, when the file ends outside quotes; but when the file ends
+///   inside a quoted field, the `\n` joins that field, the quote closes it
+///   and the mark follows it, so the last field ends with the mark. The
+///   `csv` crate does not report an unclosed quote otherwise.
+///
+/// The NUL bytes keep the mark from being mistaken for text.
+const END_OF_TEXT: &[u8] = b"\n\"\0tally: end of the file\0\n";
+
+/// The mark inside [`END_OF_TEXT`].
+fn end_mark() -> &'static [u8] {
+    END_OF_TEXT
+        .get(2..END_OF_TEXT.len() - 1)
+        .unwrap_or_default()
+}
+
+/// The line a record starts on, given the line count before and after
+/// reading it. The count after is exact, since every record ends with a
+/// `\n` (see [`END_OF_TEXT`]). The count before may include blank lines
+/// skipped before the record, so when the record seems to span more than
+/// one line, the newlines inside its fields tell its start.
+#[inline]
+fn start_line(before: u64, after: u64, record: &ByteRecord) -> u64 {
+    if after == before + 1 {
+        return before;
+    }
+    let inside = record.as_slice().iter().filter(|&&b| b == b'\n').count() as u64;
+    after.saturating_sub(1).saturating_sub(inside)
+}
+
+/// Reads the next record that is not blank, and returns the line it starts
+/// on, or `None` at the end of the file.
+fn next_record(
+    reader: &mut ::csv::Reader<impl Read>,
+    record: &mut ByteRecord,
+    opened: &Opened,
+    display: &str,
+    state: &ReaderState,
+) -> Result<Option<u64>, Stop> {
+    loop {
+        let before = reader.position().line();
+        match reader.read_byte_record(record) {
+            Ok(true) => {}
+            // Only when the text ends inside the mark, which cannot happen.
+            Ok(false) => return Ok(None),
+            Err(e) => {
+                return Err(read_error(
+                    opened,
+                    display,
+                    state,
+                    e,
+                    reader.position().line(),
+                ));
+            }
+        }
+        if is_blank(record) {
+            continue;
+        }
+        // Both checks cost a length comparison for ordinary fields.
+        let last_field = record
+            .get(record.len().saturating_sub(1))
+            .unwrap_or_default();
+        if record.len() == 1 && last_field.strip_suffix(b"\n") == Some(end_mark()) {
+            return Ok(None);
+        }
+        if last_field.ends_with(end_mark()) {
+            return Err(Stop::Failed(Error::Import {
+                file: display.to_string(),
+                line: start_line(before, reader.position().line(), record),
+                reason: "a quoted field in this row is never closed".to_string(),
+            }));
+        }
+        return Ok(Some(start_line(before, reader.position().line(), record)));
+    }
+}
+
+/// Reads the header into a layout; the error is the reason for the header's
+/// line.
+fn parse_header(
+    record: &ByteRecord,
+    at: Option<i64>,
+    metrics: &mut MetricSlots,
+    new_metrics: &mut Vec<(u32, String)>,
+) -> Result<Layout, String> {
+    let mut names = Vec::with_capacity(record.len());
+    for index in 0..record.len() {
+        let name = std::str::from_utf8(field(record, index))
+            .map_err(|_| "the header is not valid UTF-8".to_string())?;
+        if names.contains(&name) {
+            return Err(format!("column {name:?} appears twice in the header"));
+        }
+        names.push(name);
+    }
+    let time_column = names.iter().position(|&n| n == "time");
+    let account_column = names
+        .iter()
+        .position(|&n| n == "account")
+        .ok_or_else(|| "the header has no account column".to_string())?;
+    let fixed_time = match (time_column, at) {
+        (Some(_), Some(_)) => {
+            return Err("the header has a time column, but --at was given".to_string());
+        }
+        (None, None) => {
+            return Err(
+                "the header has no time column; give --at to import the file at one time"
+                    .to_string(),
+            );
+        }
+        (Some(_), None) => 0,
+        (None, Some(at)) => at,
+    };
+    let metric_columns: Vec<MetricColumn> = names
+        .iter()
+        .enumerate()
+        .filter(|&(_, &name)| name != "time" && name != "account")
+        .map(|(index, &name)| MetricColumn {
+            index,
+            slot: metrics.slot(name, new_metrics),
+            name: name.to_string(),
+        })
+        .collect();
+    if metric_columns.is_empty() {
+        return Err(
+            "the header has no metric column (a column besides time and account)".to_string(),
+        );
+    }
+    Ok(Layout {
+        field_count: record.len(),
+        time_column,
+        fixed_time,
+        account_column,
+        metric_columns,
+    })
+}
+
+impl Layout {
+    /// Parses one data row into the batch, as a good or a bad row.
+    #[inline]
+    fn parse_row(
+        &self,
+        record: &ByteRecord,
+        line: u64,
+        times: &mut TimeCache,
+        batch: &mut RowBatch,
+    ) {
+        if record.len() != self.field_count {
+            let mut reason = format!(
+                "the row has {} field{}, but the header has {}",
+                record.len(),
+                if record.len() == 1 { "" } else { "s" },
+                self.field_count
+            );
+            // A quote that is never closed swallows the lines after it into
+            // one field; say so, since the row count alone would puzzle.
+            if record.as_slice().contains(&b'\n') {
+                reason.push_str(" (a quoted field spans lines; is a quote not closed?)");
+            }
+            return batch.reject(line, reason);
+        }
+        // The counts are parsed before the time, though a bad time is
+        // reported first. csv writes the record a byte at a time just before
+        // this; a wide read of the time (the start of the record) right away
+        // waits for those writes to drain, which once cost a third of this
+        // thread's time. The time is compared byte by byte (see
+        // `TimeCache`), and parsing the counts first gives the writes time.
+        let mut count_problem = None;
+        for column in &self.metric_columns {
+            let text = field(record, column.index);
+            if text.is_empty() {
+                continue;
+            }
+            match parse_count(text) {
+                Ok(value) => batch.push_cell(column.slot, value),
+                Err(problem) => {
+                    count_problem = Some((column, text, problem));
+                    break;
+                }
+            }
+        }
+        let time_ms = match self.time_column {
+            Some(column) => match times.parse(field(record, column)) {
+                Ok(ms) => ms,
+                Err(reason) => return batch.reject(line, reason),
+            },
+            None => self.fixed_time,
+        };
+        let account = field(record, self.account_column);
+        if account.is_empty() {
+            return batch.reject(line, "the account is empty".to_string());
+        }
+        if let Some((column, text, problem)) = count_problem {
+            let reason = format!(
+                "count {} in column {} {}",
+                quote_cell(text),
+                column.name,
+                problem.phrase()
+            );
+            return batch.reject(line, reason);
+        }
+        batch.accept(line, time_ms, account);
+    }
+}
+
+/// Turns an error of the csv reader into the error of the import.
+fn read_error(
+    opened: &Opened,
+    display: &str,
+    state: &ReaderState,
+    error: ::csv::Error,
+    line: u64,
+) -> Stop {
+    match error.into_kind() {
+        ::csv::ErrorKind::Io(io) => Stop::Failed(opened.read_error(display, line, &io, &state.raw)),
+        // With flexible records read as bytes, csv reports nothing but I/O
+        // errors; anything else is still reported rather than lost.
+        other => Stop::Failed(Error::Import {
+            file: display.to_string(),
+            line,
+            reason: format!("cannot read the file: {other:?}"),
+        }),
+    }
+}
+
+/// Reads one CSV file into batches.
+pub(super) fn read_file(
+    state: &mut ReaderState,
+    file: usize,
+    display: &str,
+    mut opened: Opened,
+) -> Result<(), Stop> {
+    let text = std::mem::replace(&mut opened.text, Box::new(std::io::empty()));
+    let mut reader = ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .terminator(Terminator::Any(b'\n'))
+        .buffer_capacity(READ_BUFFER)
+        .from_reader(text.chain(END_OF_TEXT));
+    let mut record = ByteRecord::new();
+
+    let Some(header_line) = next_record(&mut reader, &mut record, &opened, display, state)? else {
+        return Err(Stop::Failed(Error::Import {
+            file: display.to_string(),
+            line: 0,
+            reason: "the file has no header row (it is empty or blank)".to_string(),
+        }));
+    };
+    let mut new_metrics = Vec::new();
+    let layout = parse_header(&record, state.at, &mut state.metrics, &mut new_metrics).map_err(
+        |reason| {
+            Stop::Failed(Error::Import {
+                file: display.to_string(),
+                line: header_line,
+                reason,
+            })
+        },
+    )?;
+    let metric_slots = layout.metric_columns.iter().map(|c| c.slot).collect();
+    state.start_file(
+        file,
+        new_metrics,
+        Some(HeaderMetrics {
+            line: header_line,
+            metric_slots,
+        }),
+    )?;
+
+    while let Some(line) = next_record(&mut reader, &mut record, &opened, display, state)? {
+        layout.parse_row(&record, line, &mut state.times, &mut state.batch);
+        state.row_done()?;
+    }
+    state.end_file()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn records(text: &[u8]) -> Vec<(u64, Vec<Vec<u8>>)> {
+        let mut reader = ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .terminator(Terminator::Any(b'\n'))
+            .from_reader(text.chain(END_OF_TEXT));
+        let mut record = ByteRecord::new();
+        let mut out = Vec::new();
+        loop {
+            let before = reader.position().line();
+            if !reader
+                .read_byte_record(&mut record)
+                .expect("reading from memory")
+            {
+                break;
+            }
+            if !is_blank(&record) {
+                let line = start_line(before, reader.position().line(), &record);
+                out.push((
+                    line,
+                    (0..record.len())
+                        .map(|i| field(&record, i).to_vec())
+                        .collect(),
+                ));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn lines_count_blank_lines_crlf_and_newlines_inside_quotes() {
+        let got = records(b"\n\na,b\r\n\r\n\"x\ny\",\"d\"\r\n\n e,f");
+        let lines: Vec<u64> = got.iter().map(|(line, _)| *line).collect();
+        assert_eq!(lines, vec![3, 5, 8, 9]);
+        assert_eq!(got[0].1, vec![b"a".to_vec(), b"b".to_vec()]);
+        assert_eq!(got[1].1, vec![b"x\ny".to_vec(), b"d".to_vec()]);
+        assert_eq!(got[2].1, vec![b" e".to_vec(), b"f".to_vec()]);
+        // The end mark is the last record.
+        assert_eq!(got[3], (9, vec![[end_mark(), b"\n"].concat()]));
+        assert_eq!(got.len(), 4);
+    }
+
+    #[test]
+    fn an_unclosed_quote_ends_with_the_mark() {
+        let got = records(b"a,b\nc,\"d\ne");
+        assert_eq!(got.len(), 2);
+        assert_eq!(
+            got[1],
+            (2, vec![b"c".to_vec(), [b"d\ne\n", end_mark()].concat()])
+        );
+    }
+}

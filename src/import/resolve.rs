@@ -1,0 +1,422 @@
+//! The resolving side of an import: turns the names of parsed rows into ids
+//! and pushes their points into the sink, in input order.
+//!
+//! Names are looked up once per import. Accounts are the hot part: a
+//! snapshot import sees every account once per file, and files list them in
+//! much the same order. So each account is first compared with the account
+//! that followed the previous one in the previous file (one `memcmp`, no
+//! hashing); only when that guess fails is the name hashed, and only a name
+//! never seen in this import reaches the sink.
+
+use std::collections::HashMap;
+
+use super::SnapshotSink;
+use super::batch::{NOT_CAPTURED, RowView};
+use super::values::same_bytes;
+use crate::Error;
+
+/// The longest account name, in bytes ([D1] of docs/format.md).
+const MAX_ACCOUNT_BYTES: usize = 4096;
+
+/// Series ids that fit in an account entry without another allocation;
+/// snapshot files rarely have more metrics than this.
+const INLINE_SERIES: usize = 4;
+
+/// Marks a series not looked up yet.
+const UNKNOWN: u32 = u32::MAX;
+
+/// What became of one row.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum RowOutcome {
+    /// The row was imported with this many points.
+    Imported { points: u64 },
+    /// The row is bad, for this reason.
+    Rejected(String),
+}
+
+/// What is known of a metric slot.
+#[derive(Debug, Clone)]
+enum MetricState {
+    /// Named but not yet given to the sink.
+    Unresolved(String),
+    /// The sink's id.
+    Known(u32),
+    /// The sink rejected the name, for this reason.
+    Invalid(String),
+}
+
+/// An account seen in this import.
+#[derive(Debug)]
+struct AccountEntry {
+    /// Where the name is in [`AccountCache::names`].
+    name_start: usize,
+    name_len: usize,
+    id: u32,
+    /// The next entry whose name has the same hash, or [`NO_ENTRY`].
+    next_same_hash: u32,
+    /// Series ids by metric slot, [`UNKNOWN`] until looked up.
+    series: [u32; INLINE_SERIES],
+    more_series: Vec<u32>,
+    /// The file (by sequence number) and position in it where the account
+    /// was last seen.
+    seen_file: u32,
+    seen_position: u32,
+}
+
+/// Ends a chain of entries with the same hash.
+const NO_ENTRY: u32 = u32::MAX;
+
+/// A fast hash of account names, seeded at random per import so that a
+/// crafted file cannot make names collide on purpose. It reads eight bytes
+/// at a time and mixes with a folded multiply (the high and low halves of a
+/// 128-bit product), as foldhash and wyhash do.
+#[derive(Debug)]
+struct NameHasher {
+    seed: u64,
+}
+
+impl NameHasher {
+    fn new() -> NameHasher {
+        use std::hash::{BuildHasher, Hasher};
+        // std's RandomState is seeded from the operating system.
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u8(0);
+        NameHasher {
+            seed: hasher.finish(),
+        }
+    }
+
+    #[inline]
+    fn hash(&self, name: &[u8]) -> u64 {
+        const MULTIPLIER: u64 = 0x9E37_79B9_7F4A_7C15;
+        const TAIL: u64 = 0xA076_1D64_78BD_642F;
+        fn folded_multiply(a: u64, b: u64) -> u64 {
+            let product = u128::from(a) * u128::from(b);
+            (product as u64) ^ ((product >> 64) as u64)
+        }
+        let mut state = self.seed ^ (name.len() as u64).wrapping_mul(MULTIPLIER);
+        let mut words = name.chunks_exact(8);
+        for word in &mut words {
+            let mut bytes = [0u8; 8];
+            bytes.copy_from_slice(word);
+            state = folded_multiply(state ^ u64::from_le_bytes(bytes), MULTIPLIER);
+        }
+        let rest = words.remainder();
+        if !rest.is_empty() {
+            let mut bytes = [0u8; 8];
+            bytes
+                .get_mut(..rest.len())
+                .unwrap_or_default()
+                .copy_from_slice(rest);
+            state = folded_multiply(state ^ u64::from_le_bytes(bytes), TAIL);
+        }
+        folded_multiply(state, MULTIPLIER ^ TAIL)
+    }
+}
+
+/// Hashes the keys of [`AccountCache::by_hash`], which are hashes already,
+/// by passing them through.
+#[derive(Debug, Default, Clone, Copy)]
+struct PassThrough(u64);
+
+impl std::hash::Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only u64 keys are hashed; this path is never taken, but stays
+        // correct if it were.
+        for &byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
+        }
+    }
+    fn write_u64(&mut self, value: u64) {
+        self.0 = value;
+    }
+}
+
+type PassThroughState = std::hash::BuildHasherDefault<PassThrough>;
+
+/// The accounts of an import, with the order of the previous file to guess
+/// the next account from.
+///
+/// Names are stored once, back to back in one buffer, in order of first
+/// appearance, which is also the order the next file reads them in: the
+/// guess walks memory forward.
+#[derive(Debug)]
+struct AccountCache {
+    names: Vec<u8>,
+    entries: Vec<AccountEntry>,
+    /// The first entry of each name hash.
+    by_hash: HashMap<u64, u32, PassThroughState>,
+    hasher: NameHasher,
+    /// Entries in the order the previous file listed them.
+    previous_order: Vec<u32>,
+    /// Entries in the order the current file lists them so far.
+    current_order: Vec<u32>,
+    /// Where in `previous_order` the next account is expected.
+    cursor: usize,
+    /// The sequence number of the current file, from 1.
+    file: u32,
+}
+
+impl AccountCache {
+    fn new() -> AccountCache {
+        AccountCache {
+            names: Vec::new(),
+            entries: Vec::new(),
+            by_hash: HashMap::default(),
+            hasher: NameHasher::new(),
+            previous_order: Vec::new(),
+            current_order: Vec::new(),
+            cursor: 0,
+            file: 0,
+        }
+    }
+
+    fn start_file(&mut self) {
+        // A file without rows keeps the order of the one before it.
+        if !self.current_order.is_empty() {
+            std::mem::swap(&mut self.previous_order, &mut self.current_order);
+            self.current_order.clear();
+        }
+        self.cursor = 0;
+        self.file += 1;
+    }
+
+    /// The name of an entry.
+    #[inline]
+    fn name(&self, entry: &AccountEntry) -> &[u8] {
+        self.names
+            .get(entry.name_start..entry.name_start + entry.name_len)
+            .unwrap_or_default()
+    }
+
+    /// The entry of a known account, or `None` for a new one, with the hash
+    /// of the name when it was computed.
+    #[inline]
+    fn find(&mut self, name: &[u8]) -> (Option<u32>, Option<u64>) {
+        if let Some(&expected) = self.previous_order.get(self.cursor)
+            && let Some(entry) = self.entries.get(expected as usize)
+            && same_bytes(self.name(entry), name)
+        {
+            self.cursor += 1;
+            return (Some(expected), None);
+        }
+        let hash = self.hasher.hash(name);
+        let mut candidate = self.by_hash.get(&hash).copied().unwrap_or(NO_ENTRY);
+        while let Some(entry) = self.entries.get(candidate as usize) {
+            if same_bytes(self.name(entry), name) {
+                // Accounts were added or removed since the previous file:
+                // carry on from where this account was in it.
+                if entry.seen_file + 1 == self.file {
+                    self.cursor = entry.seen_position as usize + 1;
+                }
+                return (Some(candidate), Some(hash));
+            }
+            candidate = entry.next_same_hash;
+        }
+        (None, Some(hash))
+    }
+
+    /// Adds a new account, whose name hashes to `hash`.
+    fn insert(&mut self, name: &[u8], hash: u64, id: u32) -> u32 {
+        let index = u32::try_from(self.entries.len()).unwrap_or(NO_ENTRY);
+        let next_same_hash = self.by_hash.insert(hash, index).unwrap_or(NO_ENTRY);
+        self.entries.push(AccountEntry {
+            name_start: self.names.len(),
+            name_len: name.len(),
+            id,
+            next_same_hash,
+            series: [UNKNOWN; INLINE_SERIES],
+            more_series: Vec::new(),
+            seen_file: 0,
+            seen_position: 0,
+        });
+        self.names.extend_from_slice(name);
+        index
+    }
+
+    /// Notes that the current file lists `index` next.
+    #[inline]
+    fn note_seen(&mut self, index: u32) {
+        let position = u32::try_from(self.current_order.len()).unwrap_or(u32::MAX);
+        if let Some(entry) = self.entries.get_mut(index as usize) {
+            entry.seen_file = self.file;
+            entry.seen_position = position;
+        }
+        self.current_order.push(index);
+    }
+}
+
+/// Turns rows into points in the sink.
+pub(super) struct Resolver<'s, S: SnapshotSink> {
+    sink: &'s mut S,
+    metrics: Vec<MetricState>,
+    /// The metric id of each slot once known, [`UNKNOWN`] before: what
+    /// every row reads, kept apart from `metrics` so that reading it is one
+    /// load.
+    metric_ids: Vec<u32>,
+    accounts: AccountCache,
+}
+
+impl<'s, S: SnapshotSink> Resolver<'s, S> {
+    pub fn new(sink: &'s mut S) -> Self {
+        Resolver {
+            sink,
+            metrics: Vec::new(),
+            metric_ids: Vec::new(),
+            accounts: AccountCache::new(),
+        }
+    }
+
+    /// Learns the names of new metric slots. Slots arrive in order.
+    pub fn add_metrics(&mut self, new: &[(u32, String)]) {
+        for (slot, name) in new {
+            debug_assert_eq!(*slot as usize, self.metrics.len());
+            self.metrics.push(MetricState::Unresolved(name.clone()));
+            self.metric_ids.push(UNKNOWN);
+        }
+    }
+
+    /// Begins a file: learns the metric names its header brings.
+    pub fn start_file(&mut self, new_metrics: Vec<(u32, String)>) {
+        self.add_metrics(&new_metrics);
+        self.accounts.start_file();
+    }
+
+    /// Gives every metric of a CSV header to the sink. The inner error is the
+    /// reason of the first name the sink rejects; the outer one any other
+    /// failure of the sink.
+    pub fn resolve_header(&mut self, slots: &[u32]) -> crate::Result<Result<(), String>> {
+        for &slot in slots {
+            if let Err(reason) = self.metric(slot)? {
+                return Ok(Err(reason));
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    /// The metric id of a slot, asking the sink the first time.
+    #[cold]
+    fn metric(&mut self, slot: u32) -> crate::Result<Result<u32, String>> {
+        let Some(state) = self.metrics.get_mut(slot as usize) else {
+            return Ok(Err(format!("metric slot {slot} was never named")));
+        };
+        match state {
+            MetricState::Known(id) => Ok(Ok(*id)),
+            MetricState::Invalid(reason) => Ok(Err(reason.clone())),
+            MetricState::Unresolved(name) => match self.sink.metric_id(name) {
+                Ok(id) => {
+                    *state = MetricState::Known(id);
+                    if let Some(known) = self.metric_ids.get_mut(slot as usize) {
+                        *known = id;
+                    }
+                    Ok(Ok(id))
+                }
+                Err(Error::Invalid(reason)) => {
+                    *state = MetricState::Invalid(reason.clone());
+                    Ok(Err(reason))
+                }
+                Err(other) => Err(other),
+            },
+        }
+    }
+
+    /// The account entry of a name, asking the sink for a name new to this
+    /// import. The inner error is the reason the name is rejected.
+    #[inline]
+    fn account(&mut self, name: &[u8]) -> crate::Result<Result<u32, String>> {
+        let index = match self.accounts.find(name) {
+            (Some(index), _) => index,
+            (None, hash) => {
+                let Ok(text) = std::str::from_utf8(name) else {
+                    return Ok(Err("the account is not valid UTF-8".to_string()));
+                };
+                if name.len() > MAX_ACCOUNT_BYTES {
+                    return Ok(Err(format!(
+                        "the account is {} bytes long; the longest allowed is {MAX_ACCOUNT_BYTES}",
+                        name.len()
+                    )));
+                }
+                let id = match self.sink.account_id(text) {
+                    Ok(id) => id,
+                    Err(Error::Invalid(reason)) => return Ok(Err(reason)),
+                    Err(other) => return Err(other),
+                };
+                let hash = hash.unwrap_or_else(|| self.accounts.hasher.hash(name));
+                self.accounts.insert(name, hash, id)
+            }
+        };
+        self.accounts.note_seen(index);
+        Ok(Ok(index))
+    }
+
+    /// The series of an account entry and a metric slot.
+    #[inline]
+    fn series(&mut self, account: u32, slot: u32, metric: u32) -> crate::Result<u32> {
+        // `account` comes from the cache, so the entry exists.
+        let Some(entry) = self.accounts.entries.get_mut(account as usize) else {
+            return Ok(UNKNOWN);
+        };
+        let slot = slot as usize;
+        let cached = match entry.series.get_mut(slot) {
+            Some(cached) => cached,
+            None => {
+                let index = slot.saturating_sub(INLINE_SERIES);
+                if entry.more_series.len() <= index {
+                    entry.more_series.resize(index + 1, UNKNOWN);
+                }
+                match entry.more_series.get_mut(index) {
+                    Some(cached) => cached,
+                    None => return self.sink.series_id(entry.id, metric),
+                }
+            }
+        };
+        if *cached == UNKNOWN {
+            *cached = self.sink.series_id(entry.id, metric)?;
+        }
+        Ok(*cached)
+    }
+
+    /// Imports one row: checks its names, then pushes its points. A row is
+    /// checked whole before anything is pushed, so a rejected row adds no
+    /// point.
+    pub fn import_row(&mut self, row: &RowView<'_>) -> crate::Result<RowOutcome> {
+        if let Some(reason) = row.rejected {
+            return Ok(RowOutcome::Rejected(reason.to_string()));
+        }
+        // Metrics first: a bad metric name then defines no account.
+        for cell in row.cells {
+            let known =
+                matches!(self.metric_ids.get(cell.slot as usize), Some(&id) if id != UNKNOWN);
+            if !known && let Err(reason) = self.metric(cell.slot)? {
+                return Ok(RowOutcome::Rejected(reason));
+            }
+        }
+        let account = match self.account(row.account)? {
+            Ok(account) => account,
+            Err(reason) => return Ok(RowOutcome::Rejected(reason)),
+        };
+        let mut points = 0;
+        for cell in row.cells {
+            if cell.value == NOT_CAPTURED {
+                continue;
+            }
+            let metric = match self.metric_ids.get(cell.slot as usize) {
+                Some(&id) if id != UNKNOWN => id,
+                // A sink may hand out u32::MAX as an id, which the fast
+                // path takes for unknown; the slot was resolved above, so
+                // this returns its id.
+                _ => match self.metric(cell.slot)? {
+                    Ok(id) => id,
+                    Err(reason) => return Ok(RowOutcome::Rejected(reason)),
+                },
+            };
+            let series = self.series(account, cell.slot, metric)?;
+            self.sink.push(series, row.time_ms, cell.value)?;
+            points += 1;
+        }
+        Ok(RowOutcome::Imported { points })
+    }
+}
