@@ -15,8 +15,14 @@
 //! - `4x50k`: 4 files of 50,000 accounts. One row in 4 brings a new account,
 //!   the worst case of a first import of a few snapshots.
 //!
+//! The `20x10k` files are also imported gzipped (`csv_gz_20x10k`) and as
+//! JSON lines (`jsonl_20x10k`).
+//!
 //! Run with `cargo bench --bench import_parse`; criterion prints the rows
-//! per second as "thrpt" (elements are rows).
+//! per second as "thrpt" (elements are rows). The import uses both cores, so
+//! anything else running halves the figure: on a shared machine, run one
+//! case at a time while it is quiet, as in
+//! `cargo bench --bench import_parse -- csv_20x10k --warm-up-time 1 --measurement-time 4`.
 
 use std::fmt::Write as _;
 use std::io::Write as _;

@@ -470,10 +470,13 @@ pub(super) fn open(
         }
     };
     let decoded: Box<dyn Read> = if gzip {
-        Box::new(MultiGzDecoder::new(BufReader::with_capacity(
-            READ_BUFFER,
-            stored,
-        )))
+        let inflated = InflatedText::spawn(stored).map_err(|e| {
+            file_error(
+                &source.display,
+                format!("cannot start a thread to inflate it: {e}"),
+            )
+        })?;
+        Box::new(inflated)
     } else {
         stored
     };
