@@ -99,7 +99,7 @@ fn spec_examples(name: &str, text: &str, out: &mut Vec<Example>) {
         for (i, piece) in para.split('`').enumerate() {
             // Odd pieces are inside backticks; a trailing description after
             // " — " is prose.
-            if i % 2 == 1 && piece.contains(['(', '{']) || (i % 2 == 1 && !piece.contains(' ')) {
+            if i % 2 == 1 && (piece.contains(['(', '{']) || !piece.contains(' ')) {
                 out.push(Example {
                     at: format!("{name}:{}", n + 1),
                     query: piece.to_string(),
