@@ -49,6 +49,8 @@ pub fn encode_values(values: &[u64], out: &mut Vec<u8>) {
     put_varint(out, first);
     let mut previous = first;
     let mut z = [0u64; BLOCK_LEN];
+    // Reused from block to block: its arrays are 4 KiB.
+    let mut sparse = SparsePlan::new();
     for chunk in rest.chunks(BLOCK_LEN) {
         for (slot, &v) in z.iter_mut().zip(chunk) {
             *slot = zigzag(v.wrapping_sub(previous) as i64);
@@ -58,9 +60,10 @@ pub fn encode_values(values: &[u64], out: &mut Vec<u8>) {
         let block = &z[..chunk.len()];
         let widths = WidthHistogram::of(block);
         let b = widths.best_width();
-        match SparsePlan::of(block, &widths, widths.block_len(b)) {
-            Some(plan) => plan.write(out),
-            None => write_block(block, b, out),
+        if sparse.plan(block, &widths, widths.block_len(b)) {
+            sparse.write(out);
+        } else {
+            write_block(block, b, out);
         }
     }
 }
@@ -81,23 +84,37 @@ struct SparsePlan {
 }
 
 impl SparsePlan {
+    fn new() -> SparsePlan {
+        SparsePlan {
+            gaps: [0; BLOCK_LEN],
+            values: [0; BLOCK_LEN],
+            m: 0,
+            k_gap: 0,
+            k_val: 0,
+            bits: 0,
+        }
+    }
+
     /// The sparse form of `block` if it is strictly smaller than
     /// `pfor_len` bytes, the size of its best PFOR block.
+    #[cfg(test)]
     fn of(block: &[u64], widths: &WidthHistogram, pfor_len: usize) -> Option<SparsePlan> {
+        let mut plan = SparsePlan::new();
+        plan.plan(block, widths, pfor_len).then_some(plan)
+    }
+
+    /// Plans the sparse form of `block` and returns whether it is strictly
+    /// smaller than `pfor_len` bytes, the size of its best PFOR block. Only
+    /// then is the plan complete.
+    fn plan(&mut self, block: &[u64], widths: &WidthHistogram, pfor_len: usize) -> bool {
         let m = widths.len - widths.count[0] as usize;
         // Every non-zero delta takes at least two bits (a gap and a value of
         // one bit each): most blocks are ruled out before looking at them.
         if m == 0 || sparse_len(m, 2 * m as u64) >= pfor_len {
-            return None;
+            return false;
         }
-        let mut plan = SparsePlan {
-            gaps: [0; BLOCK_LEN],
-            values: [0; BLOCK_LEN],
-            m,
-            k_gap: 0,
-            k_val: 0,
-            bits: 0,
-        };
+        self.m = m;
+        let plan = self;
         // Without a branch on z: one hour in ten moves, at random.
         let mut j = 0;
         let mut next = 0;
@@ -113,12 +130,15 @@ impl SparsePlan {
             next = if z != 0 { p + 1 } else { next };
         }
         debug_assert_eq!(j, m);
-        let (k_gap, gap_bits) = best_rice(&plan.gaps[..m])?;
-        let (k_val, value_bits) = best_rice(&plan.values[..m])?;
+        let (Some((k_gap, gap_bits)), Some((k_val, value_bits))) =
+            (best_rice(&plan.gaps[..m]), best_rice(&plan.values[..m]))
+        else {
+            return false;
+        };
         plan.k_gap = k_gap;
         plan.k_val = k_val;
         plan.bits = gap_bits + value_bits;
-        (plan.len() < pfor_len).then_some(plan)
+        plan.len() < pfor_len
     }
 
     /// The size in bytes of the block.
@@ -580,7 +600,6 @@ fn decode_sparse(
     out.resize(base + len, 0);
     let deltas = &mut out[base..];
     let mut next = 0;
-    // m <= len <= 256.
     // `inverted` is the complement of the bits from bits.bit on, of which
     // the low `avail` are the string's (or zeros past its end). Each pair of
     // codes is taken from it in registers. The word for the next pair is
