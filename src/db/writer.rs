@@ -22,9 +22,13 @@ use crate::storage::format::{MAGIC_DICTIONARY, put_header};
 use crate::storage::segment::{SegmentMeta, SegmentWriter};
 use crate::time::{MAX_TIME_MS, MIN_TIME_MS};
 
-/// Bytes of memory one logged point costs: its series id, time and count
-/// in the log, plus its slot in the sort permutation during a flush.
-const BYTES_PER_LOGGED_POINT: usize = 4 + 8 + 8 + 4;
+/// Bytes of the memory budget one logged point is charged: its series id,
+/// time and count in the log and its slot in the sort permutation during a
+/// flush (24 bytes), plus 8 for everything else an import holds at the same
+/// time (the importer's batches, the dictionary, encoded groups), so that
+/// the process's peak stays within the budget. Measured: a 50 M-point
+/// import peaked at 1.10 GiB of RSS with 24, over a 1 GiB budget.
+const BYTES_PER_LOGGED_POINT: usize = 4 + 8 + 8 + 4 + 8;
 
 /// What a commit did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
