@@ -5,28 +5,30 @@
 #
 # What it does, in one run:
 #   1. installs its peers if they are missing (idempotent): DuckDB from PyPI
-#      into a venv under target/compare/venv, VictoriaMetrics from Debian
-#      (apt-get), and builds tally in release;
+#      into a venv under target/compare/venv, VictoriaMetrics and Prometheus
+#      from Debian (apt-get), and builds tally in release;
 #   2. for each size, generates a seeded data set with `tally generate`
 #      (one long CSV file, and the same data as hourly files);
-#   3. measures, round by round in turn (tally, DuckDB, VictoriaMetrics in
-#      each round, so a busy neighbour on the machine hurts all three alike):
+#   3. measures, round by round in turn (tally, DuckDB, VictoriaMetrics,
+#      Prometheus in each round, so a busy neighbour on the machine hurts
+#      all of them alike):
 #      import points/s and peak memory, bytes on disk per point, and the
 #      seconds and peak memory of drop(followers, 5%, 1h) and
 #      recovered_within(drop(followers, 5%, 1h), 24h);
 #   4. checks the answers: tally's rows equal DuckDB's exactly, equal the
-#      generator's ground truth, and equal VictoriaMetrics' qualifying
-#      points; any mismatch stops the script with exit status 1;
+#      generator's ground truth, and equal VictoriaMetrics' and Prometheus'
+#      qualifying points; any mismatch stops the script with exit status 1;
 #   5. prints one Markdown table (medians, ratios tally / peer, the targets
 #      met or missed), the versions, the machine and the exact commands, and
 #      saves it as target/compare/report-<which>.md.
 #
 # Knobs (environment): RUNS_SMALL (default 5), RUNS_LARGE (default 3),
-# VM_PORT (default 18428; VictoriaMetrics listens on 127.0.0.1 only),
-# SEED (default 20190213).
+# VM_PORT (default 18428) and PROM_PORT (default 19090), both on 127.0.0.1
+# only, SEED (default 20190213), PROMETHEUS=0 to leave Prometheus out.
 #
-# Everything it writes lives under target/compare/. VictoriaMetrics is
-# started by this script and stopped on exit, whatever the exit. It is a
+# Everything it writes lives under target/compare/. The servers
+# (VictoriaMetrics, Prometheus) are started by this script and stopped on
+# exit, whatever the exit. It is a
 # measurement tool, not a test: nothing runs it from `cargo test`.
 
 set -euo pipefail
@@ -53,6 +55,9 @@ RUNS_SMALL=${RUNS_SMALL:-5}
 RUNS_LARGE=${RUNS_LARGE:-3}
 VM_PORT=${VM_PORT:-18428}
 VM_URL=http://127.0.0.1:$VM_PORT # never anything but the loopback address
+PROM_PORT=${PROM_PORT:-19090}
+PROM_URL=http://127.0.0.1:$PROM_PORT
+PROMETHEUS=${PROMETHEUS:-1}
 SEED=${SEED:-20190213}
 # The data sets: accounts x hours x 2 metrics, less the generator's gaps.
 SMALL_ACCOUNTS=1400 SMALL_HOURS=720   # about 2 M points
@@ -76,11 +81,16 @@ MQ_DROP="(($PEAK - followers) > 0) and (followers * 100 <= $PEAK * 95)"
 # i.e. v_r - after >= lost for a one-point episode; a negative offset moves
 # the window forward.
 MQ_REC="($MQ_DROP) and (max_over_time(followers[24h] offset -24h) >= $PEAK)"
+# Prometheus runs the same PromQL text (negative offsets need the feature
+# flag promql-negative-offset). Its range [t - 1h - 1ms, t - 1ms] is closed
+# at both ends, which on hourly points selects the same point; its bare
+# `followers` looks back 5 minutes, so a gap is not carried over either.
 
 RESULTS=$WORK/results-$WHICH.tsv # size, measure, system, value: one line per run
 META=$WORK/meta-$WHICH.tsv       # key, value
 REPORT=$WORK/report-$WHICH.md
-VM_PID=""
+VM_PID=""   # the servers this script started, stopped on exit
+PROM_PID=""
 
 log() { printf '\n== %s\n' "$*" >&2; }
 die() {
@@ -88,7 +98,7 @@ die() {
     exit 1
 }
 
-# --- cleanup: stop the VictoriaMetrics this script started ----------------
+# --- cleanup: stop the servers this script started ------------------------
 
 vm_stop() {
     if [[ -n "$VM_PID" ]] && kill -0 "$VM_PID" 2>/dev/null; then
@@ -98,7 +108,14 @@ vm_stop() {
     fi
     VM_PID=""
 }
-trap vm_stop EXIT
+prom_stop() {
+    if [[ -n "$PROM_PID" ]] && kill -0 "$PROM_PID" 2>/dev/null; then
+        kill "$PROM_PID" 2>/dev/null || true
+        wait "$PROM_PID" 2>/dev/null || true
+    fi
+    PROM_PID=""
+}
+trap 'vm_stop; prom_stop' EXIT
 trap 'exit 130' INT TERM
 
 # --- installing the peers (idempotent) ------------------------------------
@@ -106,14 +123,18 @@ trap 'exit 130' INT TERM
 install_peers() {
     local need=()
     command -v victoria-metrics >/dev/null || need+=(victoria-metrics)
+    if [[ $PROMETHEUS == 1 ]]; then
+        command -v promtool >/dev/null && command -v prometheus >/dev/null || need+=(prometheus)
+    fi
     command -v curl >/dev/null || need+=(curl)
     if ((${#need[@]})); then
         log "installing ${need[*]} from Debian"
         local sudo=""
         [[ $(id -u) -eq 0 ]] || sudo=sudo
         $sudo apt-get update -qq
-        # The package may try to start its own service (on :8428, with its
-        # own data folder); this script uses neither.
+        # The packages may try to start their own services (on :8428 and
+        # :9090, with their own data folders); this script uses none of
+        # those.
         DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
     fi
     if ! [[ -x $PY ]] || ! "$PY" -c 'import duckdb' 2>/dev/null; then
@@ -241,6 +262,45 @@ vm_query() {
     T_RSS=$(vm_peak)
 }
 
+# --- Prometheus ------------------------------------------------------------
+
+# prom_start DATA_DIR: a server on 127.0.0.1:$PROM_PORT over the blocks in
+# DATA_DIR, scraping nothing.
+prom_start() {
+    if curl -s -o /dev/null "$PROM_URL/-/ready"; then
+        die "something already listens on 127.0.0.1:$PROM_PORT; set PROM_PORT"
+    fi
+    printf 'global:\n  scrape_interval: 1h\n' >"$WORK/prometheus.yml"
+    # Limits raised as for VictoriaMetrics: the large recovered_within()
+    # query holds more samples than the default 50 M.
+    prometheus \
+        --config.file="$WORK/prometheus.yml" \
+        --storage.tsdb.path="$1" \
+        --storage.tsdb.retention.time=100y \
+        --web.listen-address="127.0.0.1:$PROM_PORT" \
+        --enable-feature=promql-negative-offset \
+        --query.timeout=30m \
+        --query.max-samples=2000000000 \
+        >>"$WORK/prometheus.log" 2>&1 &
+    PROM_PID=$!
+    local i
+    for i in $(seq 600); do
+        [[ $(curl -s -o /dev/null -w '%{http_code}' "$PROM_URL/-/ready") == 200 ]] && return 0
+        kill -0 "$PROM_PID" 2>/dev/null || die "prometheus exited; see $WORK/prometheus.log"
+        sleep 0.1
+    done
+    die "prometheus did not get ready on $PROM_URL"
+}
+
+# prom_query PROMQL OUT: as vm_query.
+prom_query() {
+    echo 5 >"/proc/$PROM_PID/clear_refs"
+    T_WALL=$(curl -sS -f -G "$PROM_URL/api/v1/query_range" \
+        --data-urlencode "query=$1" -d start="$START" -d end="$VM_END" \
+        -d step=1h -o "$2" -w '%{time_total}')
+    T_RSS=$(awk '/^VmHWM:/ { print $2 }' "/proc/$PROM_PID/status")
+}
+
 # --- one size --------------------------------------------------------------
 
 run_size() {
@@ -266,8 +326,20 @@ run_size() {
     meta "$size.csv_bytes" "$(stat -c %s "$csv")"
     meta "$size.shape" "$accounts accounts x $hours hours"
     meta "$size.runs" "$runs"
+    if [[ $PROMETHEUS == 1 ]]; then
+        log "$size: converting the CSV to OpenMetrics for promtool (not timed)"
+        "$PY" "$HERE/openmetrics.py" "$csv" "$d/openmetrics.txt"
+        meta "$size.openmetrics_bytes" "$(stat -c %s "$d/openmetrics.txt")"
+    fi
 
-    # 1. Import, one long CSV file: `runs` rounds of tally, DuckDB, VM.
+    # 1 and 2. Import of one long CSV file, then bytes on disk per point:
+    # `runs` rounds of tally, DuckDB, VictoriaMetrics, Prometheus. Each
+    # import starts from nothing. The sizes: tally's after `tally compact`,
+    # DuckDB's file after its checkpoint, VictoriaMetrics' whole data folder
+    # (data and index) after a forced merge, Prometheus' blocks; measured in
+    # every round, since VictoriaMetrics' index (which its forced merge does
+    # not touch) ends in one or two parts depending on timing.
+    local tb vb pb
     for r in $(seq "$runs"); do
         log "$size: import, round $r/$runs"
         rm -rf "$d/tally.db"
@@ -276,6 +348,10 @@ run_size() {
         record "$size" import_pts_s tally "$(div "$points" "$T_WALL")"
         record "$size" import_rss tally "$T_RSS"
         echo "tally: $T_WALL s, $T_RSS KiB" >&2
+        "$TALLY" --db "$d/tally.db" compact >&2
+        "$TALLY" --db "$d/tally.db" stats >"$d/tally-stats.txt"
+        tb=$(awk '$1 == "bytes" && $2 == "on" { print $4 }' "$d/tally-stats.txt")
+        record "$size" bytes_pt tally "$(div "$tb" "$points")"
 
         timed "$WORK/duck.out" "$PY" "$HERE/duck.py" load "$d/duck.duckdb" "$csv"
         line=$(cat "$WORK/duck.out")
@@ -285,6 +361,7 @@ run_size() {
         record "$size" import_pts_s duckdb "$(div "$points" "$secs")"
         record "$size" import_rss duckdb "$T_RSS"
         duck_bytes=$(field bytes "$line")
+        record "$size" bytes_pt duckdb "$(div "$duck_bytes" "$points")"
         echo "duckdb: $line, $T_RSS KiB" >&2
 
         vm_stop
@@ -299,6 +376,25 @@ run_size() {
         record "$size" import_pts_s vm "$(div "$points" "$secs")"
         record "$size" import_rss vm "$(vm_peak)"
         echo "victoria-metrics: $secs s, $(vm_peak) KiB" >&2
+        vm_merge "$d/vm"
+        vb=$(du -sb "$d/vm" | cut -f1)
+        record "$size" bytes_pt vm "$(div "$vb" "$points")"
+
+        if [[ $PROMETHEUS == 1 ]]; then
+            # promtool builds TSDB blocks offline from the OpenMetrics file;
+            # blocks up to a month long (the default, 2 h, makes one block
+            # per 2 hours: 360 uncompacted blocks here, about 50 bytes per
+            # point, until a server compacts them).
+            rm -rf "$d/prom"
+            timed /dev/null promtool tsdb create-blocks-from openmetrics --quiet \
+                --max-block-duration=744h "$d/openmetrics.txt" "$d/prom"
+            record "$size" import_s prom "$T_WALL"
+            record "$size" import_pts_s prom "$(div "$points" "$T_WALL")"
+            record "$size" import_rss prom "$T_RSS"
+            pb=$(du -sb "$d/prom" | cut -f1)
+            record "$size" bytes_pt prom "$(div "$pb" "$points")"
+            echo "promtool: $T_WALL s, $T_RSS KiB" >&2
+        fi
     done
     local vm_points
     vm_points=$(vm_count "$VM_END" "$hours")
@@ -319,19 +415,14 @@ run_size() {
     done
     rm -rf "$d/tally-hourly.db" "$d/duck-hourly.duckdb" "$d/gen-hourly"
 
-    # 2. Bytes on disk per point: tally compacted, DuckDB's file after its
-    # checkpoint, VictoriaMetrics' whole data folder after a forced merge.
-    log "$size: bytes on disk"
-    "$TALLY" --db "$d/tally.db" compact >&2
-    "$TALLY" --db "$d/tally.db" stats >"$d/tally-stats.txt"
-    local tb
-    tb=$(awk '$1 == "bytes" && $2 == "on" { print $4 }' "$d/tally-stats.txt")
-    record "$size" bytes_pt tally "$(div "$tb" "$points")"
-    record "$size" bytes_pt duckdb "$(div "$duck_bytes" "$points")"
-    vm_merge "$d/vm"
-    local vb
-    vb=$(du -sb "$d/vm" | cut -f1)
-    record "$size" bytes_pt vm "$(div "$vb" "$points")"
+    # The sizes of the last round, for the record.
+    if [[ $PROMETHEUS == 1 ]]; then
+        meta "$size.prom_bytes" "$pb"
+        rm -f "$d/openmetrics.txt"
+        # The server, over the last round's blocks (it adds a WAL and may
+        # compact them, after they were measured).
+        prom_start "$d/prom"
+    fi
     meta "$size.tally_bytes" "$tb"
     meta "$size.duckdb_bytes" "$duck_bytes"
     meta "$size.vm_bytes" "$vb"
@@ -376,6 +467,13 @@ run_size() {
             record "$size" "${name}_s" vm "$T_WALL"
             record "$size" "${name}_rss" vm "$T_RSS"
             echo "victoria-metrics $name: $T_WALL s, $T_RSS KiB" >&2
+
+            if [[ $PROMETHEUS == 1 ]]; then
+                prom_query "$mq" "$d/prom-$name.json"
+                record "$size" "${name}_s" prom "$T_WALL"
+                record "$size" "${name}_rss" prom "$T_RSS"
+                echo "prometheus $name: $T_WALL s, $T_RSS KiB" >&2
+            fi
         done
         if [[ $r -eq 1 ]]; then
             # The answers, checked once (every later round writes the same
@@ -386,11 +484,16 @@ run_size() {
             "$PY" "$HERE/check.py" truth "$d/gen/truth.csv" "$d/tally-drop.csv" "$d/tally-rec.csv" 5
             "$PY" "$HERE/check.py" vm "$size drop()" "$d/vm-drop.json" "$d/tally-drop.csv"
             "$PY" "$HERE/check.py" vm "$size recovered_within()" "$d/vm-rec.json" "$d/tally-rec.csv"
+            if [[ $PROMETHEUS == 1 ]]; then
+                "$PY" "$HERE/check.py" prom "$size drop()" "$d/prom-drop.json" "$d/tally-drop.csv"
+                "$PY" "$HERE/check.py" prom "$size recovered_within()" "$d/prom-rec.json" "$d/tally-rec.csv"
+            fi
             meta "$size.drop_rows" "$(($(wc -l <"$d/tally-drop.csv") - 1))"
             meta "$size.rec_rows" "$(($(wc -l <"$d/tally-rec.csv") - 1))"
         fi
     done
     vm_stop
+    prom_stop
 }
 
 # --- main ------------------------------------------------------------------
@@ -400,6 +503,7 @@ install_peers
 : >"$RESULTS"
 : >"$META"
 : >"$WORK/victoria-metrics.log"
+: >"$WORK/prometheus.log"
 
 case "$WHICH" in
     small) run_size small "$SMALL_ACCOUNTS" "$SMALL_HOURS" "$RUNS_SMALL" ;;
@@ -421,6 +525,9 @@ esac
     echo "- tally: git $rev, release build"
     echo "- DuckDB: $("$PY" "$HERE/duck.py" version) (Python package, $("$PY" --version 2>&1))"
     echo "- VictoriaMetrics: $(dpkg-query -W -f '${Version}' victoria-metrics 2>/dev/null || echo '?') (Debian package victoria-metrics)"
+    if [[ $PROMETHEUS == 1 ]]; then
+        echo "- Prometheus: $(dpkg-query -W -f '${Version}' prometheus 2>/dev/null || echo '?') (Debian package prometheus: promtool and the server)"
+    fi
     echo "- machine: $(nproc) cores ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)), $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo) memory, Linux $(uname -r); load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
     awk -F'\t' '{ printf "- %s: %s\n", $1, $2 }' "$META"
     echo
@@ -440,6 +547,10 @@ esac
     echo "curl --data-binary @D/gen/snapshots/snapshots.csv '$VM_URL/api/v1/import/csv?format=1:time:rfc3339,2:label:account,4:metric:following'"
     echo "curl $VM_URL/internal/force_flush; curl $VM_URL/internal/force_merge"
     echo "curl -G $VM_URL/api/v1/query_range -d start=$START -d end=LAST_HOUR -d step=1h -d nocache=1 --data-urlencode query=..."
+    echo "python benches/compare/openmetrics.py D/gen/snapshots/snapshots.csv D/openmetrics.txt"
+    echo "promtool tsdb create-blocks-from openmetrics --max-block-duration=744h D/openmetrics.txt D/prom"
+    echo "prometheus --storage.tsdb.path=D/prom --storage.tsdb.retention.time=100y --web.listen-address=127.0.0.1:$PROM_PORT --enable-feature=promql-negative-offset ..."
+    echo "curl -G $PROM_URL/api/v1/query_range (the same parameters and query)"
     echo "#   drop:      $MQ_DROP"
     echo "#   recovered: $MQ_REC"
     echo '```'

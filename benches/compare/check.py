@@ -10,8 +10,8 @@
         PERCENT% or more; recovered_within(..., 24h) keeps exactly the
         glitches (each back at the truth's recovered_at), and so
         `not recovered_within` is exactly the purges.
-    check.py vm NAME VM.json TALLY.csv
-        VictoriaMetrics' answer (a query_range result whose points are the
+    check.py vm|prom NAME RESULT.json TALLY.csv
+        VictoriaMetrics' (Prometheus') answer (a query_range result whose points are the
         qualifying points, valued `lost`) against tally's episodes: the same
         (account, end, lost) triples. True of this data set, where every fall
         is a one-hour step (see docs/performance.md for where the two
@@ -126,16 +126,16 @@ def vm_points(vm_json):
     return out
 
 
-def vm(name, vm_json, tally_csv):
+def vm(name, vm_json, tally_csv, peer):
     got = vm_points(vm_json)
     header, rows = read_csv(tally_csv)
     ia, ie, il = header.index("account"), header.index("end"), header.index("lost")
     want = {(r[ia], r[ie], r[il]) for r in rows}
     if got != want:
-        fail(f"{name}: VictoriaMetrics found {len(got)} points, tally {len(want)} episodes",
-             [f"VM only: {r}" for r in sorted(got - want)]
+        fail(f"{name}: {peer} found {len(got)} points, tally {len(want)} episodes",
+             [f"{peer} only: {r}" for r in sorted(got - want)]
              + [f"tally only: {r}" for r in sorted(want - got)])
-    print(f"ok: {name}: VictoriaMetrics' {len(got)} qualifying points = tally's episodes (account, end, lost)")
+    print(f"ok: {name}: the {len(got)} qualifying points of {peer} = tally's episodes (account, end, lost)")
 
 
 def vmcount(vm_json):
@@ -144,20 +144,37 @@ def vmcount(vm_json):
 
 # --- the table -----------------------------------------------------------
 
-# key: (label, unit, format, higher_is_better)
+# key, label, unit, format
 MEASURES = [
-    ("import_pts_s", "import, one CSV file", "M points/s", lambda v: f"{v / 1e6:.2f}", True),
-    ("import_s", "import, one CSV file", "s", lambda v: f"{v:.2f}", False),
-    ("import_rss", "import peak RSS", "MiB", lambda v: f"{v / 1024:.0f}", False),
-    ("hourly_pts_s", "import, hourly files", "M points/s", lambda v: f"{v / 1e6:.2f}", True),
-    ("bytes_pt", "bytes on disk per point", "B", lambda v: f"{v:.3f}", False),
-    ("drop_s", "drop(followers, 5%, 1h)", "s", lambda v: f"{v:.3f}", False),
-    ("drop_rss", "drop() peak RSS", "MiB", lambda v: f"{v / 1024:.0f}", False),
-    ("rec_s", "recovered_within(drop(…), 24h)", "s", lambda v: f"{v:.3f}", False),
-    ("rec_rss", "recovered_within() peak RSS", "MiB", lambda v: f"{v / 1024:.0f}", False),
-    ("drop_pts_cpu", "drop() points per CPU-second", "M points/s", lambda v: f"{v / 1e6:.0f}", True),
+    ("import_pts_s", "import, one CSV file", "M points/s", lambda v: f"{v / 1e6:.2f}"),
+    ("import_s", "import, one CSV file", "s", lambda v: f"{v:.2f}"),
+    ("import_rss", "import peak RSS", "MiB", lambda v: f"{v / 1024:.0f}"),
+    ("hourly_pts_s", "import, hourly files", "M points/s", lambda v: f"{v / 1e6:.2f}"),
+    ("bytes_pt", "bytes on disk per point", "B", lambda v: f"{v:.3f}"),
+    ("drop_s", "drop(followers, 5%, 1h)", "s", lambda v: f"{v:.3f}"),
+    ("drop_rss", "drop() peak RSS", "MiB", lambda v: f"{v / 1024:.0f}"),
+    ("rec_s", "recovered_within(drop(…), 24h)", "s", lambda v: f"{v:.3f}"),
+    ("rec_rss", "recovered_within() peak RSS", "MiB", lambda v: f"{v / 1024:.0f}"),
+    ("drop_pts_cpu", "drop(), followers points per CPU-second", "M points/s", lambda v: f"{v / 1e6:.0f}"),
 ]
-SYSTEMS = ["tally", "duckdb", "vm"]
+NAMES = {"tally": "tally", "duckdb": "DuckDB", "vm": "VictoriaMetrics", "prom": "Prometheus"}
+SHORT = {"duckdb": "DuckDB", "vm": "VM", "prom": "Prom"}
+
+
+def target(key, t, d, v):
+    """The issue's target for a measure, met or missed, or ''."""
+    if key == "import_pts_s" and t and d:
+        return f"≥ 2× DuckDB: {'met' if t >= 2 * d else 'MISSED'} ({t / d:.2f}×)"
+    if key == "bytes_pt" and t and v:
+        return f"< VictoriaMetrics: {'met' if t < v else 'MISSED'} ({v / t:.1f}× fewer)"
+    if key in ("drop_s", "rec_s") and t and d:
+        out = f"≥ 10× faster than DuckDB: {'met' if d >= 10 * t else 'MISSED'} ({d / t:.0f}×)"
+        if v:
+            out += f"; faster than VM: {'met' if t < v else 'MISSED'} ({v / t:.0f}×)"
+        return out
+    if key == "drop_pts_cpu" and t:
+        return f"≥ 300 M/s per core: {'met' if t >= 300e6 else 'MISSED'}"
+    return ""
 
 
 def table(results_tsv, meta_tsv):
@@ -175,48 +192,28 @@ def table(results_tsv, meta_tsv):
     for size, _, _ in runs:
         if size not in sizes:
             sizes.append(size)
+    systems = [s for s in NAMES if any(k[2] == s for k in runs)]
+    peers = [s for s in systems if s != "tally"]
     med = {k: statistics.median(v) for k, v in runs.items()}
 
-    print("| size | measure | tally | DuckDB | VictoriaMetrics | tally / DuckDB | tally / VM | target |")
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |")
-    verdicts = []
+    head = ["size", "measure"] + [NAMES[s] for s in systems] + [f"tally / {SHORT[p]}" for p in peers] + ["target"]
+    print("| " + " | ".join(head) + " |")
+    print("| --- | --- | " + " | ".join("---:" for _ in systems + peers) + " | --- |")
     for size in sizes:
         label_size = (f"{size} ({float(meta.get(size + '.points', 0)) / 1e6:.1f} M points, "
                       f"{meta.get(size + '.runs', '?')} runs)")
-        for key, label, unit, fmt, higher in MEASURES:
-            vals = {s: med.get((size, key, s)) for s in SYSTEMS}
+        for key, label, unit, fmt in MEASURES:
+            vals = {s: med.get((size, key, s)) for s in systems}
             if all(v is None for v in vals.values()):
                 continue
-            cells = []
-            for s in SYSTEMS:
-                v = vals[s]
-                cells.append("—" if v is None else fmt(v))
-            ratios = []
-            for peer in ("duckdb", "vm"):
-                if vals["tally"] is None or vals[peer] in (None, 0):
-                    ratios.append("—")
+            cells = ["—" if vals[s] is None else fmt(vals[s]) for s in systems]
+            for p in peers:
+                if vals["tally"] is None or not vals[p]:
+                    cells.append("—")
                 else:
-                    ratios.append(f"{vals['tally'] / vals[peer]:.3g}")
-            target = ""
-            t, d, v = vals["tally"], vals["duckdb"], vals["vm"]
-            if key == "import_pts_s" and t and d:
-                ok = t >= 2 * d
-                target = f"≥ 2× DuckDB: {'met' if ok else 'MISSED'} ({t / d:.2f}×)"
-            elif key == "bytes_pt" and t and v:
-                ok = t < v
-                target = f"< VictoriaMetrics: {'met' if ok else 'MISSED'} ({v / t:.1f}× fewer)"
-            elif key in ("drop_s", "rec_s") and t and d:
-                ok10 = d >= 10 * t
-                target = f"≥ 10× DuckDB: {'met' if ok10 else 'MISSED'} ({d / t:.1f}×)"
-                if v:
-                    okv = t < v
-                    target += f"; < VM: {'met' if okv else 'MISSED'} ({v / t:.1f}×)"
-            elif key == "drop_pts_cpu" and t:
-                ok = t >= 300e6
-                target = f"≥ 300 M/s per core: {'met' if ok else 'MISSED'}"
-            if target:
-                verdicts.append((size, label, target))
-            print(f"| {label_size} | {label} ({unit}) | " + " | ".join(cells) + " | " + " | ".join(ratios) + f" | {target} |")
+                    cells.append(f"{vals['tally'] / vals[p]:.3g}")
+            goal = target(key, vals.get("tally"), vals.get("duckdb"), vals.get("vm"))
+            print(f"| {label_size} | {label} ({unit}) | " + " | ".join(cells) + f" | {goal} |")
     print()
     print("Each figure is the median of the runs given with the size; the systems ran round by round")
     print("in turn. Ratios are tally / peer: above 1 is better for tally in points/s, below 1 is better")
@@ -230,7 +227,9 @@ def main(argv):
     elif cmd == "truth" and len(argv) == 6:
         truth(*argv[2:])
     elif cmd == "vm" and len(argv) == 5:
-        vm(*argv[2:])
+        vm(*argv[2:], peer="VictoriaMetrics")
+    elif cmd == "prom" and len(argv) == 5:
+        vm(*argv[2:], peer="Prometheus")
     elif cmd == "vmcount" and len(argv) == 3:
         vmcount(argv[2])
     elif cmd == "table" and len(argv) == 4:
