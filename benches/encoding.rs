@@ -238,12 +238,13 @@ fn report(data: &[Series], encoded: &Encoded) {
     let share = |k: usize| 100.0 * kinds[k] as f64 / blocks as f64;
     println!(
         "zero deltas: {:.1}% overall; value blocks: {:.1}% width 0, {:.1}% width 0 with exceptions, \
-         {:.1}% packed, {:.1}% packed with exceptions",
+         {:.1}% packed, {:.1}% packed with exceptions, {:.1}% sparse",
         100.0 * zero as f64 / deltas as f64,
         share(0),
         share(1),
         share(2),
-        share(3)
+        share(3),
+        share(4)
     );
     for (i, (series, points, bytes, zeros)) in decades.iter().enumerate() {
         if *series > 0 {
@@ -260,8 +261,8 @@ fn report(data: &[Series], encoded: &Encoded) {
 
 /// Counts the value blocks of the data set by kind, reading the headers as
 /// docs/format.md lays them out: (width 0 without exceptions, width 0 with
-/// exceptions, packed without exceptions, packed with exceptions).
-fn block_kinds(encoded: &Encoded) -> [usize; 4] {
+/// exceptions, packed without exceptions, packed with exceptions, sparse).
+fn block_kinds(encoded: &Encoded) -> [usize; 5] {
     fn varint(col: &[u8], pos: &mut usize) -> u64 {
         let mut v = 0;
         let mut shift = 0;
@@ -275,7 +276,14 @@ fn block_kinds(encoded: &Encoded) -> [usize; 4] {
             }
         }
     }
-    let mut kinds = [0; 4];
+    /// Skips the Rice code at bit `*bit` of `bytes` (docs/format.md, "Sparse block").
+    fn skip_rice(bytes: &[u8], bit: &mut usize, k: usize) {
+        while bytes[*bit / 8] >> (*bit % 8) & 1 == 1 {
+            *bit += 1;
+        }
+        *bit += 1 + k;
+    }
+    let mut kinds = [0; 5];
     for e in &encoded.index {
         let col = &encoded.values[e.values.clone()];
         let mut pos = 0;
@@ -286,6 +294,19 @@ fn block_kinds(encoded: &Encoded) -> [usize; 4] {
             left -= len;
             let header = col[pos];
             pos += 1;
+            if header == 0x7f {
+                let m = varint(col, &mut pos);
+                let k = usize::from(col[pos]);
+                pos += 1;
+                let mut bit = 0;
+                for _ in 0..m {
+                    skip_rice(&col[pos..], &mut bit, k & 0x0f);
+                    skip_rice(&col[pos..], &mut bit, k >> 4);
+                }
+                pos += bit.div_ceil(8);
+                kinds[4] += 1;
+                continue;
+            }
             let b = usize::from(header & 0x7f);
             let exceptions = if header & 0x80 != 0 {
                 varint(col, &mut pos) as usize

@@ -51,8 +51,9 @@ fn main() {
     // existing database (for profiling).
     if let Ok(existing) = std::env::var("TALLY_BENCH_QUERY_ONLY") {
         let db = Db::open(&existing).unwrap();
+        let runs = env_or("TALLY_BENCH_RUNS", 5);
         let mut scans = Vec::new();
-        for _ in 0..5 {
+        for _ in 0..runs {
             let t = Instant::now();
             let n = db.query("drop(followers, 5%, 1h)").unwrap().len();
             scans.push(t.elapsed());

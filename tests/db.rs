@@ -198,3 +198,67 @@ fn opening_a_missing_database_without_create_fails_clearly() {
     let err = Db::open_with(dir.path().join("nope"), Options::default().create(false)).unwrap_err();
     assert!(err.to_string().contains("no database at"), "{err}");
 }
+
+#[test]
+fn readers_see_whole_batches_while_a_writer_commits_and_compacts() {
+    // [I2]: a reader refreshing at any moment sees a prefix of the batches,
+    // each batch whole, never half of one.
+    const BATCHES: u64 = 40;
+    const PER_BATCH: u64 = 50;
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path()).unwrap();
+    let path = dir.path().to_path_buf();
+    let writer = std::thread::spawn(move || {
+        let db = Db::open(&path).unwrap();
+        let mut w = db.writer().unwrap();
+        for k in 0..BATCHES {
+            for i in 0..PER_BATCH {
+                w.append(&format!("b{k:03}"), "followers", T0 + i as i64 * HOUR, k)
+                    .unwrap();
+            }
+            w.commit().unwrap();
+            if k % 10 == 9 {
+                w.compact().unwrap();
+            }
+        }
+    });
+    let reader = Db::open(dir.path()).unwrap();
+    let mut seen = 0;
+    while seen < BATCHES {
+        reader.refresh().unwrap();
+        let table = reader.query("count(followers)").unwrap();
+        let points = table.rows()[0][0].as_i64().unwrap() as u64;
+        let accounts = reader.accounts();
+        assert_eq!(
+            points,
+            accounts.len() as u64 * PER_BATCH,
+            "a batch is visible in part"
+        );
+        for (k, a) in accounts.iter().enumerate() {
+            assert_eq!(a, &format!("b{k:03}"), "batches are not a prefix");
+        }
+        seen = accounts.len() as u64;
+    }
+    writer.join().unwrap();
+    drop(db);
+}
+
+#[test]
+fn a_cancelled_query_stops_with_cancelled() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path()).unwrap();
+    let mut w = db.writer().unwrap();
+    for a in 0..2000 {
+        w.append(&format!("a{a}"), "followers", T0, 1).unwrap();
+    }
+    w.commit().unwrap();
+    let flag = Arc::new(AtomicBool::new(false));
+    let query = tally::Query::parse("drop(followers, 5%, 1h)")
+        .unwrap()
+        .cancel_on(Arc::clone(&flag));
+    assert!(query.run(&db).is_ok());
+    flag.store(true, Ordering::Relaxed);
+    assert!(matches!(query.run(&db), Err(Error::Cancelled)));
+}

@@ -26,30 +26,30 @@ pub(crate) struct Args {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// Show what the database holds and what it costs on disk.
-    Stats,
-    /// Read every checksummed byte; exit 1 and list what is damaged.
-    Verify,
-    /// Merge segments into as few as possible.
-    Compact,
-    /// Import snapshot files (CSV or JSON lines, gzipped or not; a folder
-    /// imports every snapshot file in it; - reads standard input).
-    Import(ImportArgs),
-    /// Run one query and print its rows.
-    Query(QueryArgs),
     /// Build a sample database replaying Instagram's winter 2018-19 and
     /// print what tally finds in it.
     ///
     /// The database goes into a temporary folder, removed at the end, unless
     /// --db (or TALLY_DB) names a new one to keep.
     Demo(DemoArgs),
-    /// Write seeded sample snapshot files, and their ground truth, for
-    /// `tally import`.
-    Generate(GenerateArgs),
+    /// Import snapshot files (CSV or JSON lines, gzipped or not; a folder
+    /// imports every snapshot file in it; - reads standard input).
+    Import(ImportArgs),
+    /// Run one query and print its rows.
+    Query(QueryArgs),
     /// Start an interactive shell: queries, meta commands (.help), history
     /// and tab completion; reads queries from standard input when it is not
     /// a terminal.
     Repl,
+    /// Show what the database holds and what it costs on disk.
+    Stats,
+    /// Read every checksummed byte; exit 1 and list what is damaged.
+    Verify,
+    /// Merge segments into as few as possible.
+    Compact,
+    /// Write seeded sample snapshot files, and their ground truth, for
+    /// `tally import`.
+    Generate(GenerateArgs),
 }
 
 #[derive(Debug, clap::Args)]

@@ -14,7 +14,7 @@ use crate::db::manifest::Manifest;
 use crate::error::{Error, Result};
 use crate::storage::dictionary::Dictionary;
 use crate::storage::merge::merge_parts;
-use crate::storage::segment::{Columns, Segment, SegmentCursor, segment_file_name};
+use crate::storage::segment::{Columns, Segment, SegmentCursor, SeriesEntry, segment_file_name};
 
 pub(crate) const DICTIONARY: &str = "series.dict";
 
@@ -177,11 +177,28 @@ fn open_segments(dir: &Path, manifest: &Manifest) -> Result<Vec<Arc<Segment>>> {
 
 /// Reads series in increasing id order with one forward cursor per segment,
 /// reusing its buffers; the unit of work of every scan.
+///
+/// Reading is two steps: [`Scanner::locate`] finds a series' entries in
+/// every segment and returns what their index entries say (no column is
+/// decoded), and [`Scanner::read_located`] decodes them. A caller that can
+/// tell from the index alone that a series cannot matter skips the second.
 pub(crate) struct Scanner<'a> {
     cursors: Vec<SegmentCursor<'a>>,
+    located: Vec<Option<SeriesEntry<'a>>>,
     need: Columns,
     part_times: Vec<Vec<i64>>,
     part_values: Vec<Vec<u64>>,
+}
+
+/// What the index entries of a located series say, over every segment that
+/// holds points of it in the range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Located {
+    /// The smallest value of the entries (a bound: points outside the range
+    /// or overwritten by a later segment are included).
+    pub v_min: u64,
+    /// The largest value of the entries (a bound, likewise).
+    pub v_max: u64,
 }
 
 impl<'a> Scanner<'a> {
@@ -193,10 +210,32 @@ impl<'a> Scanner<'a> {
                 .iter()
                 .map(|s| SegmentCursor::new(s, need))
                 .collect(),
+            located: vec![None; n],
             need,
             part_times: vec![Vec::new(); n],
             part_values: vec![Vec::new(); n],
         }
+    }
+
+    /// Finds series `id` in every segment, keeping the entries whose time
+    /// range meets `range`. Returns `None` when no entry does. Ids passed to
+    /// successive calls must increase.
+    pub(crate) fn locate(&mut self, id: u32, range: TimeRange) -> Result<Option<Located>> {
+        let mut found: Option<Located> = None;
+        for (cursor, slot) in self.cursors.iter_mut().zip(&mut self.located) {
+            *slot = cursor
+                .seek(id)?
+                .filter(|entry| range.overlaps(entry.t_min, entry.t_max));
+            if let Some(entry) = slot {
+                let bounds = found.get_or_insert(Located {
+                    v_min: entry.v_min,
+                    v_max: entry.v_max,
+                });
+                bounds.v_min = bounds.v_min.min(entry.v_min);
+                bounds.v_max = bounds.v_max.max(entry.v_max);
+            }
+        }
+        Ok(found)
     }
 
     /// Replaces `times`/`values` with series `id`'s points in `range`. Ids
@@ -210,15 +249,28 @@ impl<'a> Scanner<'a> {
     ) -> Result<()> {
         times.clear();
         values.clear();
+        if self.locate(id, range)?.is_some() {
+            self.read_located(range, times, values)?;
+        }
+        Ok(())
+    }
+
+    /// Replaces `times`/`values` with the points in `range` of the series
+    /// the last [`Scanner::locate`] found, merged across segments ([I5]).
+    pub(crate) fn read_located(
+        &mut self,
+        range: TimeRange,
+        times: &mut Vec<i64>,
+        values: &mut Vec<u64>,
+    ) -> Result<()> {
+        times.clear();
+        values.clear();
         let mut parts = 0;
         let mut only = None;
-        for (i, cursor) in self.cursors.iter_mut().enumerate() {
-            let Some(entry) = cursor.seek(id)? else {
+        for (i, slot) in self.located.iter().enumerate() {
+            let Some(entry) = slot else {
                 continue;
             };
-            if !range.overlaps(entry.t_min, entry.t_max) {
-                continue;
-            }
             let (pt, pv) = (&mut self.part_times[i], &mut self.part_values[i]);
             pt.clear();
             pv.clear();

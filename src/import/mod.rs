@@ -1,14 +1,14 @@
 //! Bulk import of snapshot files: CSV and JSON lines, optionally gzipped,
-//! from files, folders or standard input, into a [`SnapshotSink`].
+//! from files, folders or standard input, into a `SnapshotSink`.
 //!
 //! docs/import.md is the normative description of the formats, the rules
 //! and the error messages; tests name the rule they check (for example
-//! `[IM5]`).
+//! `\[IM5\]`).
 //!
 //! The work is split over two threads so that a bulk import keeps both cores
-//! busy. A reader thread ([`reader`]) opens each input in turn, decompresses
+//! busy. A reader thread (`reader`) opens each input in turn, decompresses
 //! it, splits it into rows and parses everything that needs no id (times and
-//! counts) into batches of rows. The calling thread ([`resolve`]) receives the
+//! counts) into batches of rows. The calling thread (`resolve`) receives the
 //! batches in input order through a bounded channel, turns account and metric
 //! names into ids, and pushes the points into the sink, which is
 //! single-threaded. Used batches travel back to the reader so that their
@@ -71,7 +71,7 @@ pub(crate) trait SnapshotSink {
     fn push(&mut self, series: u32, time_ms: i64, value: u64) -> crate::Result<()>;
 }
 
-/// The format of a snapshot file ([IM2] in docs/import.md).
+/// The format of a snapshot file (\[IM2\] in docs/import.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Format {
     /// Comma-separated values with a header row.
@@ -116,7 +116,7 @@ impl std::str::FromStr for Format {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {
     /// A snapshot file, or a folder whose snapshot files are all imported
-    /// ([IM1]).
+    /// (\[IM1\]).
     Path(PathBuf),
     /// Standard input, written `-` on the command line.
     Stdin,
@@ -149,17 +149,17 @@ impl Input {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ImportOptions {
     /// The time of every row, in milliseconds since the Unix epoch, for files
-    /// without a `time` column or key ([IM10]).
+    /// without a `time` column or key (\[IM10\]).
     pub at: Option<i64>,
     /// The format of every input, instead of telling it from the file name
-    /// ([IM2]).
+    /// (\[IM2\]).
     pub format: Option<Format>,
     /// Skip bad rows (counting and reporting them) instead of failing
-    /// ([IM13]).
+    /// (\[IM13\]).
     pub skip_bad: bool,
 }
 
-/// What an import did ([IM14]).
+/// What an import did (\[IM14\]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ImportSummary {
     /// Files read to their end.

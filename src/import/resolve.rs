@@ -61,6 +61,10 @@ struct AccountEntry {
     /// was last seen.
     seen_file: u32,
     seen_position: u32,
+    /// The entry that came right after this one the last time this one was
+    /// seen, or [`NO_ENTRY`]: snapshots list accounts in the same order
+    /// every time, in one long file as much as across hourly files.
+    successor: u32,
 }
 
 /// Ends a chain of entries with the same hash.
@@ -158,6 +162,8 @@ struct AccountCache {
     cursor: usize,
     /// The sequence number of the current file, from 1.
     file: u32,
+    /// The entry seen last, or [`NO_ENTRY`].
+    last: u32,
 }
 
 impl AccountCache {
@@ -171,6 +177,7 @@ impl AccountCache {
             current_order: Vec::new(),
             cursor: 0,
             file: 0,
+            last: NO_ENTRY,
         }
     }
 
@@ -196,6 +203,18 @@ impl AccountCache {
     /// of the name when it was computed.
     #[inline]
     fn find(&mut self, name: &[u8]) -> (Option<u32>, Option<u64>) {
+        // First guess: the account that followed the previous one last time.
+        if let Some(previous) = self.entries.get(self.last as usize)
+            && let Some(entry) = self.entries.get(previous.successor as usize)
+            && same_bytes(self.name(entry), name)
+        {
+            let found = previous.successor;
+            if entry.seen_file + 1 == self.file {
+                self.cursor = entry.seen_position as usize + 1;
+            }
+            return (Some(found), None);
+        }
+        // Second guess: the account at this position in the previous file.
         if let Some(&expected) = self.previous_order.get(self.cursor)
             && let Some(entry) = self.entries.get(expected as usize)
             && same_bytes(self.name(entry), name)
@@ -232,6 +251,7 @@ impl AccountCache {
             more_series: Vec::new(),
             seen_file: 0,
             seen_position: 0,
+            successor: NO_ENTRY,
         });
         self.names.extend_from_slice(name);
         index
@@ -241,6 +261,10 @@ impl AccountCache {
     #[inline]
     fn note_seen(&mut self, index: u32) {
         let position = u32::try_from(self.current_order.len()).unwrap_or(u32::MAX);
+        if let Some(previous) = self.entries.get_mut(self.last as usize) {
+            previous.successor = index;
+        }
+        self.last = index;
         if let Some(entry) = self.entries.get_mut(index as usize) {
             entry.seen_file = self.file;
             entry.seen_position = position;

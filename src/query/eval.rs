@@ -20,7 +20,7 @@ use crate::query::functions::drop::{DropFinder, Episode};
 use crate::query::functions::recover::{Recovery, find_recovery};
 use crate::query::functions::resample::resample;
 use crate::query::functions::window::{WindowExtremes, change, latest};
-use crate::query::functions::{Percent, SeriesBuf};
+use crate::query::functions::{Percent, SeriesBuf, Threshold};
 use crate::query::table::{Table, Value};
 use crate::storage::segment::Columns;
 
@@ -293,14 +293,25 @@ impl<'a> Worker<'a> {
     fn series(&mut self, id: u32, range: TimeRange) -> Result<(&[i64], &[i64])> {
         self.scanner
             .read(id, range, &mut self.raw_times, &mut self.raw_values)?;
-        self.values.clear();
-        self.values.reserve(self.raw_values.len());
-        for &v in &self.raw_values {
-            // Writers store counts up to i64::MAX; a larger value can only
-            // come from a damaged file that still passed its checksum.
-            let v = i64::try_from(v)
-                .map_err(|_| Error::Invalid(format!("series {id} holds a count above 2^63 - 1")))?;
-            self.values.push(v);
+        self.apply_steps()
+    }
+
+    /// Like [`Worker::series`], for the series the last
+    /// `self.scanner.locate` found.
+    fn located_series(&mut self, range: TimeRange) -> Result<(&[i64], &[i64])> {
+        self.scanner
+            .read_located(range, &mut self.raw_times, &mut self.raw_values)?;
+        self.apply_steps()
+    }
+
+    /// Converts the raw counts and applies the series functions.
+    fn apply_steps(&mut self) -> Result<(&[i64], &[i64])> {
+        // The segment reader checked every value against its index entry's
+        // maximum, which it checked is at most i64::MAX ([S2]): the cast is
+        // exact. A sized copy loop vectorises; `extend(map)` does not.
+        self.values.resize(self.raw_values.len(), 0);
+        for (out, &v) in self.values.iter_mut().zip(&self.raw_values) {
+            *out = v as i64;
         }
         let mut current: Option<usize> = None;
         for k in 0..self.steps.len() {
@@ -459,9 +470,15 @@ fn drops(
         let mut episodes = std::mem::take(&mut worker.episodes);
         for &id in chunk {
             ctx.check_cancel()?;
+            // The index says how far apart the series' values are at most;
+            // a series that cannot fall by the threshold is not decoded.
+            match worker.scanner.locate(id, ctx.range)? {
+                Some(bounds) if may_fall(spec.threshold, bounds.v_min, bounds.v_max) => {}
+                _ => continue,
+            }
             episodes.clear();
             let mut finder = std::mem::take(&mut worker.finder);
-            let (t, v) = worker.series(id, ctx.range)?;
+            let (t, v) = worker.located_series(ctx.range)?;
             finder.find(t, v, spec.threshold, spec.window_ms, &mut episodes);
             for e in &episodes {
                 match filter {
@@ -514,6 +531,24 @@ fn drops(
     Ok((all_drops, all_recoveries))
 }
 
+/// False when no point of a series whose values all lie in `[lo, hi]` can
+/// qualify under [Q20c]: a loss is at most `hi − lo`, and a peak is at
+/// least `lo`, so a percentage threshold needs `100 · (hi − lo) ≥ P · lo`.
+/// Every series function drop() accepts (resample, min_over, max_over,
+/// latest) keeps values within the raw series' bounds, so the bounds of the
+/// stored points hold for them too.
+fn may_fall(threshold: Threshold, lo: u64, hi: u64) -> bool {
+    // Counts are at most i64::MAX ([S2]), so both casts are exact.
+    let (lo, hi) = (lo as i64, hi as i64);
+    if hi <= lo {
+        return false;
+    }
+    match threshold {
+        Threshold::Absolute(t) => (hi - lo) as u64 >= t,
+        Threshold::Percent(p) => p.reached(hi - lo, lo),
+    }
+}
+
 /// `summarize()` ([Q25]): episodes, distinct accounts and total loss, per
 /// bucket of `start` when a step is given.
 fn summarize(
@@ -564,4 +599,53 @@ fn summarize(
         }
     }
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Pruning is sound: when `may_fall` says a series within its
+        /// bounds cannot fall, the finder indeed finds nothing in it.
+        #[test]
+        fn may_fall_never_prunes_a_series_with_a_drop(
+            base in 0i64..5_000,
+            offsets in prop::collection::vec(0i64..300, 1..60),
+            gaps in prop::collection::vec(1i64..5, 60),
+            pct in prop::option::of((1u64..10_000, 0u32..3)),
+            abs in 1u64..400,
+            window in 1i64..6,
+        ) {
+            let values: Vec<i64> = offsets.iter().map(|o| base + o).collect();
+            let mut t = 0;
+            let times: Vec<i64> = gaps.iter().take(values.len()).map(|g| { t += g; t }).collect();
+            let threshold = match pct {
+                Some((mantissa, scale)) => Threshold::Percent(Percent { mantissa, scale }),
+                None => Threshold::Absolute(abs),
+            };
+            let lo = *values.iter().min().unwrap() as u64;
+            let hi = *values.iter().max().unwrap() as u64;
+            let mut episodes = Vec::new();
+            DropFinder::new().find(&times, &values, threshold, window, &mut episodes);
+            if !may_fall(threshold, lo, hi) {
+                prop_assert!(episodes.is_empty(), "pruned a series with {episodes:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn may_fall_at_the_edges() {
+        let five = Threshold::Percent(Percent {
+            mantissa: 5,
+            scale: 0,
+        });
+        assert!(!may_fall(five, 100, 100));
+        assert!(may_fall(five, 100, 105)); // 105 -> 100 is a 4.76% fall, but the bound is loose
+        assert!(!may_fall(five, 100, 104));
+        assert!(may_fall(five, 0, 1));
+        assert!(may_fall(Threshold::Absolute(50), 1000, 1050));
+        assert!(!may_fall(Threshold::Absolute(51), 1000, 1050));
+    }
 }

@@ -5,11 +5,16 @@
 //!
 //! Most accounts do not move most hours, so most deltas are zero: a block
 //! where nothing moved is one byte, and a block where a few things moved is
-//! usually width 0 with the moves as exceptions. Decoding is the hot path of
-//! every query, so each block shape has its own path: a fill for width 0
-//! without exceptions, a scatter of the exceptions into zeros for width 0
-//! with exceptions, and an unpack specialised per bit width otherwise; the
-//! last two end in a prefix sum that runs two independent chains.
+//! usually width 0 with the moves as exceptions. A block where one hour in
+//! ten moved by a little is smaller still as a *sparse block*: only the
+//! non-zero deltas, each as a Rice-coded gap and a Rice-coded value, picked
+//! when (and only when) that is at least a quarter smaller than the best
+//! PFOR block.
+//! Decoding is the hot path of every query, so each block shape has its own
+//! path: a fill for width 0 without exceptions, a scatter into zeros for
+//! width 0 with exceptions and for sparse blocks, and an unpack specialised
+//! per bit width otherwise; all but the fill end in a prefix sum that runs
+//! two independent chains.
 
 use super::DecodeError;
 use super::varint::{get_varint, put_varint, unzigzag, varint_len, zigzag};
@@ -23,10 +28,20 @@ const HAS_EXCEPTIONS: u8 = 0x80;
 /// The widest a block can be packed: every delta is a `u64`.
 const MAX_WIDTH: usize = 64;
 
+/// The header of a sparse block, a width no PFOR block has.
+const SPARSE: u8 = 0x7F;
+
+/// The largest Rice parameter of a sparse block (a nibble).
+const MAX_RICE_K: u32 = 15;
+
+/// The longest unary quotient of a Rice code in a sparse block.
+const MAX_QUOTIENT: u64 = 64;
+
 /// Appends the value column of `values` (at least one) to `out`.
 ///
 /// Each block gets the bit width that makes it smallest, the smallest such
-/// width on a tie; the deltas that need more bits are its exceptions.
+/// width on a tie; the deltas that need more bits are its exceptions. A
+/// block is written sparse instead only when that is a quarter smaller.
 pub fn encode_values(values: &[u64], out: &mut Vec<u8>) {
     debug_assert!(!values.is_empty(), "a series has at least one point");
     let Some((&first, rest)) = values.split_first() else {
@@ -35,6 +50,8 @@ pub fn encode_values(values: &[u64], out: &mut Vec<u8>) {
     put_varint(out, first);
     let mut previous = first;
     let mut z = [0u64; BLOCK_LEN];
+    // Reused from block to block: its arrays are 4 KiB.
+    let mut sparse = SparsePlan::new();
     for chunk in rest.chunks(BLOCK_LEN) {
         for (slot, &v) in z.iter_mut().zip(chunk) {
             *slot = zigzag(v.wrapping_sub(previous) as i64);
@@ -43,7 +60,190 @@ pub fn encode_values(values: &[u64], out: &mut Vec<u8>) {
         // `chunks` yields at most BLOCK_LEN values.
         let block = &z[..chunk.len()];
         let widths = WidthHistogram::of(block);
-        write_block(block, widths.best_width(), out);
+        let b = widths.best_width();
+        if sparse.plan(block, &widths, widths.block_len(b)) {
+            sparse.write(out);
+        } else {
+            write_block(block, b, out);
+        }
+    }
+}
+
+/// A block written sparse: its non-zero deltas as gaps and values, and the
+/// Rice parameters that make them smallest.
+struct SparsePlan {
+    /// For each non-zero delta in position order: the number of zeros
+    /// before it since the previous one (or the block start).
+    gaps: [u64; BLOCK_LEN],
+    /// For each non-zero delta: z − 1.
+    values: [u64; BLOCK_LEN],
+    m: usize,
+    k_gap: u32,
+    k_val: u32,
+    /// Bits of the Rice codes, before padding.
+    bits: u64,
+}
+
+impl SparsePlan {
+    fn new() -> SparsePlan {
+        SparsePlan {
+            gaps: [0; BLOCK_LEN],
+            values: [0; BLOCK_LEN],
+            m: 0,
+            k_gap: 0,
+            k_val: 0,
+            bits: 0,
+        }
+    }
+
+    /// The sparse form of `block` if it is at least a quarter smaller than
+    /// `pfor_len` bytes, the size of its best PFOR block.
+    #[cfg(test)]
+    fn of(block: &[u64], widths: &WidthHistogram, pfor_len: usize) -> Option<SparsePlan> {
+        let mut plan = SparsePlan::new();
+        plan.plan(block, widths, pfor_len).then_some(plan)
+    }
+
+    /// Plans the sparse form of `block` and returns whether it is at least
+    /// a quarter smaller than `pfor_len` bytes, the size of its best PFOR
+    /// block (docs/format.md, "Sparse block"). Only then is the plan
+    /// complete.
+    fn plan(&mut self, block: &[u64], widths: &WidthHistogram, pfor_len: usize) -> bool {
+        let m = widths.len - widths.count[0] as usize;
+        // Every non-zero delta takes at least two bits (a gap and a value of
+        // one bit each): most blocks are ruled out before looking at them.
+        if m == 0 || sparse_len(m, 2 * m as u64) >= pfor_len {
+            return false;
+        }
+        self.m = m;
+        let plan = self;
+        // Without a branch on z: one hour in ten moves, at random.
+        let mut j = 0;
+        let mut next = 0;
+        for (p, &z) in block.iter().enumerate() {
+            // Every delta is stored at j, and j moves on past the non-zero
+            // ones; after the last one j = m, which is 256 for a full
+            // block of moves, hence the clamp (that slot is unused).
+            let at = j.min(BLOCK_LEN - 1);
+            plan.gaps[at] = p.wrapping_sub(next) as u64;
+            plan.values[at] = z.wrapping_sub(1);
+            let moved = usize::from(z != 0);
+            j += moved;
+            next = if z != 0 { p + 1 } else { next };
+        }
+        debug_assert_eq!(j, m);
+        let (Some((k_gap, gap_bits)), Some((k_val, value_bits))) =
+            (best_rice(&plan.gaps[..m]), best_rice(&plan.values[..m]))
+        else {
+            return false;
+        };
+        plan.k_gap = k_gap;
+        plan.k_val = k_val;
+        plan.bits = gap_bits + value_bits;
+        // A sparse block decodes bit by bit, a packed one eight values at a
+        // time: the sparse form is written only when it saves a quarter.
+        // In u128: tests pass usize::MAX to ask for the sparse form.
+        (plan.len() as u128) * 4 < (pfor_len as u128) * 3
+    }
+
+    /// The size in bytes of the block.
+    fn len(&self) -> usize {
+        sparse_len(self.m, self.bits)
+    }
+
+    fn write(&self, out: &mut Vec<u8>) {
+        let start = out.len();
+        out.push(SPARSE);
+        put_varint(out, self.m as u64);
+        // Both parameters are at most 15.
+        out.push((self.k_gap | (self.k_val << 4)) as u8);
+        let mut bits = BitWriter {
+            out,
+            pending: 0,
+            pending_bits: 0,
+        };
+        for (&gap, &value) in self.gaps[..self.m].iter().zip(&self.values[..self.m]) {
+            bits.put_rice(gap, self.k_gap);
+            bits.put_rice(value, self.k_val);
+        }
+        bits.finish();
+        debug_assert_eq!(out.len() - start, self.len());
+    }
+}
+
+/// The size in bytes of a sparse block of `m` non-zero deltas whose Rice
+/// codes take `bits` bits.
+fn sparse_len(m: usize, bits: u64) -> usize {
+    // H, m, K, then the codes padded to bytes; bits <= 256·2·80.
+    2 + varint_len(m as u64) + bits.div_ceil(8) as usize
+}
+
+/// The Rice parameter that codes `xs` in the fewest bits, the smallest on a
+/// tie, and that number of bits; `None` if some x is too large for every
+/// parameter (its quotient would exceed [`MAX_QUOTIENT`]).
+fn best_rice(xs: &[u64]) -> Option<(u32, u64)> {
+    let largest = xs.iter().copied().max().unwrap_or(0);
+    // The smallest k at which every quotient is at most 64; larger ones
+    // are allowed too.
+    let mut k = (0..=MAX_RICE_K).find(|&k| largest >> k <= MAX_QUOTIENT)?;
+    // Every quotient is at most 64 here and there are at most 256 of them.
+    let bits =
+        |k: u32| xs.iter().map(|&x| x >> k).sum::<u64>() + xs.len() as u64 * u64::from(1 + k);
+    // bits(k) is convex in k: bits(k + 1) − bits(k) is the number of xs
+    // minus the sum of ⌈(x >> k) / 2⌉, which does not decrease as k grows.
+    // So walking up while it strictly decreases finds the smallest k of
+    // the fewest bits.
+    let mut fewest = bits(k);
+    while k < MAX_RICE_K {
+        let next = bits(k + 1);
+        if next >= fewest {
+            break;
+        }
+        fewest = next;
+        k += 1;
+    }
+    Some((k, fewest))
+}
+
+/// Writes a bit string least significant bit first, as docs/format.md
+/// numbers the bits of a sparse block.
+struct BitWriter<'a> {
+    out: &'a mut Vec<u8>,
+    /// Fewer than 64 bits wait here between calls, so 64 more fit.
+    pending: u128,
+    pending_bits: u32,
+}
+
+impl BitWriter<'_> {
+    /// Appends the low `count` bits of `bits` (count <= 64; the rest zero).
+    #[inline]
+    fn put(&mut self, bits: u64, count: u32) {
+        self.pending |= u128::from(bits) << self.pending_bits;
+        self.pending_bits += count;
+        if self.pending_bits >= 64 {
+            self.out
+                .extend_from_slice(&(self.pending as u64).to_le_bytes());
+            self.pending >>= 64;
+            self.pending_bits -= 64;
+        }
+    }
+
+    /// Appends Rice_k(x): q = x >> k one-bits, a zero bit, the low k bits.
+    /// The caller has checked that q <= 64.
+    #[inline]
+    fn put_rice(&mut self, x: u64, k: u32) {
+        let q = x >> k;
+        debug_assert!(q <= MAX_QUOTIENT);
+        self.put(low_mask(q as usize), q as u32);
+        self.put(0, 1);
+        self.put(x & low_mask(k as usize), k);
+    }
+
+    /// Writes the bits still pending, padded with zeros to a whole byte.
+    fn finish(self) {
+        let bytes = self.pending_bits.div_ceil(8) as usize;
+        self.out
+            .extend_from_slice(&(self.pending as u64).to_le_bytes()[..bytes]);
     }
 }
 
@@ -232,6 +432,9 @@ fn decode_block(
         return Err(DecodeError("value block runs past the end of the column"));
     };
     *pos += 1;
+    if header == SPARSE {
+        return decode_sparse(col, pos, len, v, out);
+    }
     let b = usize::from(header & !HAS_EXCEPTIONS);
     if b > MAX_WIDTH {
         return Err(DecodeError("value block is wider than 64 bits"));
@@ -365,6 +568,266 @@ fn decode_block(
     Ok(v)
 }
 
+/// Decodes the sparse block of `len` deltas whose header was just read,
+/// appending the values that follow `v` to `out`; returns the last value.
+///
+/// Not inlined: inside [`decode_block`] its loop competes for registers
+/// with everything else there and spills; a call per block costs less.
+#[inline(never)]
+fn decode_sparse(
+    col: &[u8],
+    pos: &mut usize,
+    len: usize,
+    v: u64,
+    out: &mut Vec<u64>,
+) -> Result<u64, DecodeError> {
+    let m = get_varint(col, pos)?;
+    if m == 0 || m > len as u64 {
+        return Err(DecodeError(
+            "sparse value block has no non-zero deltas or more than its deltas",
+        ));
+    }
+    let Some(&parameters) = col.get(*pos) else {
+        return Err(DecodeError("value block runs past the end of the column"));
+    };
+    *pos += 1;
+    let k_gap = u32::from(parameters & 0x0f);
+    let k_val = u32::from(parameters >> 4);
+    // *pos <= col.len() after the successful read above.
+    let mut bits = BitReader {
+        bytes: col.get(*pos..).unwrap_or(&[]),
+        bit: 0,
+    };
+
+    // As for width 0 with exceptions: scatter into zeros, then sum.
+    let base = out.len();
+    // len <= 256: a bounded allocation whatever the column says.
+    out.resize(base + len, 0);
+    let deltas = &mut out[base..];
+    let mut next = 0;
+    // `inverted` is the complement of the bits from bits.bit on, of which
+    // the low `avail` are the string's (or zeros past its end). Each pair of
+    // codes is taken from it in registers. The word for the next pair is
+    // the one loaded at this pair's start, shifted past this pair: that load
+    // waits only for this pair's position, so its latency overlaps the
+    // decoding instead of adding to the chain from one position to the next.
+    let mut inverted = !bits.peek();
+    let mut avail = bits.avail();
+    let mut put = |gap: u64, value: u64| {
+        // At most 64·2^15 + 2^15 − 1: neither value + 1 nor next + gap
+        // can overflow.
+        let p = next + gap as usize;
+        let Some(slot) = deltas.get_mut(p) else {
+            return Err(DecodeError(
+                "sparse value block has a position past the end of the block",
+            ));
+        };
+        *slot = unzigzag(value + 1) as u64;
+        next = p + 1;
+        Ok(())
+    };
+    // Two pairs per step: a small move's pair takes a few bits, so one
+    // word usually holds both, and the step's load and checks serve two.
+    // m <= len <= 256.
+    let mut left = m;
+    while left > 0 {
+        let fresh = !bits.peek();
+        let fresh_avail = bits.avail();
+        let Some((gap, value, used)) = pair_from(inverted, avail, k_gap, k_val) else {
+            // A pair longer than the word: rare, code by code.
+            let (gap, value) = bits.get_pair(k_gap, k_val)?;
+            put(gap, value)?;
+            inverted = !bits.peek();
+            avail = bits.avail();
+            left -= 1;
+            continue;
+        };
+        put(gap, value)?;
+        left -= 1;
+        // used <= avail <= 63: the shift is in range, nothing wraps.
+        let mut taken = used;
+        if left > 0
+            && let Some((gap, value, used)) =
+                pair_from(inverted >> taken, avail - taken, k_gap, k_val)
+        {
+            put(gap, value)?;
+            left -= 1;
+            taken += used;
+        }
+        // `fresh` starts where `inverted` did and holds at least as many
+        // bits of the string, so taken <= avail <= fresh_avail <= 63.
+        inverted = fresh >> taken;
+        avail = fresh_avail - taken;
+        bits.bit += taken as usize;
+    }
+
+    let used = bits.bit.div_ceil(8);
+    if used > bits.bytes.len() {
+        return Err(DecodeError("value block runs past the end of the column"));
+    }
+    // The bits of the last byte past the last code must be zero, so that
+    // one column has one meaning.
+    let tail_bits = bits.bit % 8;
+    if tail_bits != 0
+        && let Some(&last) = bits.bytes.get(used - 1)
+        && last >> tail_bits != 0
+    {
+        return Err(DecodeError(
+            "value block has padding bits that are not zero",
+        ));
+    }
+    *pos += used;
+    Ok(prefix_sum(deltas, v))
+}
+
+/// Reads the bit string of a sparse block. Bits past the end of the column
+/// read as zero, which ends every unary quotient, so reading stops after a
+/// bounded number of bits; the caller then checks that the bits it used
+/// were all inside the column.
+struct BitReader<'a> {
+    bytes: &'a [u8],
+    /// The next bit to read, counted from the first bit of `bytes`.
+    bit: usize,
+}
+
+impl BitReader<'_> {
+    /// The bits from the next one on: at least 57 of them are the string's
+    /// (or zeros past its end), the top ones may be zeros shifted in.
+    #[inline]
+    fn peek(&self) -> u64 {
+        let byte = self.bit / 8;
+        let word = match self
+            .bytes
+            .get(byte..)
+            .and_then(|rest| rest.first_chunk::<8>())
+        {
+            Some(word) => u64::from_le_bytes(*word),
+            None => self.peek_near_end(byte),
+        };
+        word >> (self.bit % 8)
+    }
+
+    /// [`peek`](Self::peek)'s word within 8 bytes of the end: the bytes
+    /// that are left, then zeros.
+    #[cold]
+    fn peek_near_end(&self, byte: usize) -> u64 {
+        let mut word = [0u8; 8];
+        let rest = self.bytes.get(byte..).unwrap_or(&[]);
+        let n = rest.len().min(8);
+        word[..n].copy_from_slice(&rest[..n]);
+        u64::from_le_bytes(word)
+    }
+
+    /// How many of the low bits of [`peek`](Self::peek) are the string's
+    /// (or zeros past its end): at least 56, and at most 63 so that a
+    /// shift by that many is in range.
+    #[inline]
+    fn avail(&self) -> u32 {
+        63 - (self.bit % 8) as u32
+    }
+
+    /// Reads Rice_{k_gap}(gap) then Rice_{k_val}(value) and returns both.
+    ///
+    /// The two codes of a small move usually take a few bits together, so
+    /// one load serves both: each load waits for the bit position the
+    /// previous codes left, and is the slowest step of the chain.
+    #[inline]
+    fn get_pair(&mut self, k_gap: u32, k_val: u32) -> Result<(u64, u64), DecodeError> {
+        let word = self.peek();
+        let q_gap = (!word).trailing_zeros();
+        let gap_bits = q_gap + 1 + k_gap;
+        if gap_bits <= 56 {
+            let rest = word >> gap_bits;
+            let q_val = (!rest).trailing_zeros();
+            let val_bits = q_val + 1 + k_val;
+            if gap_bits + val_bits <= 57 {
+                // Both codes lie in the 57 bits peek guarantees; the zero
+                // ending each quotient is a bit of the string, not one
+                // shifted in.
+                let gap = (u64::from(q_gap) << k_gap)
+                    | ((word >> (q_gap + 1)) & low_mask(k_gap as usize));
+                let value = (u64::from(q_val) << k_val)
+                    | ((rest >> (q_val + 1)) & low_mask(k_val as usize));
+                self.bit += (gap_bits + val_bits) as usize;
+                return Ok((gap, value));
+            }
+        }
+        let gap = self.get_rice(k_gap)?;
+        let value = self.get_rice(k_val)?;
+        Ok((gap, value))
+    }
+
+    /// Reads Rice_k(x) and returns x; rejects a quotient over 64.
+    #[inline]
+    fn get_rice(&mut self, k: u32) -> Result<u64, DecodeError> {
+        let word = self.peek();
+        // The number of one-bits before the first zero.
+        let q = (!word).trailing_zeros();
+        if q + 1 + k <= 57 {
+            // The whole code lies in the 57 bits peek guarantees.
+            let x = (u64::from(q) << k) | ((word >> (q + 1)) & low_mask(k as usize));
+            self.bit += (q + 1 + k) as usize;
+            return Ok(x);
+        }
+        self.get_rice_slow(k)
+    }
+
+    /// [`get_rice`](Self::get_rice) for a code longer than one peek.
+    #[cold]
+    #[inline(never)]
+    fn get_rice_slow(&mut self, k: u32) -> Result<u64, DecodeError> {
+        let mut q = 0u64;
+        loop {
+            // Count ones among the 56 bits that are certainly valid.
+            let ones = (!self.peek()).trailing_zeros().min(56);
+            q += u64::from(ones);
+            self.bit += ones as usize;
+            if q > MAX_QUOTIENT {
+                return Err(DecodeError(
+                    "sparse value block has a Rice quotient over 64",
+                ));
+            }
+            if ones < 56 {
+                break;
+            }
+        }
+        // Past the zero bit, then the k low bits (k <= 15 < 57).
+        self.bit += 1;
+        let low = self.peek() & low_mask(k as usize);
+        self.bit += k as usize;
+        Ok((q << k) | low)
+    }
+}
+
+/// Takes Rice_{k_gap}(gap) and Rice_{k_val}(value) from the low bits of
+/// `inverted`, the complement of a word whose low `avail` bits (avail <=
+/// 63) are bits of the string, if both codes lie within them; returns the
+/// gap, the value and the bits they used.
+///
+/// The word is kept inverted so that a quotient's one-bits are trailing
+/// zeros: the chain from one pair's position to the next is then count,
+/// add, shift, count, add, with the complements needed for the low bits off
+/// it. A bit at or above `avail` may read as anything; a code that would
+/// end there is refused, so only bits of the string are decoded.
+#[inline(always)]
+fn pair_from(inverted: u64, avail: u32, k_gap: u32, k_val: u32) -> Option<(u64, u64, u32)> {
+    let q_gap = inverted.trailing_zeros();
+    let gap_bits = q_gap + 1 + k_gap;
+    if gap_bits >= avail {
+        return None;
+    }
+    // gap_bits < avail <= 63: every shift below is in range.
+    let rest = inverted >> gap_bits;
+    let q_val = rest.trailing_zeros();
+    let used = gap_bits + q_val + 1 + k_val;
+    if used > avail {
+        return None;
+    }
+    let gap = (u64::from(q_gap) << k_gap) | (!(inverted >> (q_gap + 1)) & low_mask(k_gap as usize));
+    let value = (u64::from(q_val) << k_val) | (!(rest >> (q_val + 1)) & low_mask(k_val as usize));
+    Some((gap, value, used))
+}
+
 /// Replaces each delta by `v` plus the sum of the deltas up to it, and
 /// returns the last value (or `v` if there are none).
 ///
@@ -478,6 +941,285 @@ mod tests {
         col
     }
 
+    /// The values that start at `v0` and move by the zigzagged deltas `block`.
+    fn values_of(v0: u64, block: &[u64]) -> Vec<u64> {
+        let mut values = vec![v0];
+        let mut v = v0;
+        for &z in block {
+            v = v.wrapping_add(unzigzag(z) as u64);
+            values.push(v);
+        }
+        values
+    }
+
+    /// The size of the value column with PFOR blocks only, as before sparse
+    /// blocks existed: v_0 and each block at its best width.
+    fn pfor_only_len(values: &[u64]) -> usize {
+        let mut len = varint_len(values[0]);
+        let zs: Vec<u64> = values
+            .windows(2)
+            .map(|w| zigzag(w[1].wrapping_sub(w[0]) as i64))
+            .collect();
+        for block in zs.chunks(BLOCK_LEN) {
+            let widths = WidthHistogram::of(block);
+            len += widths.block_len(widths.best_width());
+        }
+        len
+    }
+
+    /// The sparse block of `block` with the given parameters, or `None` if
+    /// it has no non-zero delta or one the parameters cannot code.
+    fn write_sparse_with(block: &[u64], k_gap: u32, k_val: u32) -> Option<Vec<u8>> {
+        let mut plan = SparsePlan::of(block, &WidthHistogram::of(block), usize::MAX)?;
+        let fits = |xs: &[u64], k: u32| xs.iter().all(|&x| x >> k <= MAX_QUOTIENT);
+        if !fits(&plan.gaps[..plan.m], k_gap) || !fits(&plan.values[..plan.m], k_val) {
+            return None;
+        }
+        plan.k_gap = k_gap;
+        plan.k_val = k_val;
+        plan.bits = plan.gaps[..plan.m]
+            .iter()
+            .map(|&x| (x >> k_gap) + 1 + u64::from(k_gap))
+            .chain(
+                plan.values[..plan.m]
+                    .iter()
+                    .map(|&x| (x >> k_val) + 1 + u64::from(k_val)),
+            )
+            .sum();
+        let mut out = Vec::new();
+        plan.write(&mut out);
+        Some(out)
+    }
+
+    /// A small deterministic generator for the exhaustive tests.
+    struct XorShift(u64);
+
+    impl XorShift {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+    }
+
+    /// Values like an account's hourly follower counts: in each hour, with
+    /// probability `moves`, the count moves by 1 ..= `spread`.
+    fn follower_like(rng: &mut XorShift, n: usize, moves: f64, spread: u64) -> Vec<u64> {
+        let mut v = 1000 + rng.next() % 1_000_000;
+        let mut values = vec![v];
+        for _ in 1..n {
+            if (rng.next() % 1_000_000) as f64 / 1e6 < moves {
+                let step = 1 + rng.next() % spread;
+                v = if rng.next().is_multiple_of(3) {
+                    v.wrapping_sub(step)
+                } else {
+                    v.wrapping_add(step)
+                };
+            }
+            values.push(v);
+        }
+        values
+    }
+
+    #[test]
+    fn sparse_example_of_the_format_doc() {
+        // Value column, "Sparse block": one delta +1 at position 3 with
+        // k_gap = 1 and k_val = 0 is 7F 01 01 0D.
+        assert_eq!(
+            decode(&column(&[0x7f, 1, 0x01, 0x0d]), 5),
+            Ok(vec![0, 0, 0, 0, 1])
+        );
+        // And those are the parameters the writer picks for it.
+        let block = [0, 0, 0, 2];
+        let plan = SparsePlan::of(&block, &WidthHistogram::of(&block), usize::MAX).unwrap();
+        let mut out = Vec::new();
+        plan.write(&mut out);
+        assert_eq!(out, [0x7f, 1, 0x01, 0x0d]);
+    }
+
+    #[test]
+    fn hourly_follower_blocks_pick_the_sparse_kind() {
+        // About one hour in ten moves by a little: the benchmark's shape.
+        let mut rng = XorShift(0x5eed_0000_0000_0001);
+        let mut sparse = 0;
+        let columns = 300;
+        for i in 0..columns {
+            let moves = [0.02, 0.05, 0.1, 0.15, 0.3, 0.6][i % 6];
+            let n = 1 + (i * 37) % 1200;
+            let values = follower_like(&mut rng, n, moves, 1 + (i as u64 % 4) * 3);
+            let col = round_trip(&values);
+            let pfor = pfor_only_len(&values);
+            assert!(col.len() <= pfor);
+            sparse += usize::from(col.len() < pfor);
+        }
+        assert!(
+            sparse > columns / 3,
+            "{sparse} of {columns} columns used a sparse block"
+        );
+        // A typical block: 25 moves of 1 ..= 3 either way in 256 hours.
+        let mut block = [0u64; 256];
+        for j in 0..25 {
+            block[j * 10 + 3] = 1 + (j as u64 % 6);
+        }
+        let values = values_of(7, &block);
+        let col = round_trip(&values);
+        assert_eq!(col[1], SPARSE);
+        assert!(col.len() < pfor_only_len(&values));
+    }
+
+    #[test]
+    fn sparse_extremes_round_trip() {
+        let check = |block: &[u64], k_gap: u32, k_val: u32| {
+            let bytes = write_sparse_with(block, k_gap, k_val).expect("codable");
+            let mut col = vec![9];
+            col.extend_from_slice(&bytes);
+            assert_eq!(decode(&col, block.len() + 1), Ok(values_of(9, block)));
+        };
+        // m = len: every delta moves.
+        let all: Vec<u64> = (0..256).map(|i| 1 + i % 5).collect();
+        for k in [0, 1, 3, 15] {
+            check(&all, k, k);
+        }
+        // m = 1 at the last position of a full block (a gap of 255 needs
+        // k_gap >= 2 for a quotient <= 64), of a short one, of a block of one.
+        let mut last = vec![0u64; 256];
+        last[255] = 1;
+        assert_eq!(write_sparse_with(&last, 1, 0), None);
+        check(&last, 2, 0);
+        check(&last, 15, 15);
+        let mut short = vec![0u64; 17];
+        short[16] = 2;
+        check(&short, 0, 0);
+        check(&[1], 0, 0);
+        check(&[1], 15, 15);
+        // The largest codable value, z − 1 = 64·2^15 + 2^15 − 1, both signs.
+        let top = 65u64 << 15;
+        check(&[0, top, 0, top - 1, 0], 0, 15);
+        assert_eq!(write_sparse_with(&[0, top + 1], 0, 15), None, "too large");
+        // Quotients of exactly 64 at k = 0, codes straddling peeks.
+        check(&[65, 65, 0, 65, 1, 64, 2, 65], 0, 0);
+        let far: Vec<u64> = [0; 200].into_iter().chain([65, 0, 65]).collect();
+        check(&far, 2, 0);
+        // Deltas near the top of zigzag never go sparse, and still round-trip.
+        let mut huge = [0u64; 256];
+        huge[100] = u64::MAX;
+        huge[200] = u64::MAX - 1;
+        huge[201] = 1;
+        let col = round_trip(&values_of(u64::MAX, &huge));
+        assert_ne!(col[varint_len(u64::MAX)], SPARSE);
+        assert!(SparsePlan::of(&huge, &WidthHistogram::of(&huge), usize::MAX).is_none());
+        round_trip(&[0, u64::MAX, u64::MAX, u64::MAX, 0]);
+    }
+
+    #[test]
+    fn rejects_bad_sparse_blocks() {
+        // [C3] With k_gap = k_val = 0 a code is q one-bits and a zero.
+        assert!(decode(&column(&[0x7f, 0, 0x00]), 2).is_err(), "m = 0");
+        assert!(
+            decode(&column(&[0x7f, 2, 0x00, 0x12]), 2).is_err(),
+            "m > len"
+        );
+        assert!(decode(&column(&[0x7f, 1]), 2).is_err(), "no parameter byte");
+        assert!(
+            decode(&column(&[0x7f, 1, 0x00]), 2).is_err(),
+            "no bit string"
+        );
+        // Gap 1 (bits 1 0), value 1 (bits 1 0): position 1, delta +1.
+        assert_eq!(
+            decode(&column(&[0x7f, 1, 0x00, 0b0101]), 3),
+            Ok(vec![0, 0, 1])
+        );
+        assert!(
+            decode(&column(&[0x7f, 1, 0x00, 0b0101]), 2).is_err(),
+            "position past"
+        );
+        // Positions 0 and 1, both +1.
+        assert_eq!(
+            decode(&column(&[0x7f, 2, 0x00, 0x12]), 3),
+            Ok(vec![0, 1, 2])
+        );
+        // Padding bits after the last code must be zero.
+        assert_eq!(
+            decode(&column(&[0x7f, 1, 0x00, 0]), 2),
+            Ok(vec![0, u64::MAX])
+        );
+        assert!(
+            decode(&column(&[0x7f, 1, 0x00, 0b100]), 2).is_err(),
+            "padding"
+        );
+        assert!(
+            decode(&column(&[0x7f, 1, 0x00, 0x80]), 2).is_err(),
+            "padding"
+        );
+        // Gap 0, then a quotient of 65 ones.
+        let mut col = column(&[0x7f, 1, 0x00, 0xfe]);
+        col.extend_from_slice(&[0xff; 7]);
+        col.extend_from_slice(&[0b0011, 0]);
+        assert!(decode(&col, 2).is_err(), "quotient 65");
+        // Gap 0, then a quotient of 64: z − 1 = 64, z = 65, delta −33.
+        let mut col = column(&[0x7f, 1, 0x00, 0xfe]);
+        col.extend_from_slice(&[0xff; 7]);
+        col.push(0b0001);
+        assert_eq!(decode(&col, 2), Ok(vec![0, 0u64.wrapping_sub(33)]));
+        // A gap quotient running into the end of the column.
+        assert!(decode(&column(&[0x7f, 1, 0x00, 0xff, 0xff]), 2).is_err());
+        assert!(decode(&column(&[0x7f, 1, 0x00, 0xff, 0xff]), 300).is_err());
+        // 17 bits (gap 0, a value with k_val = 15) in one byte: runs past.
+        assert!(
+            decode(&column(&[0x7f, 1, 0xf0, 0]), 2).is_err(),
+            "runs past"
+        );
+        assert!(
+            decode(&column(&[0x7f, 1, 0xf0, 0, 0]), 2).is_err(),
+            "runs past"
+        );
+        assert_eq!(
+            decode(&column(&[0x7f, 1, 0xf0, 0, 0, 0]), 2),
+            Ok(vec![0, u64::MAX])
+        );
+        // Trailing bytes, or a sparse block followed by another block.
+        assert!(
+            decode(&column(&[0x7f, 1, 0x00, 0, 0]), 2).is_err(),
+            "trailing"
+        );
+        assert_eq!(
+            decode(&column(&[0x7f, 1, 0x00, 0, 0]), 258).map(|v| v.len()),
+            Ok(258)
+        );
+    }
+
+    #[test]
+    fn every_cut_and_bit_flip_of_sparse_columns_is_handled() {
+        // [C3] Every truncation fails; every single bit flip either fails or
+        // decodes to n other values; nothing panics.
+        let mut rng = XorShift(0x00c0_ffee_0000_0001);
+        let mut columns = 0;
+        for i in 0..40 {
+            let n = 2 + (i * 53) % 700;
+            let values = follower_like(&mut rng, n, 0.1, 1 + i as u64 % 5);
+            let col = round_trip(&values);
+            if col.len() >= pfor_only_len(&values) {
+                continue;
+            }
+            columns += 1;
+            for cut in 0..col.len() {
+                assert!(decode(&col[..cut], n).is_err(), "cut at {cut}");
+            }
+            for byte in 0..col.len() {
+                for bit in 0..8 {
+                    let mut flipped = col.clone();
+                    flipped[byte] ^= 1 << bit;
+                    if let Ok(out) = decode(&flipped, n) {
+                        assert_eq!(out.len(), n);
+                        assert_ne!(out, values, "flip of byte {byte} bit {bit}");
+                    }
+                }
+            }
+        }
+        assert!(columns >= 20, "only {columns} sparse columns");
+    }
+
     #[test]
     fn all_zero_block_is_the_single_byte_00() {
         // Value column: "a block of all-zero deltas ... is the single byte `00`".
@@ -588,7 +1330,11 @@ mod tests {
     fn rejects_bad_headers() {
         // [C2]
         assert!(decode(&column(&[65]), 2).is_err(), "width over 64");
-        assert!(decode(&column(&[0x7f]), 2).is_err(), "width 127");
+        // 0x7f is a sparse block ([C3]), here without its m.
+        assert!(
+            decode(&column(&[0x7f]), 2).is_err(),
+            "sparse block cut short"
+        );
         assert!(
             decode(&column(&[0x80 | 64, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]), 2).is_err(),
             "width 64 with exceptions"
@@ -727,6 +1473,36 @@ mod tests {
         )
     }
 
+    /// The deltas of one block with few non-zero ones, mostly small, and
+    /// now and then one too large for a sparse block.
+    fn sparse_block_strategy() -> impl Strategy<Value = Vec<u64>> {
+        proptest::collection::vec(
+            prop_oneof![
+                40 => Just(0u64),
+                4 => 1u64..8,
+                1 => 8u64..5000,
+                1 => Just(65u64 << 15),
+                1 => Just((65u64 << 15) + 1),
+                1 => any::<u64>(),
+            ],
+            1..=BLOCK_LEN,
+        )
+    }
+
+    /// Follower-like series: long flat stretches with small moves.
+    fn sparse_values_strategy() -> impl Strategy<Value = Vec<u64>> {
+        (
+            any::<u64>(),
+            proptest::collection::vec(sparse_block_strategy(), 1..5),
+            1usize..=BLOCK_LEN,
+        )
+            .prop_map(|(v0, blocks, last)| {
+                let mut zs: Vec<u64> = blocks.into_iter().flatten().collect();
+                zs.truncate(zs.len().min(3 * BLOCK_LEN + last));
+                values_of(v0, &zs)
+            })
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(512))]
 
@@ -758,17 +1534,70 @@ mod tests {
                 .collect();
             let smallest = *sizes.iter().min().unwrap();
             let first_smallest = sizes.iter().position(|&s| s == smallest).unwrap();
-            prop_assert_eq!(WidthHistogram::of(&block).best_width(), first_smallest);
-            // And the column holds exactly that block after v_0 = 0.
-            let mut values = vec![0u64];
-            let mut v = 0u64;
-            for &z in &block {
-                v = v.wrapping_add(unzigzag(z) as u64);
-                values.push(v);
+            let widths = WidthHistogram::of(&block);
+            prop_assert_eq!(widths.best_width(), first_smallest);
+            // And the column holds exactly that block after v_0 = 0, unless
+            // a sparse block is a quarter smaller.
+            let col = round_trip(&values_of(0, &block));
+            match SparsePlan::of(&block, &widths, smallest) {
+                Some(plan) => {
+                    prop_assert!(plan.len() < smallest);
+                    prop_assert_eq!(col.len(), 1 + plan.len());
+                    prop_assert_eq!(col[1], SPARSE);
+                }
+                None => {
+                    prop_assert_eq!(col.len(), 1 + smallest);
+                    prop_assert_eq!(usize::from(col[1] & 0x7f), first_smallest);
+                }
             }
+        }
+
+        #[test]
+        fn sparse_size_model_matches_the_bytes_written(block in sparse_block_strategy()) {
+            // The size SparsePlan computes is what write() writes, it is the
+            // smallest over every allowed (k_gap, k_val), and every one of
+            // those decodes to the same block.
+            let widths = WidthHistogram::of(&block);
+            if let Some(plan) = SparsePlan::of(&block, &widths, usize::MAX) {
+                let mut out = Vec::new();
+                plan.write(&mut out);
+                prop_assert_eq!(out.len(), plan.len());
+                for k_gap in 0..=MAX_RICE_K {
+                    for k_val in 0..=MAX_RICE_K {
+                        if let Some(bytes) = write_sparse_with(&block, k_gap, k_val) {
+                            prop_assert!(bytes.len() >= out.len());
+                            let mut col = vec![0];
+                            col.extend_from_slice(&bytes);
+                            prop_assert_eq!(decode(&col, block.len() + 1), Ok(values_of(0, &block)));
+                        }
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn never_larger_than_pfor_alone(values in sparse_values_strategy()) {
+            // Value column: a sparse block is written only when strictly
+            // smaller, so no column grows.
             let col = round_trip(&values);
-            prop_assert_eq!(col.len(), 1 + smallest);
-            prop_assert_eq!(usize::from(col[1] & 0x7f), first_smallest);
+            prop_assert!(col.len() <= pfor_only_len(&values));
+        }
+
+        #[test]
+        fn damaged_sparse_columns_never_panic(
+            values in sparse_values_strategy(),
+            cut in any::<prop::sample::Index>(),
+            flip in any::<prop::sample::Index>(),
+            bit in 0u8..8,
+        ) {
+            let col = encode(&values);
+            let n = values.len();
+            prop_assert!(decode(&col[..cut.index(col.len())], n).is_err());
+            let mut flipped = col.clone();
+            flipped[flip.index(col.len())] ^= 1 << bit;
+            if let Ok(out) = decode(&flipped, n) {
+                prop_assert_eq!(out.len(), n);
+            }
         }
 
         #[test]
