@@ -144,6 +144,9 @@ install_peers() {
     fi
     log "building tally (release)"
     (cd "$ROOT" && cargo build --release --locked --quiet)
+    # The revision measured: what was built, before anything can move HEAD.
+    TALLY_REV=$(git -C "$ROOT" rev-parse --short HEAD)
+    git -C "$ROOT" diff --quiet HEAD -- src Cargo.toml Cargo.lock || TALLY_REV="$TALLY_REV (+ uncommitted changes)"
 }
 
 # --- measuring -------------------------------------------------------------
@@ -520,9 +523,7 @@ esac
     echo
     "$PY" "$HERE/check.py" table "$RESULTS" "$META"
     echo
-    rev=$(git -C "$ROOT" rev-parse --short HEAD)
-    git -C "$ROOT" diff --quiet HEAD -- src Cargo.toml Cargo.lock || rev="$rev (+ uncommitted changes)"
-    echo "- tally: git $rev, release build"
+    echo "- tally: git $TALLY_REV, release build"
     echo "- DuckDB: $("$PY" "$HERE/duck.py" version) (Python package, $("$PY" --version 2>&1))"
     echo "- VictoriaMetrics: $(dpkg-query -W -f '${Version}' victoria-metrics 2>/dev/null || echo '?') (Debian package victoria-metrics)"
     if [[ $PROMETHEUS == 1 ]]; then
