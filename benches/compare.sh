@@ -194,8 +194,7 @@ vm_start() {
         -loggerErrorsPerSecondLimit=5 \
         >>"$WORK/victoria-metrics.log" 2>&1 &
     VM_PID=$!
-    local i
-    for i in $(seq 100); do
+    for _ in $(seq 100); do
         curl -s -o /dev/null "$VM_URL/health" && return 0
         kill -0 "$VM_PID" 2>/dev/null || die "victoria-metrics exited; see $WORK/victoria-metrics.log"
         sleep 0.1
@@ -224,7 +223,7 @@ vm_import() {
 vm_count() {
     local q m n total=0
     for m in followers following; do
-        q="sum(count_over_time($m[$(($2 + 1))h]))"
+        q="sum(count_over_time(${m}[$(($2 + 1))h]))"
         n=$(curl -sS -f -G "$VM_URL/api/v1/query" --data-urlencode "query=$q" \
             -d time="$1" -d nocache=1 |
             "$PY" -c 'import json,sys; r=json.load(sys.stdin)["data"]["result"]; print(r[0]["value"][1] if r else 0)')
@@ -237,9 +236,9 @@ vm_count() {
 # runs and the folder's size has held still for 3 seconds.
 vm_merge() {
     curl -sS -f "$VM_URL/internal/force_merge"
-    local prev=-1 size active still=0 i
+    local prev=-1 size active still=0
     sleep 1
-    for i in $(seq 1800); do
+    for _ in $(seq 1800); do
         active=$(curl -sS "$VM_URL/metrics" | awk '/^vm_active_(force_)?merges/ { s += $2 } END { print s + 0 }')
         size=$(du -sb "$1" | cut -f1)
         if [[ $active -eq 0 && $size -eq $prev ]]; then
@@ -286,8 +285,7 @@ prom_start() {
         --query.max-samples=2000000000 \
         >>"$WORK/prometheus.log" 2>&1 &
     PROM_PID=$!
-    local i
-    for i in $(seq 600); do
+    for _ in $(seq 600); do
         [[ $(curl -s -o /dev/null -w '%{http_code}' "$PROM_URL/-/ready") == 200 ]] && return 0
         kill -0 "$PROM_PID" 2>/dev/null || die "prometheus exited; see $WORK/prometheus.log"
         sleep 0.1
