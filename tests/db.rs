@@ -192,6 +192,58 @@ fn a_batch_over_the_memory_budget_spills_into_several_segments_atomically() {
     assert_eq!(report.points, 12_000);
 }
 
+/// One flush big enough to be cut into several chunks that are encoded on
+/// several threads (more than 1024 series and more than 2^18 points), with
+/// the points appended in a scrambled order and some overwritten: every
+/// series reads back exactly as a plain model says, in one segment.
+#[test]
+fn a_flush_encoded_in_parallel_chunks_reads_back_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path()).unwrap();
+    let (accounts, hours) = (3000u64, 120i64);
+    let mut appends = Vec::new();
+    for a in 0..accounts {
+        for h in 0..hours {
+            appends.push((a, h, a * 1_000 + h as u64));
+        }
+    }
+    // A fixed xorshift shuffle: the log is far from series order.
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for i in (1..appends.len()).rev() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        appends.swap(i, (x % (i as u64 + 1)) as usize);
+    }
+    // Every 10th account's hour 5 is appended again later with a new count.
+    for a in (0..accounts).step_by(10) {
+        appends.push((a, 5, 7));
+    }
+    let mut model: BTreeMap<(u64, i64), u64> = BTreeMap::new();
+    let mut w = db.writer().unwrap();
+    for &(a, h, v) in &appends {
+        w.append(&format!("acct{a:05}"), "followers", T0 + h * HOUR, v)
+            .unwrap();
+        model.insert((a, h), v);
+    }
+    let summary = w.commit().unwrap();
+    assert_eq!(summary.segments, 1, "{summary:?}");
+    for a in 0..accounts {
+        let want: Vec<(i64, u64)> = model
+            .range((a, 0)..(a + 1, 0))
+            .map(|(&(_, h), &v)| (T0 + h * HOUR, v))
+            .collect();
+        assert_eq!(
+            points(&db, &format!("acct{a:05}"), "followers"),
+            want,
+            "account {a}"
+        );
+    }
+    let report = Db::verify(dir.path()).unwrap();
+    assert!(report.is_clean(), "{:?}", report.problems);
+    assert_eq!(report.points, accounts * hours as u64);
+}
+
 #[test]
 fn opening_a_missing_database_without_create_fails_clearly() {
     let dir = tempfile::tempdir().unwrap();

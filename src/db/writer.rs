@@ -19,8 +19,10 @@ use crate::db::snapshot::{DICTIONARY, Snapshot};
 use crate::error::{Error, Result};
 use crate::storage::dictionary::DictionaryBuilder;
 use crate::storage::format::{MAGIC_DICTIONARY, put_header};
-use crate::storage::segment::{SegmentMeta, SegmentWriter};
+use crate::storage::segment::{GroupBuilder, SealedGroup, SegmentMeta, SegmentWriter};
+
 use crate::time::{MAX_TIME_MS, MIN_TIME_MS};
+use rayon::prelude::*;
 
 /// Bytes of the memory budget one logged point is charged: its series id,
 /// time and count in the log and its slot in the sort permutation during a
@@ -157,45 +159,36 @@ impl Writer {
     }
 
     /// Writes the logged points as one segment (not yet visible).
+    ///
+    /// The log is sorted by series (a counting sort), then cut into chunks
+    /// of whole series that are gathered and encoded into sealed groups on
+    /// every core at once; the groups are appended to the segment in series
+    /// order, a wave of chunks at a time so that the encoded bytes waiting
+    /// to be written stay small.
     fn flush(&mut self) -> Result<()> {
         if self.log_series.is_empty() {
             return Ok(());
         }
-        let order = sort_by_series(&self.log_series);
+        let sorted = SortedLog::new(&self.log_series);
         let number = self.next_segment;
         self.next_segment += 1;
         let mut segment = SegmentWriter::create(&self.base.dir, number)?;
-        let (mut times, mut values) = (Vec::new(), Vec::new());
-        let mut pairs: Vec<(i64, u64)> = Vec::new();
-        let mut start = 0;
+        let log = LogColumns {
+            order: &sorted.order,
+            times: &self.log_times,
+            values: &self.log_values,
+        };
+        let chunks = sorted.chunks();
+        let wave_len = 2 * rayon::current_num_threads().max(1);
         let result = (|| {
-            while start < order.len() {
-                // Every index in `order` is < the log's length, and `start`
-                // < order.len() by the loop condition.
-                let series = self.log_series[order[start] as usize];
-                let mut end = start;
-                pairs.clear();
-                while end < order.len() && self.log_series[order[end] as usize] == series {
-                    let i = order[end] as usize;
-                    pairs.push((self.log_times[i], self.log_values[i]));
-                    end += 1;
-                }
-                // A stable sort keeps equal times in append order, so keeping
-                // the last of each run keeps the latest append ([I5]).
-                if pairs.windows(2).any(|w| w[0].0 >= w[1].0) {
-                    pairs.sort_by_key(|p| p.0);
-                }
-                times.clear();
-                values.clear();
-                for (k, &(t, v)) in pairs.iter().enumerate() {
-                    if pairs.get(k + 1).is_some_and(|next| next.0 == t) {
-                        continue;
+            for wave in chunks.chunks(wave_len) {
+                let encoded: Vec<Result<Vec<SealedGroup>>> =
+                    wave.par_iter().map(|runs| log.encode(runs)).collect();
+                for groups in encoded {
+                    for group in groups? {
+                        segment.append_group(group)?;
                     }
-                    times.push(t);
-                    values.push(v);
                 }
-                segment.add_series(series, &times, &values)?;
-                start = end;
             }
             Ok::<(), Error>(())
         })();
@@ -393,27 +386,145 @@ impl Drop for Writer {
 
 pub use crate::db::compact::CompactSummary;
 
-/// The indexes of `series`, ordered by series id, stable (a counting sort:
-/// two passes over the log and one array of the distinct ids' range).
-fn sort_by_series(series: &[u32]) -> Vec<u32> {
-    let (Some(&lo), Some(&hi)) = (series.iter().min(), series.iter().max()) else {
-        return Vec::new();
-    };
-    let mut starts = vec![0u32; (hi - lo) as usize + 2];
-    for &s in series {
-        // s - lo <= hi - lo, so the index is in bounds.
-        starts[(s - lo) as usize + 1] += 1;
+/// A flush chunk holds at most this many series, so that it makes about one
+/// group (docs/format.md: at most 1024 series per group).
+const CHUNK_MAX_SERIES: usize = 1024;
+/// … and at most about this many points, so that the chunks of a wave, encoded
+/// and waiting to be written, stay a few MiB even for incompressible counts.
+const CHUNK_MAX_POINTS: usize = 1 << 18;
+
+/// The points of one series in the sorted log: `order[start..end]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Run {
+    series: u32,
+    start: u32,
+    end: u32,
+}
+
+/// The log ordered by series: a permutation of its indexes, and the run of
+/// each series present, in increasing id.
+struct SortedLog {
+    order: Vec<u32>,
+    runs: Vec<Run>,
+}
+
+impl SortedLog {
+    /// Sorts the indexes of `series` by series id, stably (a counting sort:
+    /// two passes over the log and one array over the ids' range), so that
+    /// among the points of one series the order of appends is kept.
+    fn new(series: &[u32]) -> SortedLog {
+        let (Some(&lo), Some(&hi)) = (series.iter().min(), series.iter().max()) else {
+            return SortedLog {
+                order: Vec::new(),
+                runs: Vec::new(),
+            };
+        };
+        // next[k] is where the next point of series lo + k goes: first the
+        // start of its run, and after the scatter the end of it.
+        let mut next = vec![0u32; (hi - lo) as usize + 2];
+        for &s in series {
+            // s - lo <= hi - lo, so the index is in bounds.
+            next[(s - lo) as usize + 1] += 1;
+        }
+        for i in 1..next.len() {
+            next[i] += next[i - 1];
+        }
+        let mut order = vec![0u32; series.len()];
+        for (i, &s) in series.iter().enumerate() {
+            let slot = &mut next[(s - lo) as usize];
+            order[*slot as usize] = i as u32;
+            *slot += 1;
+        }
+        let mut runs = Vec::new();
+        let mut start = 0;
+        for (k, &end) in next.iter().enumerate().take((hi - lo) as usize + 1) {
+            if end > start {
+                runs.push(Run {
+                    series: lo + k as u32,
+                    start,
+                    end,
+                });
+            }
+            start = end;
+        }
+        SortedLog { order, runs }
     }
-    for i in 1..starts.len() {
-        starts[i] += starts[i - 1];
+
+    /// The runs cut into chunks of at most `CHUNK_MAX_SERIES` series and
+    /// about `CHUNK_MAX_POINTS` points (a longer series makes a chunk alone).
+    fn chunks(&self) -> Vec<&[Run]> {
+        let mut chunks = Vec::new();
+        let mut first = 0;
+        let mut points = 0;
+        for (i, run) in self.runs.iter().enumerate() {
+            let len = (run.end - run.start) as usize;
+            if i > first && (i - first >= CHUNK_MAX_SERIES || points + len > CHUNK_MAX_POINTS) {
+                chunks.push(&self.runs[first..i]);
+                first = i;
+                points = 0;
+            }
+            points += len;
+        }
+        if first < self.runs.len() {
+            chunks.push(&self.runs[first..]);
+        }
+        chunks
     }
-    let mut order = vec![0u32; series.len()];
-    for (i, &s) in series.iter().enumerate() {
-        let slot = &mut starts[(s - lo) as usize];
-        order[*slot as usize] = i as u32;
-        *slot += 1;
+}
+
+/// The columns of the log, read through the sorted order.
+struct LogColumns<'a> {
+    order: &'a [u32],
+    times: &'a [i64],
+    values: &'a [u64],
+}
+
+impl LogColumns<'_> {
+    /// Gathers and encodes the series of `runs` into sealed groups. Among
+    /// points of one series with the same time, the last appended wins
+    /// ([I5]).
+    fn encode(&self, runs: &[Run]) -> Result<Vec<SealedGroup>> {
+        let mut groups = Vec::new();
+        let mut builder = GroupBuilder::default();
+        let mut pairs: Vec<(i64, u64)> = Vec::new();
+        let (mut times, mut values) = (Vec::new(), Vec::new());
+        for run in runs {
+            pairs.clear();
+            // The runs partition `order` and every index in it is below the
+            // log's length (SortedLog::new), so neither lookup can fail; a
+            // failure would be a bug, reported rather than a panic.
+            let Some(indexes) = self.order.get(run.start as usize..run.end as usize) else {
+                return Err(Error::Invalid("the flush's sort lost its place".into()));
+            };
+            for &i in indexes {
+                let (Some(&t), Some(&v)) =
+                    (self.times.get(i as usize), self.values.get(i as usize))
+                else {
+                    return Err(Error::Invalid("the flush's sort lost its place".into()));
+                };
+                pairs.push((t, v));
+            }
+            // A stable sort keeps equal times in append order, so keeping the
+            // last of each run of equal times keeps the latest append.
+            if pairs.windows(2).any(|w| w[0].0 >= w[1].0) {
+                pairs.sort_by_key(|p| p.0);
+            }
+            times.clear();
+            values.clear();
+            for (k, &(t, v)) in pairs.iter().enumerate() {
+                if pairs.get(k + 1).is_some_and(|next| next.0 == t) {
+                    continue;
+                }
+                times.push(t);
+                values.push(v);
+            }
+            if builder.add_series(run.series, &times, &values)? {
+                groups.extend(builder.seal()?);
+            }
+        }
+        groups.extend(builder.seal()?);
+        Ok(groups)
     }
-    order
 }
 
 #[cfg(test)]
@@ -421,9 +532,40 @@ mod tests {
     use super::*;
 
     #[test]
-    fn counting_sort_is_stable() {
+    fn counting_sort_is_stable_and_finds_the_runs() {
         let series = [5, 3, 5, 3, 9, 5];
-        assert_eq!(sort_by_series(&series), vec![1, 3, 0, 2, 5, 4]);
-        assert!(sort_by_series(&[]).is_empty());
+        let sorted = SortedLog::new(&series);
+        assert_eq!(sorted.order, vec![1, 3, 0, 2, 5, 4]);
+        let run = |series, start, end| Run { series, start, end };
+        assert_eq!(sorted.runs, vec![run(3, 0, 2), run(5, 2, 5), run(9, 5, 6)]);
+        let empty = SortedLog::new(&[]);
+        assert!(empty.order.is_empty() && empty.runs.is_empty());
+    }
+
+    #[test]
+    fn chunks_hold_whole_series_within_both_limits() {
+        // 3000 series of 200 points each: the point limit (2^18 = 262144)
+        // would cut every 1310 series, the series limit cuts every 1024.
+        let mut series = Vec::new();
+        for s in 0..3000u32 {
+            series.extend(std::iter::repeat_n(s, 200));
+        }
+        let sorted = SortedLog::new(&series);
+        let sizes: Vec<usize> = sorted.chunks().iter().map(|c| c.len()).collect();
+        assert_eq!(sizes, vec![1024, 1024, 952]);
+        // 1000 series of 1000 points: the point limit cuts every 262.
+        let mut series = Vec::new();
+        for s in 0..1000u32 {
+            series.extend(std::iter::repeat_n(s, 1000));
+        }
+        let sorted = SortedLog::new(&series);
+        let sizes: Vec<usize> = sorted.chunks().iter().map(|c| c.len()).collect();
+        assert_eq!(sizes, vec![262, 262, 262, 214]);
+        // One long series is a chunk alone, whatever its length.
+        let mut series = vec![7u32; CHUNK_MAX_POINTS + 5];
+        series.extend([8, 9]);
+        let sorted = SortedLog::new(&series);
+        let sizes: Vec<usize> = sorted.chunks().iter().map(|c| c.len()).collect();
+        assert_eq!(sizes, vec![1, 2]);
     }
 }

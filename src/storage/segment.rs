@@ -61,75 +61,34 @@ struct EntryDraft {
     values_len: u64,
 }
 
-/// Streams series, in increasing id, into a new segment file.
-pub(crate) struct SegmentWriter {
-    number: u64,
-    tmp_path: PathBuf,
-    final_path: PathBuf,
-    out: BufWriter<File>,
-    written: u64,
+/// Encodes series, in increasing id, into the regions of one group
+/// (docs/format.md, "Group"), apart from any file: the unit that
+/// [`SegmentWriter`] appends, and that a flush builds on several threads at
+/// once.
+#[derive(Default)]
+pub(crate) struct GroupBuilder {
     times: Vec<u8>,
     values: Vec<u8>,
     drafts: Vec<EntryDraft>,
-    index: Vec<u8>,
-    directory: Vec<u8>,
-    groups: u32,
-    footer: Footer,
-    last_id: Option<u32>,
 }
 
-impl SegmentWriter {
-    /// Starts segment `number` in `dir`, under a temporary name.
-    pub(crate) fn create(dir: &Path, number: u64) -> Result<SegmentWriter> {
-        let final_path = dir.join(segment_file_name(number));
-        let tmp_path = dir.join(format!("{}.tmp", segment_file_name(number)));
-        let file = File::create(&tmp_path).map_err(|e| Error::io(&tmp_path, e))?;
-        let mut out = BufWriter::with_capacity(1 << 20, file);
-        let mut header = Vec::new();
-        put_header(&mut header, MAGIC_SEGMENT);
-        out.write_all(&header)
-            .map_err(|e| Error::io(&tmp_path, e))?;
-        Ok(SegmentWriter {
-            number,
-            tmp_path,
-            final_path,
-            out,
-            written: HEADER_LEN as u64,
-            times: Vec::new(),
-            values: Vec::new(),
-            drafts: Vec::new(),
-            index: Vec::new(),
-            directory: Vec::new(),
-            groups: 0,
-            footer: Footer {
-                directory_offset: 0,
-                group_count: 0,
-                directory_crc: 0,
-                series_count: 0,
-                points: 0,
-                t_min: i64::MAX,
-                t_max: i64::MIN,
-                first_series: 0,
-                last_series: 0,
-            },
-            last_id: None,
-        })
-    }
+/// A closed group: its three regions back to back (times, values, index)
+/// and its directory entry, whose `offset` is set when it is appended.
+pub(crate) struct SealedGroup {
+    entry: GroupEntry,
+    bytes: Vec<u8>,
+}
 
-    /// Bytes the file will have if finished now, roughly (the open group's
-    /// index and the directory are not counted).
-    pub(crate) fn bytes_written(&self) -> u64 {
-        self.written + (self.times.len() + self.values.len()) as u64
-    }
-
-    /// Adds one series. Its id must be greater than every id added before,
-    /// `times` strictly increasing and as long as `values`, and not empty.
-    pub(crate) fn add_series(&mut self, id: u32, times: &[i64], values: &[u64]) -> Result<()> {
+impl GroupBuilder {
+    /// Adds one series. Its id must be greater than every id added to this
+    /// group, `times` strictly increasing and as long as `values`, and not
+    /// empty. Returns whether the group is now full and should be sealed.
+    pub(crate) fn add_series(&mut self, id: u32, times: &[i64], values: &[u64]) -> Result<bool> {
         let (Some(&t_min), Some(&t_max)) = (times.first(), times.last()) else {
             return Err(Error::Invalid("a series in a segment needs points".into()));
         };
         if times.len() != values.len()
-            || self.last_id.is_some_and(|last| id <= last)
+            || self.drafts.last().is_some_and(|last| id <= last.id)
             || times.windows(2).any(|w| w[0] >= w[1])
         {
             return Err(Error::Invalid(format!(
@@ -155,44 +114,32 @@ impl SegmentWriter {
             times_len: (self.times.len() - times_start) as u64,
             values_len: (self.values.len() - values_start) as u64,
         });
-        if self.last_id.is_none() {
-            self.footer.first_series = id;
-        }
-        self.last_id = Some(id);
-        self.footer.last_series = id;
-        self.footer.series_count += 1;
-        self.footer.points += times.len() as u64;
-        self.footer.t_min = self.footer.t_min.min(t_min);
-        self.footer.t_max = self.footer.t_max.max(t_max);
-        if self.drafts.len() >= GROUP_MAX_SERIES
-            || self.times.len() + self.values.len() >= GROUP_MAX_BYTES
-        {
-            self.close_group()?;
-        }
-        Ok(())
+        Ok(self.drafts.len() >= GROUP_MAX_SERIES
+            || self.times.len() + self.values.len() >= GROUP_MAX_BYTES)
     }
 
-    /// Writes the open group's regions and records its directory entry.
-    fn close_group(&mut self) -> Result<()> {
+    /// Closes the group: builds its index region and directory entry and
+    /// leaves the builder empty for the next group. `None` when empty.
+    pub(crate) fn seal(&mut self) -> Result<Option<SealedGroup>> {
         let (Some(first), Some(last)) = (self.drafts.first(), self.drafts.last()) else {
-            return Ok(());
+            return Ok(None);
         };
         let (first_series, last_series) = (first.id, last.id);
         let t_min = self.drafts.iter().map(|d| d.t_min).min().unwrap_or(0);
         let t_max = self.drafts.iter().map(|d| d.t_max).max().unwrap_or(0);
-        self.index.clear();
+        let mut index = Vec::with_capacity(self.drafts.len() * 16);
         let mut prev = first_series;
         let mut points = 0;
         for d in &self.drafts {
-            put_varint(&mut self.index, u64::from(d.id - prev));
+            put_varint(&mut index, u64::from(d.id - prev));
             prev = d.id;
-            put_varint(&mut self.index, d.points);
-            put_varint(&mut self.index, d.t_min.wrapping_sub(t_min) as u64);
-            put_varint(&mut self.index, d.t_max.wrapping_sub(d.t_min) as u64);
-            put_varint(&mut self.index, d.v_min);
-            put_varint(&mut self.index, d.v_max - d.v_min);
-            put_varint(&mut self.index, d.times_len);
-            put_varint(&mut self.index, d.values_len);
+            put_varint(&mut index, d.points);
+            put_varint(&mut index, d.t_min.wrapping_sub(t_min) as u64);
+            put_varint(&mut index, d.t_max.wrapping_sub(d.t_min) as u64);
+            put_varint(&mut index, d.v_min);
+            put_varint(&mut index, d.v_max - d.v_min);
+            put_varint(&mut index, d.times_len);
+            put_varint(&mut index, d.values_len);
             points += d.points;
         }
         let region_len = |len: usize| {
@@ -204,26 +151,141 @@ impl SegmentWriter {
             series_count: self.drafts.len() as u32,
             times_len: region_len(self.times.len())?,
             values_len: region_len(self.values.len())?,
-            index_len: region_len(self.index.len())?,
-            offset: self.written,
+            index_len: region_len(index.len())?,
+            offset: 0,
             t_min,
             t_max,
             points,
             times_crc: crc32fast::hash(&self.times),
             values_crc: crc32fast::hash(&self.values),
-            index_crc: crc32fast::hash(&self.index),
+            index_crc: crc32fast::hash(&index),
         };
-        for region in [&self.times, &self.values, &self.index] {
-            self.out
-                .write_all(region)
-                .map_err(|e| Error::io(&self.tmp_path, e))?;
-        }
-        self.written += entry.len();
-        entry.put(&mut self.directory);
-        self.groups += 1;
+        let mut bytes = Vec::with_capacity(self.times.len() + self.values.len() + index.len());
+        bytes.extend_from_slice(&self.times);
+        bytes.extend_from_slice(&self.values);
+        bytes.extend_from_slice(&index);
         self.times.clear();
         self.values.clear();
         self.drafts.clear();
+        Ok(Some(SealedGroup { entry, bytes }))
+    }
+}
+
+/// Streams series or sealed groups, in increasing id, into a new segment
+/// file.
+pub(crate) struct SegmentWriter {
+    number: u64,
+    tmp_path: PathBuf,
+    final_path: PathBuf,
+    out: BufWriter<File>,
+    written: u64,
+    open: GroupBuilder,
+    directory: Vec<u8>,
+    groups: u32,
+    footer: Footer,
+    last_id: Option<u32>,
+}
+
+impl SegmentWriter {
+    /// Starts segment `number` in `dir`, under a temporary name.
+    pub(crate) fn create(dir: &Path, number: u64) -> Result<SegmentWriter> {
+        let final_path = dir.join(segment_file_name(number));
+        let tmp_path = dir.join(format!("{}.tmp", segment_file_name(number)));
+        let file = File::create(&tmp_path).map_err(|e| Error::io(&tmp_path, e))?;
+        let mut out = BufWriter::with_capacity(1 << 20, file);
+        let mut header = Vec::new();
+        put_header(&mut header, MAGIC_SEGMENT);
+        out.write_all(&header)
+            .map_err(|e| Error::io(&tmp_path, e))?;
+        Ok(SegmentWriter {
+            number,
+            tmp_path,
+            final_path,
+            out,
+            written: HEADER_LEN as u64,
+            open: GroupBuilder::default(),
+            directory: Vec::new(),
+            groups: 0,
+            footer: Footer {
+                directory_offset: 0,
+                group_count: 0,
+                directory_crc: 0,
+                series_count: 0,
+                points: 0,
+                t_min: i64::MAX,
+                t_max: i64::MIN,
+                first_series: 0,
+                last_series: 0,
+            },
+            last_id: None,
+        })
+    }
+
+    /// Bytes the file will have if finished now, roughly (the open group's
+    /// index and the directory are not counted).
+    pub(crate) fn bytes_written(&self) -> u64 {
+        self.written + (self.open.times.len() + self.open.values.len()) as u64
+    }
+
+    /// Adds one series to the open group. Its id must be greater than every
+    /// id added before, `times` strictly increasing and as long as `values`,
+    /// and not empty.
+    pub(crate) fn add_series(&mut self, id: u32, times: &[i64], values: &[u64]) -> Result<()> {
+        if self.last_id.is_some_and(|last| id <= last) {
+            return Err(Error::Invalid(format!(
+                "series {id} is out of order or its times do not strictly increase"
+            )));
+        }
+        if self.open.add_series(id, times, values)? {
+            self.close_group()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the open group, if any.
+    fn close_group(&mut self) -> Result<()> {
+        if let Some(group) = self.open.seal()? {
+            self.write_group(group)?;
+        }
+        Ok(())
+    }
+
+    /// Appends a group sealed elsewhere. Its series must all come after every
+    /// series added before; the open group, if any, is written first.
+    pub(crate) fn append_group(&mut self, group: SealedGroup) -> Result<()> {
+        self.close_group()?;
+        if self
+            .last_id
+            .is_some_and(|last| group.entry.first_series <= last)
+        {
+            return Err(Error::Invalid(format!(
+                "a group starting at series {} is out of order",
+                group.entry.first_series
+            )));
+        }
+        self.write_group(group)
+    }
+
+    /// Writes a sealed group's regions at the end of the file and records
+    /// its directory entry and its share of the footer.
+    fn write_group(&mut self, group: SealedGroup) -> Result<()> {
+        let SealedGroup { mut entry, bytes } = group;
+        entry.offset = self.written;
+        self.out
+            .write_all(&bytes)
+            .map_err(|e| Error::io(&self.tmp_path, e))?;
+        self.written += entry.len();
+        entry.put(&mut self.directory);
+        self.groups += 1;
+        if self.last_id.is_none() {
+            self.footer.first_series = entry.first_series;
+        }
+        self.last_id = Some(entry.last_series);
+        self.footer.last_series = entry.last_series;
+        self.footer.series_count += u64::from(entry.series_count);
+        self.footer.points += entry.points;
+        self.footer.t_min = self.footer.t_min.min(entry.t_min);
+        self.footer.t_max = self.footer.t_max.max(entry.t_max);
         Ok(())
     }
 
