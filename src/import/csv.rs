@@ -1,18 +1,15 @@
 //! The CSV snapshot format ([IM5]): a header row naming the columns, then
 //! one row per account.
 //!
-//! Splitting is the `csv` crate's, with standard quoting. Its record
-//! positions do not count blank lines or `\r\n` line ends the way a person
-//! does, so lines are counted here from the line count after each record
-//! (which is exact), and the `\r` of a `\r\n` line end is dropped here.
+//! Splitting, with standard quoting, is `split`'s; lines are counted there
+//! too, and the `\r` of a `\r\n` line end is dropped here.
 
 use std::io::Read;
 
-use ::csv::{ByteRecord, ReaderBuilder, Terminator};
-
 use super::batch::{MetricSlots, RowBatch};
 use super::reader::{HeaderMetrics, ReaderState, Stop};
-use super::source::{Opened, READ_BUFFER};
+use super::source::Opened;
+use super::split::{Record, Splitter};
 use super::values::{TimeCache, parse_count, quote_cell};
 use crate::Error;
 
@@ -38,7 +35,7 @@ struct MetricColumn {
 /// The field at `index`, without the `\r` of a `\r\n` line end if it is the
 /// last field.
 #[inline]
-fn field(record: &ByteRecord, index: usize) -> &[u8] {
+fn field<'a>(record: &Record<'a>, index: usize) -> &'a [u8] {
     let text = record.get(index).unwrap_or_default();
     if index + 1 == record.len() {
         text.strip_suffix(b"\r").unwrap_or(text)
@@ -47,23 +44,16 @@ fn field(record: &ByteRecord, index: usize) -> &[u8] {
     }
 }
 
-/// True for a record made of a blank line: one empty field. (csv skips
-/// lines that are entirely empty, but not those holding a lone `\r`.)
-fn is_blank(record: &ByteRecord) -> bool {
-    record.len() == 1 && field(record, 0).is_empty()
-}
-
 /// What is appended to every CSV text, so that the end of a file is always
 /// seen the same way:
 ///
 /// - the `\n` ends the last record when the file does not end with a line
-///   end, so that every record ends with `\n` and the line count after it is
-///   exact (see [`start_line`]);
+///   end;
 /// - the quote and the mark make one more record, made of just the mark
 ///   and a `\n`, when the file ends outside quotes; but when the file ends
 ///   inside a quoted field, the `\n` joins that field, the quote closes it
-///   and the mark follows it, so the last field ends with the mark. The
-///   `csv` crate does not report an unclosed quote otherwise.
+///   and the mark follows it, so the last field ends with the mark.
+///   `csv_core` does not report an unclosed quote otherwise.
 ///
 /// The NUL bytes keep the mark from being mistaken for text.
 const END_OF_TEXT: &[u8] = b"\n\"\0tally: end of the file\0\n";
@@ -75,70 +65,48 @@ fn end_mark() -> &'static [u8] {
         .unwrap_or_default()
 }
 
-/// The line a record starts on, given the line count before and after
-/// reading it. The count after is exact, since every record ends with a
-/// `\n` (see [`END_OF_TEXT`]). The count before may include blank lines
-/// skipped before the record, so when the record seems to span more than
-/// one line, the newlines inside its fields tell its start.
-#[inline]
-fn start_line(before: u64, after: u64, record: &ByteRecord) -> u64 {
-    if after == before + 1 {
-        return before;
-    }
-    let inside = record.as_slice().iter().filter(|&&b| b == b'\n').count() as u64;
-    after.saturating_sub(1).saturating_sub(inside)
-}
-
 /// Reads the next record that is not blank, and returns the line it starts
 /// on, or `None` at the end of the file.
-fn next_record(
-    reader: &mut ::csv::Reader<impl Read>,
-    record: &mut ByteRecord,
+fn next_record<'s>(
+    splitter: &'s mut Splitter<impl Read>,
     opened: &Opened,
     display: &str,
     state: &ReaderState,
-) -> Result<Option<u64>, Stop> {
-    loop {
-        let before = reader.position().line();
-        match reader.read_byte_record(record) {
-            Ok(true) => {}
-            // Only when the text ends inside the mark, which cannot happen.
-            Ok(false) => return Ok(None),
-            Err(e) => {
-                return Err(read_error(
-                    opened,
-                    display,
-                    state,
-                    e,
-                    reader.position().line(),
-                ));
-            }
+) -> Result<Option<(u64, Record<'s>)>, Stop> {
+    let (line, record) = match splitter.next_record() {
+        Ok(Some(found)) => found,
+        // Only when the text ends inside the mark, which cannot happen.
+        Ok(None) => return Ok(None),
+        Err(failure) => {
+            return Err(Stop::Failed(opened.read_error(
+                display,
+                failure.line,
+                &failure.error,
+                &state.raw,
+            )));
         }
-        if is_blank(record) {
-            continue;
-        }
-        // Both checks cost a length comparison for ordinary fields.
-        let last_field = record
-            .get(record.len().saturating_sub(1))
-            .unwrap_or_default();
-        if record.len() == 1 && last_field.strip_suffix(b"\n") == Some(end_mark()) {
-            return Ok(None);
-        }
-        if last_field.ends_with(end_mark()) {
-            return Err(Stop::Failed(Error::Import {
-                file: display.to_string(),
-                line: start_line(before, reader.position().line(), record),
-                reason: "a quoted field in this row is never closed".to_string(),
-            }));
-        }
-        return Ok(Some(start_line(before, reader.position().line(), record)));
+    };
+    // Both checks cost a length comparison for ordinary fields.
+    let last_field = record
+        .get(record.len().saturating_sub(1))
+        .unwrap_or_default();
+    if record.len() == 1 && last_field.strip_suffix(b"\n") == Some(end_mark()) {
+        return Ok(None);
     }
+    if last_field.ends_with(end_mark()) {
+        return Err(Stop::Failed(Error::Import {
+            file: display.to_string(),
+            line,
+            reason: "a quoted field in this row is never closed".to_string(),
+        }));
+    }
+    Ok(Some((line, record)))
 }
 
 /// Reads the header into a layout; the error is the reason for the header's
 /// line.
 fn parse_header(
-    record: &ByteRecord,
+    record: &Record<'_>,
     at: Option<i64>,
     metrics: &mut MetricSlots,
     new_metrics: &mut Vec<(u32, String)>,
@@ -199,7 +167,7 @@ impl Layout {
     #[inline]
     fn parse_row(
         &self,
-        record: &ByteRecord,
+        record: &Record<'_>,
         line: u64,
         times: &mut TimeCache,
         batch: &mut RowBatch,
@@ -213,17 +181,15 @@ impl Layout {
             );
             // A quote that is never closed swallows the lines after it into
             // one field; say so, since the row count alone would puzzle.
-            if record.as_slice().contains(&b'\n') {
+            if record.spans_lines() {
                 reason.push_str(" (a quoted field spans lines; is a quote not closed?)");
             }
             return batch.reject(line, reason);
         }
         // The counts are parsed before the time, though a bad time is
-        // reported first. csv writes the record a byte at a time just before
-        // this; a wide read of the time (the start of the record) right away
-        // waits for those writes to drain, which once cost a third of this
-        // thread's time. The time is compared byte by byte (see
-        // `TimeCache`), and parsing the counts first gives the writes time.
+        // reported first. (When csv_core wrote each record a byte at a time
+        // just before this, a wide read of the time right away waited for
+        // those writes to drain; the order is kept since it costs nothing.)
         let mut count_problem = None;
         for column in &self.metric_columns {
             let text = field(record, column.index);
@@ -262,26 +228,6 @@ impl Layout {
     }
 }
 
-/// Turns an error of the csv reader into the error of the import.
-fn read_error(
-    opened: &Opened,
-    display: &str,
-    state: &ReaderState,
-    error: ::csv::Error,
-    line: u64,
-) -> Stop {
-    match error.into_kind() {
-        ::csv::ErrorKind::Io(io) => Stop::Failed(opened.read_error(display, line, &io, &state.raw)),
-        // With flexible records read as bytes, csv reports nothing but I/O
-        // errors; anything else is still reported rather than lost.
-        other => Stop::Failed(Error::Import {
-            file: display.to_string(),
-            line,
-            reason: format!("cannot read the file: {other:?}"),
-        }),
-    }
-}
-
 /// Reads one CSV file into batches.
 pub(super) fn read_file(
     state: &mut ReaderState,
@@ -290,15 +236,9 @@ pub(super) fn read_file(
     mut opened: Opened,
 ) -> Result<(), Stop> {
     let text = std::mem::replace(&mut opened.text, Box::new(std::io::empty()));
-    let mut reader = ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .terminator(Terminator::Any(b'\n'))
-        .buffer_capacity(READ_BUFFER)
-        .from_reader(text.chain(END_OF_TEXT));
-    let mut record = ByteRecord::new();
+    let mut splitter = Splitter::new(text.chain(END_OF_TEXT));
 
-    let Some(header_line) = next_record(&mut reader, &mut record, &opened, display, state)? else {
+    let Some((header_line, record)) = next_record(&mut splitter, &opened, display, state)? else {
         return Err(Stop::Failed(Error::Import {
             file: display.to_string(),
             line: 0,
@@ -325,66 +265,9 @@ pub(super) fn read_file(
         }),
     )?;
 
-    while let Some(line) = next_record(&mut reader, &mut record, &opened, display, state)? {
+    while let Some((line, record)) = next_record(&mut splitter, &opened, display, state)? {
         layout.parse_row(&record, line, &mut state.times, &mut state.batch);
         state.row_done()?;
     }
     state.end_file()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn records(text: &[u8]) -> Vec<(u64, Vec<Vec<u8>>)> {
-        let mut reader = ReaderBuilder::new()
-            .has_headers(false)
-            .flexible(true)
-            .terminator(Terminator::Any(b'\n'))
-            .from_reader(text.chain(END_OF_TEXT));
-        let mut record = ByteRecord::new();
-        let mut out = Vec::new();
-        loop {
-            let before = reader.position().line();
-            if !reader
-                .read_byte_record(&mut record)
-                .expect("reading from memory")
-            {
-                break;
-            }
-            if !is_blank(&record) {
-                let line = start_line(before, reader.position().line(), &record);
-                out.push((
-                    line,
-                    (0..record.len())
-                        .map(|i| field(&record, i).to_vec())
-                        .collect(),
-                ));
-            }
-        }
-        out
-    }
-
-    #[test]
-    fn lines_count_blank_lines_crlf_and_newlines_inside_quotes() {
-        let got = records(b"\n\na,b\r\n\r\n\"x\ny\",\"d\"\r\n\n e,f");
-        let lines: Vec<u64> = got.iter().map(|(line, _)| *line).collect();
-        assert_eq!(lines, vec![3, 5, 8, 9]);
-        assert_eq!(got[0].1, vec![b"a".to_vec(), b"b".to_vec()]);
-        assert_eq!(got[1].1, vec![b"x\ny".to_vec(), b"d".to_vec()]);
-        assert_eq!(got[2].1, vec![b" e".to_vec(), b"f".to_vec()]);
-        // The end mark is the last record.
-        assert_eq!(got[3], (9, vec![[end_mark(), b"\n"].concat()]));
-        assert_eq!(got.len(), 4);
-    }
-
-    #[test]
-    fn an_unclosed_quote_ends_with_the_mark() {
-        let got = records(b"a,b\nc,\"d\ne");
-        assert_eq!(got.len(), 2);
-        assert_eq!(
-            got[1],
-            (2, vec![b"c".to_vec(), [b"d\ne\n", end_mark()].concat()])
-        );
-    }
 }

@@ -22,6 +22,7 @@ mod jsonl;
 mod reader;
 mod resolve;
 mod source;
+mod split;
 mod values;
 
 #[cfg(test)]
