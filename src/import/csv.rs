@@ -187,9 +187,8 @@ impl Layout {
             return batch.reject(line, reason);
         }
         // The counts are parsed before the time, though a bad time is
-        // reported first. (When csv_core wrote each record a byte at a time
-        // just before this, a wide read of the time right away waited for
-        // those writes to drain; the order is kept since it costs nothing.)
+        // reported first: a bad count is remembered until the time is known
+        // good.
         let mut count_problem = None;
         for column in &self.metric_columns {
             let text = field(record, column.index);

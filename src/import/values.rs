@@ -125,15 +125,6 @@ pub(super) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     word_at(a, length - 8) == word_at(b, length - 8)
 }
 
-/// Compares two byte strings one byte at a time. The time of a CSV row is
-/// compared right after csv wrote it a byte at a time; a wide read of bytes
-/// still being written waits for all those writes, while byte reads are
-/// served from them at once.
-#[inline]
-fn same_bytes_just_written(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
-}
-
 /// Parses times, remembering the last one. Snapshot files repeat the same
 /// time on every row, so nearly every row costs one comparison of bytes.
 #[derive(Debug, Default)]
@@ -147,7 +138,7 @@ impl TimeCache {
     /// Parses a time as [`parse_time`] does; the error is a reason.
     #[inline]
     pub fn parse(&mut self, text: &[u8]) -> Result<i64, String> {
-        if self.filled && same_bytes_just_written(&self.last_text, text) {
+        if self.filled && same_bytes(&self.last_text, text) {
             return Ok(self.last_ms);
         }
         self.parse_new(text)
@@ -216,16 +207,14 @@ mod tests {
     #[test]
     fn byte_comparisons_compare_any_length() {
         let text = b"2019-02-13T10:00:00Z and some more";
-        for compare in [same_bytes, same_bytes_just_written] {
-            for length in 0..text.len() {
-                let a = &text[..length];
-                assert!(compare(a, &text.to_vec()[..length]));
-                assert!(!compare(a, &text[..length + 1]));
-                for at in 0..length {
-                    let mut b = a.to_vec();
-                    b[at] ^= 1;
-                    assert!(!compare(a, &b), "{length} {at}");
-                }
+        for length in 0..text.len() {
+            let a = &text[..length];
+            assert!(same_bytes(a, &text.to_vec()[..length]));
+            assert!(!same_bytes(a, &text[..length + 1]));
+            for at in 0..length {
+                let mut b = a.to_vec();
+                b[at] ^= 1;
+                assert!(!same_bytes(a, &b), "{length} {at}");
             }
         }
     }

@@ -48,10 +48,30 @@ pub fn encode_values(values: &[u64], out: &mut Vec<u8>) {
         return;
     };
     put_varint(out, first);
+    SCRATCH.with_borrow_mut(|scratch| encode_deltas(first, rest, scratch, out));
+}
+
+/// The working arrays of [`encode_values`], 6 KiB: kept per thread and
+/// reused from call to call, since zeroing them anew cost more than
+/// encoding a series of a few dozen points.
+struct Scratch {
+    z: [u64; BLOCK_LEN],
+    sparse: SparsePlan,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = const {
+        std::cell::RefCell::new(Scratch {
+            z: [0; BLOCK_LEN],
+            sparse: SparsePlan::new(),
+        })
+    };
+}
+
+/// Appends the blocks of the deltas of `rest`, the values after `first`.
+fn encode_deltas(first: u64, rest: &[u64], scratch: &mut Scratch, out: &mut Vec<u8>) {
+    let Scratch { z, sparse } = scratch;
     let mut previous = first;
-    let mut z = [0u64; BLOCK_LEN];
-    // Reused from block to block: its arrays are 4 KiB.
-    let mut sparse = SparsePlan::new();
     for chunk in rest.chunks(BLOCK_LEN) {
         for (slot, &v) in z.iter_mut().zip(chunk) {
             *slot = zigzag(v.wrapping_sub(previous) as i64);
@@ -85,7 +105,7 @@ struct SparsePlan {
 }
 
 impl SparsePlan {
-    fn new() -> SparsePlan {
+    const fn new() -> SparsePlan {
         SparsePlan {
             gaps: [0; BLOCK_LEN],
             values: [0; BLOCK_LEN],
