@@ -124,6 +124,80 @@ fn dropping_a_writer_discards_its_batch() {
     assert_eq!(db.accounts(), vec!["again", "kept"]);
 }
 
+/// Spills run on a thread of their own while appends go on; dropping the
+/// writer waits for the one in flight and removes every file of the batch.
+#[test]
+fn dropping_a_writer_with_spills_in_flight_leaves_no_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open_with(dir.path(), Options::default().memory_budget(64 * 1024)).unwrap();
+    let files = || {
+        let mut names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let mut w = db.writer().unwrap();
+    w.append("kept", "followers", T0, 1).unwrap();
+    w.commit().unwrap();
+    let before = files();
+    for h in 0..20_000 {
+        w.append(&format!("a{}", h % 300), "followers", T0 + h * HOUR, 7)
+            .unwrap();
+    }
+    drop(w);
+    assert_eq!(files(), before);
+    assert_eq!(Db::open(dir.path()).unwrap().stats().unwrap().points, 1);
+}
+
+/// A spill that fails in the background is not lost: a later append or the
+/// commit reports it, the whole batch is discarded, and nothing of it
+/// becomes visible. The failure is made by taking the database folder
+/// away while spills run, and putting it back before the commit.
+#[test]
+fn a_spill_that_fails_in_the_background_discards_the_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let away = dir.path().join("away");
+    let db = Db::open_with(&path, Options::default().memory_budget(64 * 1024)).unwrap();
+    let mut w = db.writer().unwrap();
+    w.append("kept", "followers", T0, 1).unwrap();
+    w.commit().unwrap();
+    let mut failed;
+    let append = |w: &mut tally::Writer, from: i64| {
+        for h in from..from + 5_000 {
+            if let Err(e) = w.append(&format!("a{}", h % 300), "followers", T0 + h * HOUR, 7) {
+                return Some(e);
+            }
+        }
+        None
+    };
+    // Appending stops at the first error, as a program would.
+    failed = append(&mut w, 0);
+    std::fs::rename(&path, &away).unwrap();
+    if failed.is_none() {
+        failed = append(&mut w, 5_000);
+    }
+    std::fs::rename(&away, &path).unwrap();
+    if failed.is_none() {
+        failed = append(&mut w, 10_000);
+    }
+    let commit = w.commit();
+    match (&failed, &commit) {
+        // The error came from an append: the batch was discarded then, and
+        // the points appended after it (none here) make the next batch.
+        (Some(_), Ok(summary)) => assert_eq!(summary.points, 0, "{summary:?}"),
+        (None, Err(_)) => {}
+        other => panic!("the failed spill was not reported: {other:?}"),
+    }
+    drop(w);
+    let db = Db::open(&path).unwrap();
+    assert_eq!(db.stats().unwrap().points, 1);
+    assert_eq!(db.accounts(), vec!["kept"]);
+    assert!(Db::verify(&path).unwrap().is_clean());
+}
+
 #[test]
 fn a_second_writer_is_refused_while_the_first_lives() {
     // [I6]

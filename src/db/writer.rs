@@ -6,10 +6,18 @@
 //! that among points of the same series and time the one appended last
 //! wins) and streams the series into a new segment. Nothing a flush writes is
 //! visible until `commit` writes the manifest that names it.
+//!
+//! A flush that the budget forces runs on a thread of its own while the
+//! writer goes on logging into a second log, so that a bulk import keeps
+//! parsing while the previous part of it is encoded; at most one such flush
+//! runs at a time. The flush at commit runs on the committing thread. Either
+//! way, the series of a flush are encoded in chunks on every core.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::path::Path;
 use std::sync::Arc;
+use std::thread::JoinHandle;
 
 use crate::db::Db;
 use crate::db::lock::WriteLock;
@@ -25,12 +33,14 @@ use crate::time::{MAX_TIME_MS, MIN_TIME_MS};
 use rayon::prelude::*;
 
 /// Bytes of the memory budget one logged point is charged: its series id,
-/// time and count in the log and its slot in the sort permutation during a
-/// flush (24 bytes), plus 8 for everything else an import holds at the same
-/// time (the importer's batches, the dictionary, encoded groups), so that
-/// the process's peak stays within the budget. Measured: a 50 M-point
-/// import peaked at 1.10 GiB of RSS with 24, over a 1 GiB budget.
-const BYTES_PER_LOGGED_POINT: usize = 4 + 8 + 8 + 4 + 8;
+/// time and count in the log being filled (20 bytes), the same again in a
+/// log being flushed meanwhile, with its slot in the sort permutation (24),
+/// plus 12 for everything else an import holds at the same time (the
+/// importer's batches and buffers, the dictionary, encoded groups), so that
+/// the process's peak stays within the budget. Measured: a 50 M-point import
+/// peaked at 986 MiB of RSS with 8 for everything else, under a 1 GiB
+/// budget but too close to it.
+const BYTES_PER_LOGGED_POINT: usize = 20 + 24 + 12;
 
 /// What a commit did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -55,9 +65,12 @@ pub struct Writer {
     _lock: WriteLock,
     base: Arc<Snapshot>,
     dict: DictionaryBuilder,
-    log_series: Vec<u32>,
-    log_times: Vec<i64>,
-    log_values: Vec<u64>,
+    /// The points appended since the last flush.
+    log: Log,
+    /// The columns of a finished flush, kept to be the next log.
+    spare: Option<Log>,
+    /// The flush running on its own thread, if any.
+    in_flight: Option<JoinHandle<FlushOutcome>>,
     max_logged_points: usize,
     flushed: Vec<SegmentMeta>,
     next_segment: u64,
@@ -95,9 +108,9 @@ impl Writer {
             next_segment: base.manifest.next_segment,
             base,
             dict,
-            log_series: Vec::new(),
-            log_times: Vec::new(),
-            log_values: Vec::new(),
+            log: Log::default(),
+            spare: None,
+            in_flight: None,
             max_logged_points,
             flushed: Vec::new(),
             batch_points: 0,
@@ -110,7 +123,12 @@ impl Writer {
     ///
     /// Fails on a metric name that is not `[A-Za-z_][A-Za-z0-9_]*`, an empty
     /// account name, a count above 2^63 − 1 or a time outside the years 0000
-    /// to 9999.
+    /// to 9999; the batch is kept, without the point.
+    ///
+    /// Points past the memory budget are spilled to a segment file in the
+    /// background. If writing one fails (a full disk, say), the error comes
+    /// back from a later `append` or from [`commit`](Writer::commit), and the
+    /// whole uncommitted batch is discarded, as when a commit fails.
     pub fn append(&mut self, account: &str, metric: &str, time_ms: i64, count: u64) -> Result<()> {
         let metric = self.metric_id(metric)?;
         let account = self.account_id(account)?;
@@ -130,8 +148,8 @@ impl Writer {
         self.dict.series_id(account, metric).map_err(Error::Invalid)
     }
 
-    /// Logs one point of a series this writer knows; flushes a segment when
-    /// the log reaches the memory budget.
+    /// Logs one point of a series this writer knows; starts a flush when
+    /// the log reaches the memory budget (see `append` for its errors).
     pub(crate) fn push(&mut self, series: u32, time_ms: i64, count: u64) -> Result<()> {
         if !(MIN_TIME_MS..=MAX_TIME_MS).contains(&time_ms) {
             return Err(Error::Invalid(format!(
@@ -143,12 +161,11 @@ impl Writer {
                 "count {count} is larger than 2^63 - 1"
             )));
         }
-        self.log_series.push(series);
-        self.log_times.push(time_ms);
-        self.log_values.push(count);
+        self.log
+            .push(series, time_ms, count, self.max_logged_points);
         self.batch_points += 1;
-        if self.log_series.len() >= self.max_logged_points {
-            self.flush()?;
+        if self.log.len() >= self.max_logged_points {
+            self.start_flush()?;
         }
         Ok(())
     }
@@ -158,50 +175,68 @@ impl Writer {
         self.batch_points
     }
 
-    /// Writes the logged points as one segment (not yet visible).
-    ///
-    /// The log is sorted by series (a counting sort), then cut into chunks
-    /// of whole series that are gathered and encoded into sealed groups on
-    /// every core at once; the groups are appended to the segment in series
-    /// order, a wave of chunks at a time so that the encoded bytes waiting
-    /// to be written stay small.
-    fn flush(&mut self) -> Result<()> {
-        if self.log_series.is_empty() {
-            return Ok(());
-        }
-        let sorted = SortedLog::new(&self.log_series);
-        let number = self.next_segment;
-        self.next_segment += 1;
-        let mut segment = SegmentWriter::create(&self.base.dir, number)?;
-        let log = LogColumns {
-            order: &sorted.order,
-            times: &self.log_times,
-            values: &self.log_values,
-        };
-        let chunks = sorted.chunks();
-        let wave_len = 2 * rayon::current_num_threads().max(1);
-        let result = (|| {
-            for wave in chunks.chunks(wave_len) {
-                let encoded: Vec<Result<Vec<SealedGroup>>> =
-                    wave.par_iter().map(|runs| log.encode(runs)).collect();
-                for groups in encoded {
-                    for group in groups? {
-                        segment.append_group(group)?;
-                    }
-                }
-            }
-            Ok::<(), Error>(())
-        })();
-        if let Err(e) = result {
-            segment.abandon();
+    /// Hands the log to a flush on its own thread and goes on with an empty
+    /// log, once the flush before it, if any, is done. If that one failed,
+    /// the whole batch is discarded and its error returned.
+    fn start_flush(&mut self) -> Result<()> {
+        if let Err(e) = self.finish_flush() {
+            self.discard();
             return Err(e);
         }
-        if let Some(meta) = segment.finish()? {
+        let next = self.spare.take().unwrap_or_default();
+        let log = std::mem::replace(&mut self.log, next);
+        let number = self.next_segment;
+        self.next_segment += 1;
+        let dir = self.base.dir.clone();
+        let spawned = std::thread::Builder::new()
+            .name("tally-flush".to_string())
+            .spawn(move || {
+                let result = write_segment(&dir, number, &log);
+                FlushOutcome { result, log }
+            });
+        match spawned {
+            Ok(handle) => {
+                self.in_flight = Some(handle);
+                Ok(())
+            }
+            Err(e) => {
+                self.discard();
+                Err(Error::io(&self.base.dir, e))
+            }
+        }
+    }
+
+    /// Waits for the flush on its own thread, if any, and records its
+    /// segment; keeps its columns for the next log.
+    fn finish_flush(&mut self) -> Result<()> {
+        let Some(handle) = self.in_flight.take() else {
+            return Ok(());
+        };
+        let outcome = handle
+            .join()
+            .map_err(|_| Error::Invalid("the flush thread panicked".into()))?;
+        let mut log = outcome.log;
+        log.clear();
+        self.spare = Some(log);
+        if let Some(meta) = outcome.result? {
             self.flushed.push(meta);
         }
-        self.log_series.clear();
-        self.log_times.clear();
-        self.log_values.clear();
+        Ok(())
+    }
+
+    /// Writes the rest of the log as one segment (not yet visible), on this
+    /// thread, after the flush in flight.
+    fn flush(&mut self) -> Result<()> {
+        self.finish_flush()?;
+        if self.log.len() == 0 {
+            return Ok(());
+        }
+        let number = self.next_segment;
+        self.next_segment += 1;
+        if let Some(meta) = write_segment(&self.base.dir, number, &self.log)? {
+            self.flushed.push(meta);
+        }
+        self.log.clear();
         Ok(())
     }
 
@@ -280,6 +315,10 @@ impl Writer {
     /// Drops the uncommitted batch: its log, its segment files and its new
     /// names.
     fn discard(&mut self) {
+        // A flush in flight writes a file of this batch too: let it finish,
+        // so that its file is removed with the others. Its error, if any,
+        // matters no more.
+        let _ = self.finish_flush();
         for meta in self.flushed.drain(..) {
             let path = self
                 .base
@@ -287,9 +326,7 @@ impl Writer {
                 .join(crate::storage::segment::segment_file_name(meta.number));
             let _ = std::fs::remove_file(path);
         }
-        self.log_series.clear();
-        self.log_times.clear();
-        self.log_values.clear();
+        self.log.clear();
         self.batch_points = 0;
         if self.dict.dictionary().series_count() != self.base.dict.series_count()
             || self.dict.has_pending()
@@ -378,13 +415,96 @@ impl Writer {
 /// removed now rather than by the next writer's recovery.
 impl Drop for Writer {
     fn drop(&mut self) {
-        if !self.flushed.is_empty() {
+        if !self.flushed.is_empty() || self.in_flight.is_some() {
             self.discard();
         }
     }
 }
 
 pub use crate::db::compact::CompactSummary;
+
+/// The log: the points appended since the last flush, in append order, as
+/// three columns.
+#[derive(Debug, Default)]
+struct Log {
+    series: Vec<u32>,
+    times: Vec<i64>,
+    values: Vec<u64>,
+}
+
+impl Log {
+    fn len(&self) -> usize {
+        self.series.len()
+    }
+
+    /// Appends a point. The columns grow by doubling, but never past `cap`
+    /// points (the point at which the log is flushed), so that a full log
+    /// takes what the budget counts and not up to twice that.
+    #[inline]
+    fn push(&mut self, series: u32, time_ms: i64, count: u64, cap: usize) {
+        if self.series.len() == self.series.capacity() {
+            let len = self.series.len();
+            let more = len.max(1024).min(cap.saturating_sub(len)).max(1);
+            self.series.reserve_exact(more);
+            self.times.reserve_exact(more);
+            self.values.reserve_exact(more);
+        }
+        self.series.push(series);
+        self.times.push(time_ms);
+        self.values.push(count);
+    }
+
+    fn clear(&mut self) {
+        self.series.clear();
+        self.times.clear();
+        self.values.clear();
+    }
+}
+
+/// What a flush on its own thread hands back: the segment it wrote, and
+/// the log's columns for reuse.
+struct FlushOutcome {
+    result: Result<Option<SegmentMeta>>,
+    log: Log,
+}
+
+/// Writes `log` as segment `number` in `dir` (not yet visible); `None` for
+/// an empty log. The log is sorted by series (a counting sort), then cut
+/// into chunks of whole series that are gathered and encoded into sealed
+/// groups on every core at once; the groups are appended to the segment in
+/// series order, a wave of chunks at a time so that the encoded bytes
+/// waiting to be written stay small. On error, nothing is left behind.
+fn write_segment(dir: &Path, number: u64, log: &Log) -> Result<Option<SegmentMeta>> {
+    if log.len() == 0 {
+        return Ok(None);
+    }
+    let sorted = SortedLog::new(&log.series);
+    let mut segment = SegmentWriter::create(dir, number)?;
+    let columns = LogColumns {
+        order: &sorted.order,
+        times: &log.times,
+        values: &log.values,
+    };
+    let chunks = sorted.chunks();
+    let wave_len = 2 * rayon::current_num_threads().max(1);
+    let result = (|| {
+        for wave in chunks.chunks(wave_len) {
+            let encoded: Vec<Result<Vec<SealedGroup>>> =
+                wave.par_iter().map(|runs| columns.encode(runs)).collect();
+            for groups in encoded {
+                for group in groups? {
+                    segment.append_group(group)?;
+                }
+            }
+        }
+        Ok::<(), Error>(())
+    })();
+    if let Err(e) = result {
+        segment.abandon();
+        return Err(e);
+    }
+    segment.finish()
+}
 
 /// A flush chunk holds at most this many series, so that it makes about one
 /// group (docs/format.md: at most 1024 series per group).
