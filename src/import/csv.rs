@@ -86,7 +86,10 @@ fn next_record<'s>(
             )));
         }
     };
-    // Both checks cost a length comparison for ordinary fields.
+    // The mark holds a quote, so only a quoted record can be or end with it.
+    if !record.was_quoted() {
+        return Ok(Some((line, record)));
+    }
     let last_field = record
         .get(record.len().saturating_sub(1))
         .unwrap_or_default();

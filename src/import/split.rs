@@ -29,6 +29,7 @@ pub(super) struct Record<'a> {
     bytes: &'a [u8],
     spans: &'a [(usize, usize)],
     spans_lines: bool,
+    quoted: bool,
 }
 
 impl<'a> Record<'a> {
@@ -49,6 +50,12 @@ impl<'a> Record<'a> {
     /// holds a line end).
     pub fn spans_lines(&self) -> bool {
         self.spans_lines
+    }
+
+    /// Whether the record had a quote, and so went through `csv_core`.
+    #[inline]
+    pub fn was_quoted(&self) -> bool {
+        self.quoted
     }
 }
 
@@ -201,6 +208,7 @@ impl<R: Read> Splitter<R> {
                         bytes,
                         spans: &self.spans,
                         spans_lines: false,
+                        quoted: false,
                     };
                     return Ok(Some((line, record)));
                 }
@@ -213,6 +221,7 @@ impl<R: Read> Splitter<R> {
                         bytes,
                         spans: &self.spans,
                         spans_lines: bytes.contains(&b'\n'),
+                        quoted: true,
                     };
                     return Ok(Some((line, record)));
                 }
