@@ -69,11 +69,9 @@ pub(super) struct ReadFailure {
 
 /// How a scan of the text from the start of a line ended.
 enum Scan {
-    /// A line without quotes, this long (its `\n` is at this offset); the
-    /// spans were filled.
+    /// The line is this long (its `\n` is at this offset); the spans were
+    /// filled, which are its fields if it has no quote.
     Line(usize),
-    /// The line holds a quote: it is for `csv_core`.
-    Quoted,
     /// No line end in the text: more is needed.
     Incomplete,
 }
@@ -90,7 +88,9 @@ fn bytes_equal(word: u64, byte: u8) -> u64 {
 }
 
 /// Scans `text`, the buffered text from the start of a line, for the end
-/// of that line, filling `spans` with its fields when it has no quote.
+/// of that line, filling `spans` with the text between its commas. (Quotes
+/// are found apart, a whole buffer at a time, so that this loop looks for
+/// two bytes and not three.)
 #[inline]
 fn scan_line(text: &[u8], spans: &mut Vec<(usize, usize)>) -> Scan {
     spans.clear();
@@ -104,22 +104,16 @@ fn scan_line(text: &[u8], spans: &mut Vec<(usize, usize)>) -> Scan {
         for (k, &b) in chunk.iter().enumerate() {
             word |= u64::from(b) << (8 * k);
         }
-        let mut marks =
-            bytes_equal(word, b',') | bytes_equal(word, b'\n') | bytes_equal(word, b'"');
+        let mut marks = bytes_equal(word, b',') | bytes_equal(word, b'\n');
         while marks != 0 {
             let at = base + (marks.trailing_zeros() / 8) as usize;
             marks &= marks - 1;
-            match chunk.get(at - base) {
-                Some(b',') => {
-                    spans.push((field_start, at));
-                    field_start = at + 1;
-                }
-                Some(b'\n') => {
-                    spans.push((field_start, at));
-                    return Scan::Line(at);
-                }
-                _ => return Scan::Quoted,
+            if chunk.get(at - base) == Some(&b'\n') {
+                spans.push((field_start, at));
+                return Scan::Line(at);
             }
+            spans.push((field_start, at));
+            field_start = at + 1;
         }
         base += 8;
     }
@@ -134,7 +128,6 @@ fn scan_line(text: &[u8], spans: &mut Vec<(usize, usize)>) -> Scan {
                 spans.push((field_start, at));
                 return Scan::Line(at);
             }
-            b'"' => return Scan::Quoted,
             _ => {}
         }
     }
@@ -157,6 +150,9 @@ pub(super) struct Splitter<R> {
     eof: bool,
     /// The line of the text at `start`, from 1.
     line: u64,
+    /// `buf[start..quote_free_until]` holds no quote, and the byte at
+    /// `quote_free_until` is one, unless it is `end`.
+    quote_free_until: usize,
     /// The fields of the last record.
     spans: Vec<(usize, usize)>,
     /// The fields of the last quoted record, unquoted by `csv_core`, back
@@ -176,6 +172,7 @@ impl<R: Read> Splitter<R> {
             end: 0,
             eof: false,
             line: 1,
+            quote_free_until: 0,
             spans: Vec::with_capacity(16),
             quoted: vec![0; 1024],
             quoted_len: 0,
@@ -193,6 +190,23 @@ impl<R: Read> Splitter<R> {
         loop {
             let text = self.buf.get(self.start..self.end).unwrap_or_default();
             match scan_line(text, &mut self.spans) {
+                // The line holds the next quote: it is for csv_core.
+                Scan::Line(len) if self.start + len >= self.quote_free_until => {
+                    let record = self.quoted_record();
+                    let start = self.start;
+                    self.find_quote(start);
+                    let Some(line) = record? else {
+                        continue;
+                    };
+                    let bytes = self.quoted.get(..self.quoted_len).unwrap_or_default();
+                    let record = Record {
+                        bytes,
+                        spans: &self.spans,
+                        spans_lines: bytes.contains(&b'\n'),
+                        quoted: true,
+                    };
+                    return Ok(Some((line, record)));
+                }
                 Scan::Line(len) => {
                     let line = self.line;
                     let from = self.start;
@@ -212,19 +226,6 @@ impl<R: Read> Splitter<R> {
                     };
                     return Ok(Some((line, record)));
                 }
-                Scan::Quoted => {
-                    let Some(line) = self.quoted_record()? else {
-                        continue;
-                    };
-                    let bytes = self.quoted.get(..self.quoted_len).unwrap_or_default();
-                    let record = Record {
-                        bytes,
-                        spans: &self.spans,
-                        spans_lines: bytes.contains(&b'\n'),
-                        quoted: true,
-                    };
-                    return Ok(Some((line, record)));
-                }
                 Scan::Incomplete => {
                     if self.eof {
                         if self.start == self.end {
@@ -235,6 +236,9 @@ impl<R: Read> Splitter<R> {
                         self.make_room();
                         if let Some(slot) = self.buf.get_mut(self.end) {
                             *slot = b'\n';
+                            if self.quote_free_until == self.end {
+                                self.quote_free_until += 1;
+                            }
                             self.end += 1;
                         }
                         continue;
@@ -300,12 +304,21 @@ impl<R: Read> Splitter<R> {
         Ok(Some(line))
     }
 
+    /// Sets `quote_free_until` from the first quote at or after `from`.
+    fn find_quote(&mut self, from: usize) {
+        let text = self.buf.get(from..self.end).unwrap_or_default();
+        self.quote_free_until = from + memchr::memchr(b'"', text).unwrap_or(text.len());
+    }
+
     /// Moves the unread text to the front of the buffer and makes room for
     /// at least one more byte, doubling the buffer when a line fills it.
     fn make_room(&mut self) {
         if self.start > 0 {
             self.buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;
+            // While csv_core reads a quoted record, `start` passes the quote
+            // it was sent for; `quote_free_until` is set anew after it.
+            self.quote_free_until = self.quote_free_until.saturating_sub(self.start);
             self.start = 0;
         }
         if self.end == self.buf.len() {
@@ -326,7 +339,11 @@ impl<R: Read> Splitter<R> {
                     return Ok(());
                 }
                 Ok(n) => {
+                    let old_end = self.end;
                     self.end += n;
+                    if self.quote_free_until == old_end {
+                        self.find_quote(old_end);
+                    }
                     return Ok(());
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
