@@ -7,7 +7,9 @@
 //! `loss_i = v_peak - v_i` is positive and reaches the threshold. An episode
 //! is a maximal run of consecutive qualifying points: it starts at the peak of
 //! its first point and ends at its lowest point, the earliest of equal ones.
-//! [`DropFinder`] finds them in one pass with a monotonic deque.
+//! [`DropFinder`] finds them in one pass with a monotonic deque, skipping
+//! the stretches where the series does not fall from one point to the next
+//! (no point there can qualify) with a scan instead of the deque.
 
 use super::monotonic::{DequeMemory, Point};
 use super::{Threshold, same_len, window_start_fits};
@@ -188,13 +190,14 @@ impl DropFinder {
         let mut run_peak = Point::default();
         let mut trough = Point::default();
 
-        for (&time, &value) in times.iter().zip(values) {
+        let mut i = 0;
+        while let (Some(&time), Some(&value)) = (times.get(i), values.get(i)) {
             // The window is [time - W, time): drop what is older than its
             // start. The current point is not in the deque yet, which is
             // what excludes it from its own window.
             deque.expire_before(window_start(time));
             let here = Point { time, value };
-            let qualifies = match deque.front() {
+            match deque.front() {
                 // No loss, no qualification: most points stop at this first,
                 // cheap test, before the bound is looked at.
                 Some(peak) if value < peak.value => {
@@ -202,8 +205,7 @@ impl DropFinder {
                         bound_peak = peak.value;
                         bound = bound_below(threshold, bound_peak);
                     }
-                    let qualifies = value < bound;
-                    if qualifies {
+                    if value < bound {
                         if !in_run {
                             in_run = true;
                             run_peak = peak;
@@ -212,28 +214,77 @@ impl DropFinder {
                             // Strictly lower only: the earliest of equal lows.
                             trough = here;
                         }
+                    } else if in_run {
+                        push_episode(out, run_peak, trough);
+                        in_run = false;
                     }
                     deque.push_max(here);
-                    qualifies
+                    i += 1;
                 }
                 // The point is at least every value in its window (or the
                 // window is empty), so it would push every point out of the
                 // deque: start the deque afresh with it. On a flat or rising
                 // series this is nearly every point.
                 _ => {
-                    deque.reset_to(here);
-                    false
+                    if in_run {
+                        push_episode(out, run_peak, trough);
+                        in_run = false;
+                    }
+                    // Every following point up to the next fall from one
+                    // point to the next takes this branch too: the deque
+                    // holds only the previous point (or nothing, once that
+                    // has left the window), and the point is at least as
+                    // high. So none of them qualifies, and after them the
+                    // deque holds only the last of them. A scan for the
+                    // next fall replaces the loop over them; on follower
+                    // counts, where about 4% of consecutive points fall (on
+                    // the generated 35,000-account data), it skips nearly
+                    // every point.
+                    let next = next_fall(values, i);
+                    // next > i, so next - 1 is i or a later point of the
+                    // series: both lookups succeed.
+                    let last = next - 1;
+                    let (Some(&time), Some(&value)) = (times.get(last), values.get(last)) else {
+                        break;
+                    };
+                    deque.reset_to(Point { time, value });
+                    i = next;
                 }
-            };
-            if in_run && !qualifies {
-                push_episode(out, run_peak, trough);
-                in_run = false;
             }
         }
         if in_run {
             push_episode(out, run_peak, trough);
         }
     }
+}
+
+/// The first index k > i with `values[k] < values[k - 1]`, or
+/// `values.len()` when the values never fall after i.
+///
+/// Eight pairs are compared per step with no branch between them, so the
+/// long rising or flat stretches of follower counts cost one branch per
+/// eight points rather than one per point.
+#[inline]
+fn next_fall(values: &[i64], i: usize) -> usize {
+    let mut k = i;
+    while let Some(w) = values.get(k..).and_then(|rest| rest.first_chunk::<9>()) {
+        let mut fall = false;
+        for j in 0..8 {
+            fall |= w[j + 1] < w[j];
+        }
+        if fall {
+            break;
+        }
+        k += 8;
+    }
+    // At most eight pairs in front of a fall, or the last few of the series.
+    while let (Some(&a), Some(&b)) = (values.get(k), values.get(k + 1)) {
+        if b < a {
+            return k + 1;
+        }
+        k += 1;
+    }
+    values.len()
 }
 
 /// Appends the episode of a finished run. Kept out of line: it runs about
