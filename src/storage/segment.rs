@@ -743,19 +743,11 @@ impl SeriesEntry<'_> {
             }
         }
         if need.values {
-            let start = values.len();
-            encoding::decode_values(self.values, n, values).map_err(what)?;
-            let decoded = values.get(start..).unwrap_or(&[]);
-            // A min/max fold vectorises; a short-circuiting `any` does not.
-            let (lo, hi) = decoded
-                .iter()
-                .fold((u64::MAX, 0), |(lo, hi), &v| (lo.min(v), hi.max(v)));
-            if decoded.len() != n || lo < self.v_min || hi > self.v_max {
-                return Err(self.segment.corrupt(format!(
-                    "series {}: decoded values disagree with the index",
-                    self.id
-                )));
-            }
+            // The decoder checks every value against the index entry's
+            // bounds as it makes them, and appends exactly n values or
+            // fails, leaving `values` as it was.
+            encoding::decode_values_within(self.values, n, self.v_min, self.v_max, values)
+                .map_err(what)?;
         }
         Ok(())
     }

@@ -374,24 +374,82 @@ fn low_mask(b: usize) -> u64 {
 /// format describes them, or has trailing bytes. On error `out` is left as
 /// it was.
 pub fn decode_values(col: &[u8], n: usize, out: &mut Vec<u64>) -> Result<(), DecodeError> {
+    decode_values_within(col, n, 0, u64::MAX, out)
+}
+
+/// Like [`decode_values`], and also rejects a column with a value outside
+/// `lo ..= hi`, the bounds an index entry gives ([S2]), with
+/// [`OUTSIDE_BOUNDS`]. `lo` must be at most `hi`.
+///
+/// The check is part of the decoding rather than a pass over the output:
+/// a block where nothing moved repeats a value already checked, and a block
+/// with few moves has as few distinct values, checked as each move is
+/// decoded; only bit-packed blocks are checked value by value.
+pub fn decode_values_within(
+    col: &[u8],
+    n: usize,
+    lo: u64,
+    hi: u64,
+    out: &mut Vec<u64>,
+) -> Result<(), DecodeError> {
+    // Every series has a point, so an empty range admits no column.
+    let Some(span) = hi.checked_sub(lo) else {
+        return Err(OUTSIDE_BOUNDS);
+    };
     let original_len = out.len();
-    let result = decode_into(col, n, out);
+    let result = decode_into(col, n, Bounds { lo, span }, out);
     if result.is_err() {
         out.truncate(original_len);
     }
     result
 }
 
+/// The error of [`decode_values_within`] for a value outside its bounds.
+pub const OUTSIDE_BOUNDS: DecodeError = DecodeError("decoded values disagree with the index");
+
+/// The range `lo ..= hi` decoded values must lie in.
+#[derive(Debug, Clone, Copy)]
+struct Bounds {
+    lo: u64,
+    /// `hi - lo`: a value v is inside when `v - lo` (wrapping) is at most
+    /// this, one comparison for both ends.
+    span: u64,
+}
+
+impl Bounds {
+    /// Whether `v` lies outside the bounds.
+    #[inline(always)]
+    fn excludes(self, v: u64) -> bool {
+        v.wrapping_sub(self.lo) > self.span
+    }
+
+    /// Whether every u64 is inside, so that nothing needs checking.
+    #[inline(always)]
+    fn is_everything(self) -> bool {
+        self.span == u64::MAX
+    }
+}
+
 /// Room for the packed bits of a full block at width 64 (2048 bytes) plus
 /// the 9 bytes the unpacker may read past the last group.
 const PACKED_SCRATCH: usize = BLOCK_LEN * MAX_WIDTH / 8 + 16;
 
-fn decode_into(col: &[u8], n: usize, out: &mut Vec<u64>) -> Result<(), DecodeError> {
+fn decode_into(
+    col: &[u8],
+    n: usize,
+    bounds: Bounds,
+    out: &mut Vec<u64>,
+) -> Result<(), DecodeError> {
     if n == 0 {
         return Err(DecodeError("a series has no points"));
     }
     let mut pos = 0;
     let mut v = get_varint(col, &mut pos)?;
+    // Each block checks the values it makes; a block that makes none new
+    // repeats the last one, so checking the first here covers the rest.
+    if bounds.excludes(v) {
+        return Err(OUTSIDE_BOUNDS);
+    }
     let mut left = n - 1;
     // Every block has at least its header byte; checking that first bounds
     // what we reserve by the column's length. `pos <= col.len()` after a
@@ -408,7 +466,7 @@ fn decode_into(col: &[u8], n: usize, out: &mut Vec<u64>) -> Result<(), DecodeErr
     let mut scratch = None;
     while left > 0 {
         let len = left.min(BLOCK_LEN);
-        v = decode_block(col, &mut pos, len, v, out, &mut scratch)?;
+        v = decode_block(col, &mut pos, len, v, bounds, out, &mut scratch)?;
         left -= len;
     }
     if pos != col.len() {
@@ -425,6 +483,7 @@ fn decode_block(
     pos: &mut usize,
     len: usize,
     v: u64,
+    bounds: Bounds,
     out: &mut Vec<u64>,
     scratch: &mut Option<[u8; PACKED_SCRATCH]>,
 ) -> Result<u64, DecodeError> {
@@ -433,7 +492,7 @@ fn decode_block(
     };
     *pos += 1;
     if header == SPARSE {
-        return decode_sparse(col, pos, len, v, out);
+        return decode_sparse(col, pos, len, v, bounds, out);
     }
     let b = usize::from(header & !HAS_EXCEPTIONS);
     if b > MAX_WIDTH {
@@ -496,6 +555,10 @@ fn decode_block(
         // deltas it is cheaper to add it up here than to read half the block.
         let half = len / 2;
         let mut low_sum = 0u64;
+        // The block's values change only at the exceptions: the running
+        // value after each is every new value the block makes.
+        let mut running = v;
+        let mut outside = false;
         let mut next_allowed = 0;
         for &p in positions {
             let p = usize::from(p);
@@ -515,7 +578,12 @@ fn decode_block(
             // toss the branch predictor would lose.
             let in_low_half = u64::from(p < half).wrapping_neg();
             low_sum = low_sum.wrapping_add(d & in_low_half);
+            running = running.wrapping_add(d);
+            outside |= bounds.excludes(running);
             next_allowed = p + 1;
+        }
+        if outside {
+            return Err(OUTSIDE_BOUNDS);
         }
         return Ok(prefix_sum_split(deltas, v, low_sum));
     }
@@ -563,7 +631,17 @@ fn decode_block(
         next_allowed = p + 1;
     }
     // len <= the length of `deltas`.
-    let v = prefix_sum(&mut deltas[..len], v);
+    let values = &mut deltas[..len];
+    let v = prefix_sum(values, v);
+    // Any value may be new in a packed block: check them all, with a fold
+    // that has no branch per value.
+    if !bounds.is_everything()
+        && values
+            .iter()
+            .fold(false, |outside, &x| outside | bounds.excludes(x))
+    {
+        return Err(OUTSIDE_BOUNDS);
+    }
     out.truncate(base + len);
     Ok(v)
 }
@@ -579,6 +657,7 @@ fn decode_sparse(
     pos: &mut usize,
     len: usize,
     v: u64,
+    bounds: Bounds,
     out: &mut Vec<u64>,
 ) -> Result<u64, DecodeError> {
     let m = get_varint(col, pos)?;
@@ -605,6 +684,10 @@ fn decode_sparse(
     out.resize(base + len, 0);
     let deltas = &mut out[base..];
     let mut next = 0;
+    // As for width 0 with exceptions, the values change only at the
+    // non-zero deltas: the running value after each is every new value.
+    let mut running = v;
+    let mut outside = false;
     // `inverted` is the complement of the bits from bits.bit on, of which
     // the low `avail` are the string's (or zeros past its end). Each pair of
     // codes is taken from it in registers. The word for the next pair is
@@ -622,7 +705,10 @@ fn decode_sparse(
                 "sparse value block has a position past the end of the block",
             ));
         };
-        *slot = unzigzag(value + 1) as u64;
+        let d = unzigzag(value + 1) as u64;
+        *slot = d;
+        running = running.wrapping_add(d);
+        outside |= bounds.excludes(running);
         next = p + 1;
         Ok(())
     };
@@ -675,6 +761,9 @@ fn decode_sparse(
         return Err(DecodeError(
             "value block has padding bits that are not zero",
         ));
+    }
+    if outside {
+        return Err(OUTSIDE_BOUNDS);
     }
     *pos += used;
     Ok(prefix_sum(deltas, v))
@@ -1503,6 +1592,33 @@ mod tests {
             })
     }
 
+    /// Follower counts: a walk of mostly zero and small steps, which the
+    /// encoder writes as sparse blocks, width-0 blocks with exceptions and
+    /// narrow packed blocks, so that a series' lowest and highest values
+    /// fall inside blocks of every kind.
+    fn follower_values_strategy() -> impl Strategy<Value = Vec<u64>> {
+        (
+            0u64..1_000_000,
+            proptest::collection::vec(
+                prop_oneof![
+                    40 => Just(0i64),
+                    6 => -3i64..=3,
+                    1 => -300i64..=300,
+                ],
+                0..1000,
+            ),
+        )
+            .prop_map(|(start, steps)| {
+                let mut v = start;
+                let mut values = vec![v];
+                for step in steps {
+                    v = v.saturating_add_signed(step);
+                    values.push(v);
+                }
+                values
+            })
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(512))]
 
@@ -1610,6 +1726,54 @@ mod tests {
                 prop_assert_eq!(out.len(), n);
             } else {
                 prop_assert!(out.is_empty());
+            }
+        }
+
+        /// The bounded decoder answers exactly what the plain decoder and a
+        /// range check over its output answer, on every block kind: bounds
+        /// at, just inside and just outside the values' own range, and
+        /// anywhere; on damaged columns too.
+        #[test]
+        fn bounded_decoding_is_plain_decoding_and_a_range_check(
+            values in prop_oneof![
+                2 => follower_values_strategy(),
+                1 => values_strategy(),
+                1 => sparse_values_strategy(),
+            ],
+            lo_shift in prop_oneof![Just(0i64), Just(1), Just(-1), -3i64..=3, any::<i64>()],
+            hi_shift in prop_oneof![Just(0i64), Just(1), Just(-1), -3i64..=3, any::<i64>()],
+            flip in prop::option::of((any::<prop::sample::Index>(), 0u8..8)),
+        ) {
+            let mut col = encode(&values);
+            if let Some((at, bit)) = flip {
+                let at = at.index(col.len());
+                col[at] ^= 1 << bit;
+            }
+            let (min, max) = (values.iter().min().unwrap(), values.iter().max().unwrap());
+            let lo = min.wrapping_add_signed(lo_shift);
+            let hi = max.wrapping_add_signed(hi_shift);
+            let plain = decode(&col, values.len());
+            let want = match plain {
+                Ok(decoded) if decoded.iter().all(|v| (lo..=hi).contains(v)) => Ok(decoded),
+                Ok(_) => Err(OUTSIDE_BOUNDS),
+                Err(e) => Err(e),
+            };
+            let mut out = vec![42];
+            let got = decode_values_within(&col, values.len(), lo, hi, &mut out);
+            match want {
+                Ok(decoded) => {
+                    prop_assert_eq!(got, Ok(()));
+                    prop_assert_eq!(&out[1..], decoded.as_slice());
+                }
+                // A column both damaged and out of bounds may report
+                // either; a sound column out of bounds reports the bounds.
+                Err(e) => {
+                    prop_assert!(got.is_err());
+                    if flip.is_none() || e == OUTSIDE_BOUNDS {
+                        prop_assert_eq!(got, Err(e));
+                    }
+                    prop_assert_eq!(out, vec![42]);
+                }
             }
         }
 
