@@ -192,9 +192,10 @@ fn series_names(snapshot: &Snapshot, series: u32) -> (&str, &str) {
 }
 
 /// Orders series ids by (account, metric) in UTF-8 byte order, the order
-/// of every output.
+/// of every output. The names are looked up once per series rather than
+/// twice per comparison: the dictionary lookups cost more than comparing.
 fn sort_series_by_name(snapshot: &Snapshot, ids: &mut [u32]) {
-    ids.sort_by(|&a, &b| series_names(snapshot, a).cmp(&series_names(snapshot, b)));
+    ids.sort_by_cached_key(|&id| series_names(snapshot, id));
 }
 
 /// The series a selector picks, in increasing id (the order segments store
@@ -463,7 +464,7 @@ fn drops(
     filter: RecoveryFilter,
 ) -> Result<(Vec<DropRow>, Vec<RecoveryRow>)> {
     let (selector, steps) = flatten(&spec.series);
-    let mut ids = select(ctx.snapshot, selector);
+    let ids = select(ctx.snapshot, selector);
     let parts = scan(ctx, &ids, &steps, |worker, chunk| {
         let mut drops = Vec::new();
         let mut recoveries = Vec::new();
@@ -510,22 +511,31 @@ fn drops(
         worker.episodes = episodes;
         Ok((drops, recoveries))
     })?;
-    // Each series' rows are in time order already; ordering the series by
-    // name orders the whole table.
-    sort_series_by_name(ctx.snapshot, &mut ids);
-    let mut rank = vec![0u32; ctx.snapshot.dict.series_count()];
-    for (r, &id) in ids.iter().enumerate() {
-        if let Some(slot) = rank.get_mut(id as usize) {
-            *slot = r as u32;
-        }
-    }
-    let rank_of = |s: u32| rank.get(s as usize).copied().unwrap_or(u32::MAX);
     let (mut all_drops, mut all_recoveries): (Vec<DropRow>, Vec<RecoveryRow>) =
         (Vec::new(), Vec::new());
     for (d, r) in parts {
         all_drops.extend(d);
         all_recoveries.extend(r);
     }
+    // Each series' rows are in time order already; ordering the series by
+    // name orders the whole table. Only the series that have rows are
+    // ordered: comparing names is the costly part, and usually a minority
+    // of the selected series has a drop.
+    let mut named: Vec<u32> = all_drops
+        .iter()
+        .map(|d| d.series)
+        .chain(all_recoveries.iter().map(|r| r.series))
+        .collect();
+    named.sort_unstable();
+    named.dedup();
+    sort_series_by_name(ctx.snapshot, &mut named);
+    let mut rank = vec![0u32; ctx.snapshot.dict.series_count()];
+    for (r, &id) in named.iter().enumerate() {
+        if let Some(slot) = rank.get_mut(id as usize) {
+            *slot = r as u32;
+        }
+    }
+    let rank_of = |s: u32| rank.get(s as usize).copied().unwrap_or(u32::MAX);
     all_drops.sort_by_key(|d| (rank_of(d.series), d.episode.start, d.episode.end));
     all_recoveries.sort_by_key(|d| (rank_of(d.series), d.episode.start, d.episode.end));
     Ok((all_drops, all_recoveries))
