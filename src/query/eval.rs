@@ -263,10 +263,12 @@ enum Step {
 /// The per-thread state of a scan: a cursor per segment, and every buffer
 /// the pipeline of one series needs, reused from series to series.
 struct Worker<'a> {
-    scanner: Scanner<'a>,
+    /// Decodes values straight into `i64`: the segment reader checks each
+    /// against its index entry's bounds, which are at most i64::MAX ([S2]),
+    /// so they are the stored counts exactly.
+    scanner: Scanner<'a, i64>,
     raw_times: Vec<i64>,
-    raw_values: Vec<u64>,
-    values: Vec<i64>,
+    raw_values: Vec<i64>,
     steps: Vec<Step>,
     bufs: Vec<SeriesBuf>,
     extremes: WindowExtremes,
@@ -280,7 +282,6 @@ impl<'a> Worker<'a> {
             scanner: Scanner::new(snapshot, Columns::BOTH),
             raw_times: Vec::new(),
             raw_values: Vec::new(),
-            values: Vec::new(),
             steps: steps.to_vec(),
             bufs: steps.iter().map(|_| SeriesBuf::new()).collect(),
             extremes: WindowExtremes::new(),
@@ -305,15 +306,8 @@ impl<'a> Worker<'a> {
         self.apply_steps()
     }
 
-    /// Converts the raw counts and applies the series functions.
+    /// Applies the series functions to the points just read.
     fn apply_steps(&mut self) -> Result<(&[i64], &[i64])> {
-        // The segment reader checked every value against its index entry's
-        // maximum, which it checked is at most i64::MAX ([S2]): the cast is
-        // exact. A sized copy loop vectorises; `extend(map)` does not.
-        self.values.resize(self.raw_values.len(), 0);
-        for (out, &v) in self.values.iter_mut().zip(&self.raw_values) {
-            *out = v as i64;
-        }
         let mut current: Option<usize> = None;
         for k in 0..self.steps.len() {
             let (done, rest) = self.bufs.split_at_mut(k);
@@ -321,7 +315,7 @@ impl<'a> Worker<'a> {
             out.clear();
             let (t, v) = match current.and_then(|j| done.get(j)) {
                 Some(buf) => (buf.times.as_slice(), buf.values.as_slice()),
-                None => (self.raw_times.as_slice(), self.values.as_slice()),
+                None => (self.raw_times.as_slice(), self.raw_values.as_slice()),
             };
             match self.steps[k] {
                 Step::Latest => latest(t, v, out),
@@ -334,7 +328,7 @@ impl<'a> Worker<'a> {
         }
         Ok(match current.and_then(|j| self.bufs.get(j)) {
             Some(buf) => (&buf.times, &buf.values),
-            None => (&self.raw_times, &self.values),
+            None => (&self.raw_times, &self.raw_values),
         })
     }
 }

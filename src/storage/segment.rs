@@ -545,7 +545,7 @@ impl Segment {
     pub(crate) fn verify(&self) -> Result<u64> {
         self.check_directory()?;
         let mut times = Vec::new();
-        let mut values = Vec::new();
+        let mut values: Vec<u64> = Vec::new();
         let mut points = 0;
         for g in 0..self.group_count() {
             let data = self.load_group(g, Columns::BOTH)?;
@@ -722,11 +722,14 @@ pub(crate) struct SeriesEntry<'a> {
 impl SeriesEntry<'_> {
     /// Appends the series' points to `times` and `values` (only the columns
     /// asked for), checking them against the index entry ([S2]).
-    pub(crate) fn decode(
+    ///
+    /// Values are decoded as `u64` or, for queries, straight into `i64`
+    /// ([`encoding::Word`]); the bounds check makes both the same numbers.
+    pub(crate) fn decode<W: encoding::Word>(
         &self,
         need: Columns,
         times: &mut Vec<i64>,
-        values: &mut Vec<u64>,
+        values: &mut Vec<W>,
     ) -> Result<()> {
         let n = self.points as usize; // <= u32::MAX, checked when read.
         let what = |e: crate::storage::encoding::DecodeError| {
