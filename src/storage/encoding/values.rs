@@ -397,7 +397,7 @@ pub trait Word: Copy + Default + 'static {
 
 /// Like [`decode_values`], and also rejects a column with a value outside
 /// `lo ..= hi`, the bounds an index entry gives ([S2]), with
-/// [`OUTSIDE_BOUNDS`]. `lo` must be at most `hi`.
+/// [`OUTSIDE_BOUNDS`]; an empty range (`lo > hi`) admits no column.
 ///
 /// The check is part of the decoding rather than a pass over the output:
 /// a block where nothing moved repeats a value already checked, and a block
