@@ -13,6 +13,7 @@ use memmap2::MmapOptions;
 use crate::db::manifest::Manifest;
 use crate::error::{Error, Result};
 use crate::storage::dictionary::Dictionary;
+use crate::storage::encoding::Word;
 use crate::storage::merge::merge_parts;
 use crate::storage::segment::{Columns, Segment, SegmentCursor, SeriesEntry, segment_file_name};
 
@@ -182,12 +183,15 @@ fn open_segments(dir: &Path, manifest: &Manifest) -> Result<Vec<Arc<Segment>>> {
 /// every segment and returns what their index entries say (no column is
 /// decoded), and [`Scanner::read_located`] decodes them. A caller that can
 /// tell from the index alone that a series cannot matter skips the second.
-pub(crate) struct Scanner<'a> {
+///
+/// Values come as `W`: `u64`, as stored, or `i64` for queries, decoded
+/// straight into that type ([`Word`]).
+pub(crate) struct Scanner<'a, W: Word = u64> {
     cursors: Vec<SegmentCursor<'a>>,
     located: Vec<Option<SeriesEntry<'a>>>,
     need: Columns,
     part_times: Vec<Vec<i64>>,
-    part_values: Vec<Vec<u64>>,
+    part_values: Vec<Vec<W>>,
 }
 
 /// What the index entries of a located series say, over every segment that
@@ -201,8 +205,8 @@ pub(crate) struct Located {
     pub v_max: u64,
 }
 
-impl<'a> Scanner<'a> {
-    pub(crate) fn new(snapshot: &'a Snapshot, need: Columns) -> Scanner<'a> {
+impl<'a, W: Word> Scanner<'a, W> {
+    pub(crate) fn new(snapshot: &'a Snapshot, need: Columns) -> Scanner<'a, W> {
         let n = snapshot.segments.len();
         Scanner {
             cursors: snapshot
@@ -245,7 +249,7 @@ impl<'a> Scanner<'a> {
         id: u32,
         range: TimeRange,
         times: &mut Vec<i64>,
-        values: &mut Vec<u64>,
+        values: &mut Vec<W>,
     ) -> Result<()> {
         times.clear();
         values.clear();
@@ -261,7 +265,7 @@ impl<'a> Scanner<'a> {
         &mut self,
         range: TimeRange,
         times: &mut Vec<i64>,
-        values: &mut Vec<u64>,
+        values: &mut Vec<W>,
     ) -> Result<()> {
         times.clear();
         values.clear();
@@ -308,7 +312,7 @@ impl<'a> Scanner<'a> {
             _ => {
                 // Buffers of segments that were skipped are empty (every
                 // call leaves them so), so merging all of them is correct.
-                let refs: Vec<(&[i64], &[u64])> = self
+                let refs: Vec<(&[i64], &[W])> = self
                     .part_times
                     .iter()
                     .zip(&self.part_values)

@@ -192,9 +192,10 @@ fn series_names(snapshot: &Snapshot, series: u32) -> (&str, &str) {
 }
 
 /// Orders series ids by (account, metric) in UTF-8 byte order, the order
-/// of every output.
+/// of every output. The names are looked up once per series rather than
+/// twice per comparison: the dictionary lookups cost more than comparing.
 fn sort_series_by_name(snapshot: &Snapshot, ids: &mut [u32]) {
-    ids.sort_by(|&a, &b| series_names(snapshot, a).cmp(&series_names(snapshot, b)));
+    ids.sort_by_cached_key(|&id| series_names(snapshot, id));
 }
 
 /// The series a selector picks, in increasing id (the order segments store
@@ -262,10 +263,12 @@ enum Step {
 /// The per-thread state of a scan: a cursor per segment, and every buffer
 /// the pipeline of one series needs, reused from series to series.
 struct Worker<'a> {
-    scanner: Scanner<'a>,
+    /// Decodes values straight into `i64`: the segment reader checks each
+    /// against its index entry's bounds, which are at most i64::MAX ([S2]),
+    /// so they are the stored counts exactly.
+    scanner: Scanner<'a, i64>,
     raw_times: Vec<i64>,
-    raw_values: Vec<u64>,
-    values: Vec<i64>,
+    raw_values: Vec<i64>,
     steps: Vec<Step>,
     bufs: Vec<SeriesBuf>,
     extremes: WindowExtremes,
@@ -279,7 +282,6 @@ impl<'a> Worker<'a> {
             scanner: Scanner::new(snapshot, Columns::BOTH),
             raw_times: Vec::new(),
             raw_values: Vec::new(),
-            values: Vec::new(),
             steps: steps.to_vec(),
             bufs: steps.iter().map(|_| SeriesBuf::new()).collect(),
             extremes: WindowExtremes::new(),
@@ -304,15 +306,8 @@ impl<'a> Worker<'a> {
         self.apply_steps()
     }
 
-    /// Converts the raw counts and applies the series functions.
+    /// Applies the series functions to the points just read.
     fn apply_steps(&mut self) -> Result<(&[i64], &[i64])> {
-        // The segment reader checked every value against its index entry's
-        // maximum, which it checked is at most i64::MAX ([S2]): the cast is
-        // exact. A sized copy loop vectorises; `extend(map)` does not.
-        self.values.resize(self.raw_values.len(), 0);
-        for (out, &v) in self.values.iter_mut().zip(&self.raw_values) {
-            *out = v as i64;
-        }
         let mut current: Option<usize> = None;
         for k in 0..self.steps.len() {
             let (done, rest) = self.bufs.split_at_mut(k);
@@ -320,7 +315,7 @@ impl<'a> Worker<'a> {
             out.clear();
             let (t, v) = match current.and_then(|j| done.get(j)) {
                 Some(buf) => (buf.times.as_slice(), buf.values.as_slice()),
-                None => (self.raw_times.as_slice(), self.values.as_slice()),
+                None => (self.raw_times.as_slice(), self.raw_values.as_slice()),
             };
             match self.steps[k] {
                 Step::Latest => latest(t, v, out),
@@ -333,7 +328,7 @@ impl<'a> Worker<'a> {
         }
         Ok(match current.and_then(|j| self.bufs.get(j)) {
             Some(buf) => (&buf.times, &buf.values),
-            None => (&self.raw_times, &self.values),
+            None => (&self.raw_times, &self.raw_values),
         })
     }
 }
@@ -463,7 +458,7 @@ fn drops(
     filter: RecoveryFilter,
 ) -> Result<(Vec<DropRow>, Vec<RecoveryRow>)> {
     let (selector, steps) = flatten(&spec.series);
-    let mut ids = select(ctx.snapshot, selector);
+    let ids = select(ctx.snapshot, selector);
     let parts = scan(ctx, &ids, &steps, |worker, chunk| {
         let mut drops = Vec::new();
         let mut recoveries = Vec::new();
@@ -510,22 +505,31 @@ fn drops(
         worker.episodes = episodes;
         Ok((drops, recoveries))
     })?;
-    // Each series' rows are in time order already; ordering the series by
-    // name orders the whole table.
-    sort_series_by_name(ctx.snapshot, &mut ids);
-    let mut rank = vec![0u32; ctx.snapshot.dict.series_count()];
-    for (r, &id) in ids.iter().enumerate() {
-        if let Some(slot) = rank.get_mut(id as usize) {
-            *slot = r as u32;
-        }
-    }
-    let rank_of = |s: u32| rank.get(s as usize).copied().unwrap_or(u32::MAX);
     let (mut all_drops, mut all_recoveries): (Vec<DropRow>, Vec<RecoveryRow>) =
         (Vec::new(), Vec::new());
     for (d, r) in parts {
         all_drops.extend(d);
         all_recoveries.extend(r);
     }
+    // Each series' rows are in time order already; ordering the series by
+    // name orders the whole table. Only the series that have rows are
+    // ordered: comparing names is the costly part, and usually a minority
+    // of the selected series has a drop.
+    let mut named: Vec<u32> = all_drops
+        .iter()
+        .map(|d| d.series)
+        .chain(all_recoveries.iter().map(|r| r.series))
+        .collect();
+    named.sort_unstable();
+    named.dedup();
+    sort_series_by_name(ctx.snapshot, &mut named);
+    let mut rank = vec![0u32; ctx.snapshot.dict.series_count()];
+    for (r, &id) in named.iter().enumerate() {
+        if let Some(slot) = rank.get_mut(id as usize) {
+            *slot = r as u32;
+        }
+    }
+    let rank_of = |s: u32| rank.get(s as usize).copied().unwrap_or(u32::MAX);
     all_drops.sort_by_key(|d| (rank_of(d.series), d.episode.start, d.episode.end));
     all_recoveries.sort_by_key(|d| (rank_of(d.series), d.episode.start, d.episode.end));
     Ok((all_drops, all_recoveries))

@@ -5,7 +5,11 @@
 /// Merges `parts` (each with strictly increasing times, given in commit
 /// order) into `times`/`values`, which must be empty. Returns quickly when
 /// the parts do not overlap in time, the usual case of appended snapshots.
-pub(crate) fn merge_parts(parts: &[(&[i64], &[u64])], times: &mut Vec<i64>, values: &mut Vec<u64>) {
+pub(crate) fn merge_parts<V: Copy>(
+    parts: &[(&[i64], &[V])],
+    times: &mut Vec<i64>,
+    values: &mut Vec<V>,
+) {
     let mut last_time: Option<i64> = None;
     let mut disjoint_in_order = true;
     for (t, _) in parts {
@@ -24,7 +28,7 @@ pub(crate) fn merge_parts(parts: &[(&[i64], &[u64])], times: &mut Vec<i64>, valu
     // Overlapping parts: sort (time, part index) pairs and keep the last
     // part's point for each time. This path is taken only for rewritten
     // history, so clarity wins over speed.
-    let mut all: Vec<(i64, usize, u64)> = parts
+    let mut all: Vec<(i64, usize, V)> = parts
         .iter()
         .enumerate()
         .flat_map(|(i, (t, v))| t.iter().zip(v.iter()).map(move |(&t, &v)| (t, i, v)))

@@ -545,7 +545,7 @@ impl Segment {
     pub(crate) fn verify(&self) -> Result<u64> {
         self.check_directory()?;
         let mut times = Vec::new();
-        let mut values = Vec::new();
+        let mut values: Vec<u64> = Vec::new();
         let mut points = 0;
         for g in 0..self.group_count() {
             let data = self.load_group(g, Columns::BOTH)?;
@@ -722,11 +722,14 @@ pub(crate) struct SeriesEntry<'a> {
 impl SeriesEntry<'_> {
     /// Appends the series' points to `times` and `values` (only the columns
     /// asked for), checking them against the index entry ([S2]).
-    pub(crate) fn decode(
+    ///
+    /// Values are decoded as `u64` or, for queries, straight into `i64`
+    /// ([`encoding::Word`]); the bounds check makes both the same numbers.
+    pub(crate) fn decode<W: encoding::Word>(
         &self,
         need: Columns,
         times: &mut Vec<i64>,
-        values: &mut Vec<u64>,
+        values: &mut Vec<W>,
     ) -> Result<()> {
         let n = self.points as usize; // <= u32::MAX, checked when read.
         let what = |e: crate::storage::encoding::DecodeError| {
@@ -743,19 +746,11 @@ impl SeriesEntry<'_> {
             }
         }
         if need.values {
-            let start = values.len();
-            encoding::decode_values(self.values, n, values).map_err(what)?;
-            let decoded = values.get(start..).unwrap_or(&[]);
-            // A min/max fold vectorises; a short-circuiting `any` does not.
-            let (lo, hi) = decoded
-                .iter()
-                .fold((u64::MAX, 0), |(lo, hi), &v| (lo.min(v), hi.max(v)));
-            if decoded.len() != n || lo < self.v_min || hi > self.v_max {
-                return Err(self.segment.corrupt(format!(
-                    "series {}: decoded values disagree with the index",
-                    self.id
-                )));
-            }
+            // The decoder checks every value against the index entry's
+            // bounds as it makes them, and appends exactly n values or
+            // fails, leaving `values` as it was.
+            encoding::decode_values_within(self.values, n, self.v_min, self.v_max, values)
+                .map_err(what)?;
         }
         Ok(())
     }

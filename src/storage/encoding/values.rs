@@ -14,7 +14,10 @@
 //! path: a fill for width 0 without exceptions, a scatter into zeros for
 //! width 0 with exceptions and for sparse blocks, and an unpack specialised
 //! per bit width otherwise; all but the fill end in a prefix sum that runs
-//! two independent chains.
+//! two independent chains. Queries decode straight into `i64` ([`Word`]),
+//! and the check of every value against the index entry's bounds is done
+//! per block as the values are made ([`decode_values_within`]), not in a
+//! second pass.
 
 use super::DecodeError;
 use super::varint::{get_varint, put_varint, unzigzag, varint_len, zigzag};
@@ -394,24 +397,97 @@ fn low_mask(b: usize) -> u64 {
 /// format describes them, or has trailing bytes. On error `out` is left as
 /// it was.
 pub fn decode_values(col: &[u8], n: usize, out: &mut Vec<u64>) -> Result<(), DecodeError> {
+    decode_values_within(col, n, 0, u64::MAX, out)
+}
+
+/// What a value column decodes into: `u64`, the counts as the storage layer
+/// keeps them, or `i64`, the numbers queries compute with. The decoder only
+/// moves bits and adds with wraparound, which is the same code for both;
+/// decoding straight into `i64` spares a query a conversion pass over every
+/// value. A count is at most 2^63 - 1 ([S2]), so as an `i64` it is the same
+/// number, once [`decode_values_within`] has checked the bounds.
+pub trait Word: Copy + Default + 'static {
+    /// The word with these bits.
+    fn from_bits(bits: u64) -> Self;
+    /// The bits of the word.
+    fn to_bits(self) -> u64;
+    /// The unpacker for each width 1 ..= 64, at index width − 1.
+    fn unpackers() -> &'static [UnpackFn<Self>; MAX_WIDTH];
+}
+
+/// Like [`decode_values`], and also rejects a column with a value outside
+/// `lo ..= hi`, the bounds an index entry gives ([S2]), with
+/// [`OUTSIDE_BOUNDS`]; an empty range (`lo > hi`) admits no column.
+///
+/// The check is part of the decoding rather than a pass over the output:
+/// a block where nothing moved repeats a value already checked, and a block
+/// with few moves has as few distinct values, checked as each move is
+/// decoded; only bit-packed blocks are checked value by value.
+pub fn decode_values_within<W: Word>(
+    col: &[u8],
+    n: usize,
+    lo: u64,
+    hi: u64,
+    out: &mut Vec<W>,
+) -> Result<(), DecodeError> {
+    // Every series has a point, so an empty range admits no column.
+    let Some(span) = hi.checked_sub(lo) else {
+        return Err(OUTSIDE_BOUNDS);
+    };
     let original_len = out.len();
-    let result = decode_into(col, n, out);
+    let result = decode_into(col, n, Bounds { lo, span }, out);
     if result.is_err() {
         out.truncate(original_len);
     }
     result
 }
 
+/// The error of [`decode_values_within`] for a value outside its bounds.
+pub const OUTSIDE_BOUNDS: DecodeError = DecodeError("decoded values disagree with the index");
+
+/// The range `lo ..= hi` decoded values must lie in.
+#[derive(Debug, Clone, Copy)]
+struct Bounds {
+    lo: u64,
+    /// `hi - lo`: a value v is inside when `v - lo` (wrapping) is at most
+    /// this, one comparison for both ends.
+    span: u64,
+}
+
+impl Bounds {
+    /// Whether `v` lies outside the bounds.
+    #[inline(always)]
+    fn excludes(self, v: u64) -> bool {
+        v.wrapping_sub(self.lo) > self.span
+    }
+
+    /// Whether every u64 is inside, so that nothing needs checking.
+    #[inline(always)]
+    fn is_everything(self) -> bool {
+        self.span == u64::MAX
+    }
+}
+
 /// Room for the packed bits of a full block at width 64 (2048 bytes) plus
 /// the 9 bytes the unpacker may read past the last group.
 const PACKED_SCRATCH: usize = BLOCK_LEN * MAX_WIDTH / 8 + 16;
 
-fn decode_into(col: &[u8], n: usize, out: &mut Vec<u64>) -> Result<(), DecodeError> {
+fn decode_into<W: Word>(
+    col: &[u8],
+    n: usize,
+    bounds: Bounds,
+    out: &mut Vec<W>,
+) -> Result<(), DecodeError> {
     if n == 0 {
         return Err(DecodeError("a series has no points"));
     }
     let mut pos = 0;
     let mut v = get_varint(col, &mut pos)?;
+    // Each block checks the values it makes; a block that makes none new
+    // repeats the last one, so checking the first here covers the rest.
+    if bounds.excludes(v) {
+        return Err(OUTSIDE_BOUNDS);
+    }
     let mut left = n - 1;
     // Every block has at least its header byte; checking that first bounds
     // what we reserve by the column's length. `pos <= col.len()` after a
@@ -420,7 +496,7 @@ fn decode_into(col: &[u8], n: usize, out: &mut Vec<u64>) -> Result<(), DecodeErr
         return Err(DecodeError("value column is shorter than its point count"));
     }
     out.reserve(n);
-    out.push(v);
+    out.push(W::from_bits(v));
     // The packed bits of a block are copied into this stack buffer, long
     // enough that every read of the unpacker stays in bounds without a
     // check. Created on the first packed block only: a series that never
@@ -428,7 +504,7 @@ fn decode_into(col: &[u8], n: usize, out: &mut Vec<u64>) -> Result<(), DecodeErr
     let mut scratch = None;
     while left > 0 {
         let len = left.min(BLOCK_LEN);
-        v = decode_block(col, &mut pos, len, v, out, &mut scratch)?;
+        v = decode_block(col, &mut pos, len, v, bounds, out, &mut scratch)?;
         left -= len;
     }
     if pos != col.len() {
@@ -440,12 +516,13 @@ fn decode_into(col: &[u8], n: usize, out: &mut Vec<u64>) -> Result<(), DecodeErr
 /// Decodes one block of `len` deltas at `col[*pos..]`, appending the values
 /// that follow `v` to `out`; returns the last value.
 #[inline]
-fn decode_block(
+fn decode_block<W: Word>(
     col: &[u8],
     pos: &mut usize,
     len: usize,
     v: u64,
-    out: &mut Vec<u64>,
+    bounds: Bounds,
+    out: &mut Vec<W>,
     scratch: &mut Option<[u8; PACKED_SCRATCH]>,
 ) -> Result<u64, DecodeError> {
     let Some(&header) = col.get(*pos) else {
@@ -453,7 +530,7 @@ fn decode_block(
     };
     *pos += 1;
     if header == SPARSE {
-        return decode_sparse(col, pos, len, v, out);
+        return decode_sparse(col, pos, len, v, bounds, out);
     }
     let b = usize::from(header & !HAS_EXCEPTIONS);
     if b > MAX_WIDTH {
@@ -501,7 +578,7 @@ fn decode_block(
     let base = out.len();
     if b == 0 && exceptions == 0 {
         // Nothing moved: the block is one byte and decodes to a fill.
-        out.resize(base + len, v);
+        out.resize(base + len, W::from_bits(v));
         return Ok(v);
     }
 
@@ -509,13 +586,17 @@ fn decode_block(
         // A few things moved. Filling run by run would branch on each run's
         // length, which is unpredictable; scattering the deltas into zeros
         // and summing costs the same whatever the runs look like.
-        out.resize(base + len, 0);
+        out.resize(base + len, W::default());
         // `out` was just resized to base + len.
         let deltas = &mut out[base..];
         // The prefix sum needs the sum of the first half; with so few
         // deltas it is cheaper to add it up here than to read half the block.
         let half = len / 2;
         let mut low_sum = 0u64;
+        // The block's values change only at the exceptions: the running
+        // value after each is every new value the block makes.
+        let mut running = v;
+        let mut outside = false;
         let mut next_allowed = 0;
         for &p in positions {
             let p = usize::from(p);
@@ -530,12 +611,17 @@ fn decode_block(
             }
             let d = unzigzag(z) as u64;
             // p < len, the length of `deltas`, checked just above.
-            deltas[p] = d;
+            deltas[p] = W::from_bits(d);
             // Without a branch: whether p is in the first half is a coin
             // toss the branch predictor would lose.
             let in_low_half = u64::from(p < half).wrapping_neg();
             low_sum = low_sum.wrapping_add(d & in_low_half);
+            running = running.wrapping_add(d);
+            outside |= bounds.excludes(running);
             next_allowed = p + 1;
+        }
+        if outside {
+            return Err(OUTSIDE_BOUNDS);
         }
         return Ok(prefix_sum_split(deltas, v, low_sum));
     }
@@ -544,12 +630,12 @@ fn decode_block(
     // packed_len <= 2048 < PACKED_SCRATCH, so the range is in bounds.
     packed_scratch[..packed_len].copy_from_slice(packed);
     // b is in 1 ..= 64 here, so the table lookup always succeeds.
-    let Some(unpack) = UNPACK.get(b - 1) else {
+    let Some(unpack) = W::unpackers().get(b - 1) else {
         return Err(DecodeError("value block is wider than 64 bits"));
     };
     // The unpacker writes whole groups of eight; the extra deltas of a
     // short last block are cut off below.
-    out.resize(base + len.next_multiple_of(8), 0);
+    out.resize(base + len.next_multiple_of(8), W::default());
     // `out` was just resized past base.
     let deltas = &mut out[base..];
     unpack(packed_scratch, deltas);
@@ -575,15 +661,26 @@ fn decode_block(
         let correction = high << (b - 1);
         // p < len <= the length of `deltas`, checked just above.
         let d = &mut deltas[p];
-        *d = if (*d as i64) < 0 {
-            d.wrapping_sub(correction)
+        let bits = d.to_bits();
+        *d = W::from_bits(if (bits as i64) < 0 {
+            bits.wrapping_sub(correction)
         } else {
-            d.wrapping_add(correction)
-        };
+            bits.wrapping_add(correction)
+        });
         next_allowed = p + 1;
     }
     // len <= the length of `deltas`.
-    let v = prefix_sum(&mut deltas[..len], v);
+    let values = &mut deltas[..len];
+    let v = prefix_sum(values, v);
+    // Any value may be new in a packed block: check them all, with a fold
+    // that has no branch per value.
+    if !bounds.is_everything()
+        && values
+            .iter()
+            .fold(false, |outside, &x| outside | bounds.excludes(x.to_bits()))
+    {
+        return Err(OUTSIDE_BOUNDS);
+    }
     out.truncate(base + len);
     Ok(v)
 }
@@ -594,12 +691,13 @@ fn decode_block(
 /// Not inlined: inside [`decode_block`] its loop competes for registers
 /// with everything else there and spills; a call per block costs less.
 #[inline(never)]
-fn decode_sparse(
+fn decode_sparse<W: Word>(
     col: &[u8],
     pos: &mut usize,
     len: usize,
     v: u64,
-    out: &mut Vec<u64>,
+    bounds: Bounds,
+    out: &mut Vec<W>,
 ) -> Result<u64, DecodeError> {
     let m = get_varint(col, pos)?;
     if m == 0 || m > len as u64 {
@@ -622,9 +720,13 @@ fn decode_sparse(
     // As for width 0 with exceptions: scatter into zeros, then sum.
     let base = out.len();
     // len <= 256: a bounded allocation whatever the column says.
-    out.resize(base + len, 0);
+    out.resize(base + len, W::default());
     let deltas = &mut out[base..];
     let mut next = 0;
+    // As for width 0 with exceptions, the values change only at the
+    // non-zero deltas: the running value after each is every new value.
+    let mut running = v;
+    let mut outside = false;
     // `inverted` is the complement of the bits from bits.bit on, of which
     // the low `avail` are the string's (or zeros past its end). Each pair of
     // codes is taken from it in registers. The word for the next pair is
@@ -642,7 +744,10 @@ fn decode_sparse(
                 "sparse value block has a position past the end of the block",
             ));
         };
-        *slot = unzigzag(value + 1) as u64;
+        let d = unzigzag(value + 1) as u64;
+        *slot = W::from_bits(d);
+        running = running.wrapping_add(d);
+        outside |= bounds.excludes(running);
         next = p + 1;
         Ok(())
     };
@@ -695,6 +800,9 @@ fn decode_sparse(
         return Err(DecodeError(
             "value block has padding bits that are not zero",
         ));
+    }
+    if outside {
+        return Err(OUTSIDE_BOUNDS);
     }
     *pos += used;
     Ok(prefix_sum(deltas, v))
@@ -857,32 +965,32 @@ fn pair_from(inverted: u64, avail: u32, k_gap: u32, k_val: u32) -> Option<(u64, 
 /// vectorized reduction computes quickly. (Sums of four inside one chain do
 /// not help: the compiler reassociates them back into a single chain.)
 #[inline]
-fn prefix_sum(deltas: &mut [u64], v: u64) -> u64 {
+fn prefix_sum<W: Word>(deltas: &mut [W], v: u64) -> u64 {
     // len / 2 <= len: the range is in bounds.
     let low_sum = deltas[..deltas.len() / 2]
         .iter()
-        .fold(0u64, |sum, &d| sum.wrapping_add(d));
+        .fold(0u64, |sum, &d| sum.wrapping_add(d.to_bits()));
     prefix_sum_split(deltas, v, low_sum)
 }
 
 /// [`prefix_sum`] when the caller already knows the sum of the first half,
 /// `deltas[..len / 2]`.
 #[inline]
-fn prefix_sum_split(deltas: &mut [u64], v: u64, low_sum: u64) -> u64 {
+fn prefix_sum_split<W: Word>(deltas: &mut [W], v: u64, low_sum: u64) -> u64 {
     let (low, high) = deltas.split_at_mut(deltas.len() / 2);
     let mut a = v;
     let mut b = v.wrapping_add(low_sum);
     // `high` is as long as `low` or one longer; the zip covers `low`.
     let (paired, last) = high.split_at_mut(low.len());
     for (x, y) in low.iter_mut().zip(paired) {
-        a = a.wrapping_add(*x);
-        *x = a;
-        b = b.wrapping_add(*y);
-        *y = b;
+        a = a.wrapping_add(x.to_bits());
+        *x = W::from_bits(a);
+        b = b.wrapping_add(y.to_bits());
+        *y = W::from_bits(b);
     }
     for y in last {
-        b = b.wrapping_add(*y);
-        *y = b;
+        b = b.wrapping_add(y.to_bits());
+        *y = W::from_bits(b);
     }
     b
 }
@@ -891,13 +999,13 @@ fn prefix_sum_split(deltas: &mut [u64], v: u64, low_sum: u64) -> u64 {
 /// multiple of 8 and at most 256, and undoes zigzag on them. Deltas past
 /// the block's own length come from leftover bytes in the scratch; the
 /// caller drops them.
-type UnpackFn = fn(&[u8; PACKED_SCRATCH], &mut [u64]);
+pub type UnpackFn<W> = fn(&[u8; PACKED_SCRATCH], &mut [W]);
 
 /// The unpacker for width B, eight deltas per step. Eight deltas of B bits
 /// are exactly B bytes, so each group starts on a byte, and with B a
 /// constant every shift and offset below is a constant too: the compiler
 /// unrolls the inner loop into plain loads, shifts and masks.
-fn unpack<const B: usize>(packed: &[u8; PACKED_SCRATCH], deltas: &mut [u64]) {
+fn unpack<const B: usize, W: Word>(packed: &[u8; PACKED_SCRATCH], deltas: &mut [W]) {
     let mask = low_mask(B);
     let (groups, _) = deltas.as_chunks_mut::<8>();
     // At most 32 groups of 8 in a block of 256.
@@ -915,20 +1023,56 @@ fn unpack<const B: usize>(packed: &[u8; PACKED_SCRATCH], deltas: &mut [u64]) {
                 // Widths over 56 may straddle a ninth byte; shift >= 1 here.
                 z |= u64::from(packed[offset + 8]) << (64 - shift);
             }
-            *delta = unzigzag(z & mask) as u64;
+            *delta = W::from_bits(unzigzag(z & mask) as u64);
         }
     }
 }
 
+/// The table of [`Word::unpackers`] for a word type: the unpacker for each
+/// width 1 ..= 64, at index width − 1.
 macro_rules! unpackers {
-    ($($b:literal)*) => { [$(unpack::<$b> as UnpackFn),*] };
+    ($w:ty) => {
+        unpackers!($w;
+            1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32
+            33 34 35 36 37 38 39 40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55 56 57 58 59 60 61 62 63 64)
+    };
+    ($w:ty; $($b:literal)*) => { [$(unpack::<$b, $w> as UnpackFn<$w>),*] };
 }
 
-/// The unpacker for each width 1 ..= 64, at index width − 1.
-static UNPACK: [UnpackFn; MAX_WIDTH] = unpackers!(
-    1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32
-    33 34 35 36 37 38 39 40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55 56 57 58 59 60 61 62 63 64
-);
+impl Word for u64 {
+    #[inline(always)]
+    fn from_bits(bits: u64) -> u64 {
+        bits
+    }
+
+    #[inline(always)]
+    fn to_bits(self) -> u64 {
+        self
+    }
+
+    fn unpackers() -> &'static [UnpackFn<u64>; MAX_WIDTH] {
+        static UNPACK: [UnpackFn<u64>; MAX_WIDTH] = unpackers!(u64);
+        &UNPACK
+    }
+}
+
+impl Word for i64 {
+    #[inline(always)]
+    fn from_bits(bits: u64) -> i64 {
+        // Reinterprets the bits, as intended: see the trait.
+        bits as i64
+    }
+
+    #[inline(always)]
+    fn to_bits(self) -> u64 {
+        self as u64
+    }
+
+    fn unpackers() -> &'static [UnpackFn<i64>; MAX_WIDTH] {
+        static UNPACK: [UnpackFn<i64>; MAX_WIDTH] = unpackers!(i64);
+        &UNPACK
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -1523,6 +1667,33 @@ mod tests {
             })
     }
 
+    /// Follower counts: a walk of mostly zero and small steps, which the
+    /// encoder writes as sparse blocks, width-0 blocks with exceptions and
+    /// narrow packed blocks, so that a series' lowest and highest values
+    /// fall inside blocks of every kind.
+    fn follower_values_strategy() -> impl Strategy<Value = Vec<u64>> {
+        (
+            0u64..1_000_000,
+            proptest::collection::vec(
+                prop_oneof![
+                    40 => Just(0i64),
+                    6 => -3i64..=3,
+                    1 => -300i64..=300,
+                ],
+                0..1000,
+            ),
+        )
+            .prop_map(|(start, steps)| {
+                let mut v = start;
+                let mut values = vec![v];
+                for step in steps {
+                    v = v.saturating_add_signed(step);
+                    values.push(v);
+                }
+                values
+            })
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(512))]
 
@@ -1631,6 +1802,86 @@ mod tests {
             } else {
                 prop_assert!(out.is_empty());
             }
+        }
+
+        /// The bounded decoder answers exactly what the plain decoder and a
+        /// range check over its output answer, on every block kind: bounds
+        /// at, just inside and just outside the values' own range, and
+        /// anywhere; on damaged columns too.
+        #[test]
+        fn bounded_decoding_is_plain_decoding_and_a_range_check(
+            values in prop_oneof![
+                2 => follower_values_strategy(),
+                1 => values_strategy(),
+                1 => sparse_values_strategy(),
+            ],
+            lo_shift in prop_oneof![Just(0i64), Just(1), Just(-1), -3i64..=3, any::<i64>()],
+            hi_shift in prop_oneof![Just(0i64), Just(1), Just(-1), -3i64..=3, any::<i64>()],
+            flip in prop::option::of((any::<prop::sample::Index>(), 0u8..8)),
+        ) {
+            let mut col = encode(&values);
+            if let Some((at, bit)) = flip {
+                let at = at.index(col.len());
+                col[at] ^= 1 << bit;
+            }
+            let (min, max) = (values.iter().min().unwrap(), values.iter().max().unwrap());
+            let lo = min.wrapping_add_signed(lo_shift);
+            let hi = max.wrapping_add_signed(hi_shift);
+            let plain = decode(&col, values.len());
+            let want = match plain {
+                Ok(decoded) if decoded.iter().all(|v| (lo..=hi).contains(v)) => Ok(decoded),
+                Ok(_) => Err(OUTSIDE_BOUNDS),
+                Err(e) => Err(e),
+            };
+            let mut out = vec![42];
+            let got = decode_values_within(&col, values.len(), lo, hi, &mut out);
+            match want {
+                Ok(decoded) => {
+                    prop_assert_eq!(got, Ok(()));
+                    prop_assert_eq!(&out[1..], decoded.as_slice());
+                }
+                // A column both damaged and out of bounds may report
+                // either; a sound column out of bounds reports the bounds.
+                Err(e) => {
+                    prop_assert!(got.is_err());
+                    if flip.is_none() || e == OUTSIDE_BOUNDS {
+                        prop_assert_eq!(got, Err(e));
+                    }
+                    prop_assert_eq!(out, vec![42]);
+                }
+            }
+        }
+
+        /// Decoding into `i64` gives the bits decoding into `u64` gives, and
+        /// the same errors, on every block kind, sound or damaged, with
+        /// tight or loose bounds; on error both leave the output as it was.
+        #[test]
+        fn decoding_into_i64_is_decoding_into_u64(
+            values in prop_oneof![
+                2 => follower_values_strategy(),
+                1 => values_strategy(),
+                1 => sparse_values_strategy(),
+            ],
+            tight in any::<bool>(),
+            flip in prop::option::of((any::<prop::sample::Index>(), 0u8..8)),
+        ) {
+            let mut col = encode(&values);
+            if let Some((at, bit)) = flip {
+                let at = at.index(col.len());
+                col[at] ^= 1 << bit;
+            }
+            let (lo, hi) = if tight {
+                (*values.iter().min().unwrap(), *values.iter().max().unwrap())
+            } else {
+                (0, u64::MAX)
+            };
+            let mut unsigned = vec![7u64];
+            let mut signed = vec![7i64];
+            let got_unsigned = decode_values_within(&col, values.len(), lo, hi, &mut unsigned);
+            let got_signed = decode_values_within(&col, values.len(), lo, hi, &mut signed);
+            prop_assert_eq!(got_signed, got_unsigned);
+            let as_bits: Vec<u64> = signed.iter().map(|&v| v as u64).collect();
+            prop_assert_eq!(as_bits, unsigned);
         }
 
         #[test]
