@@ -397,7 +397,18 @@ fn generated_snapshots_read_back_exactly() {
         .arg("import")
         .arg(out.join("snapshots"))
         .assert()
-        .success();
+        .success()
+        .stderr("");
+    // The same files under a budget of a few thousand points make many
+    // segments: the same points, and a hint to compact.
+    let spilled = dir.path().join("spilled");
+    tally(&spilled)
+        .args(["import", "--memory-budget", "256KiB"])
+        .arg(out.join("snapshots"))
+        .assert()
+        .success()
+        .stderr(predicates::str::contains("`tally compact` merges them"));
+    assert!(Db::open(&spilled).unwrap().stats().unwrap().segments >= 16);
 
     let mut want = BTreeMap::new();
     let mut files: Vec<_> = std::fs::read_dir(out.join("snapshots"))
@@ -428,4 +439,5 @@ fn generated_snapshots_read_back_exactly() {
     }
     assert!(want.len() > 150_000, "{}", want.len());
     assert_eq!(contents(&db), want);
+    assert_eq!(contents(&spilled), want);
 }
