@@ -80,7 +80,7 @@ pub(crate) fn run(db_path: &Path, args: &ImportArgs) -> Result<ExitCode, Error> 
 }
 
 /// From this many segments on, an import suggests `tally compact`. Every
-/// query reads every segment: a full-scan `drop()` over 41 segments took 3.4
+/// query reads every segment: a full-scan `drop()` over 42 segments took 3.4
 /// times as long as over the same data compacted (docs/performance.md).
 const COMPACT_HINT_SEGMENTS: u64 = 16;
 
