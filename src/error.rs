@@ -64,6 +64,13 @@ pub enum Error {
     /// A running query was cancelled.
     #[error("query cancelled")]
     Cancelled,
+
+    /// A writer cannot go on with its batch: a segment spilled in the
+    /// background could not be written and the batch was discarded (the
+    /// next commit starts afresh), or a commit failed after it became
+    /// visible (open a new writer). Never a problem with the point at hand.
+    #[error("{0}")]
+    Writer(String),
 }
 
 impl Error {

@@ -151,10 +151,11 @@ fn dropping_a_writer_with_spills_in_flight_leaves_no_file() {
     assert_eq!(Db::open(dir.path()).unwrap().stats().unwrap().points, 1);
 }
 
-/// A spill that fails in the background is not lost: a later append or the
-/// commit reports it, the whole batch is discarded, and nothing of it
-/// becomes visible. The failure is made by taking the database folder
-/// away while spills run, and putting it back before the commit.
+/// A spill that fails in the background is not lost: the append that
+/// finds it fails, so does every append after it and the next commit, and
+/// nothing of the batch becomes visible; the commit after that starts
+/// afresh. The failure is made by taking the database folder away before
+/// the batch spills, and putting it back before the commit.
 #[test]
 fn a_spill_that_fails_in_the_background_discards_the_batch() {
     let dir = tempfile::tempdir().unwrap();
@@ -164,38 +165,81 @@ fn a_spill_that_fails_in_the_background_discards_the_batch() {
     let mut w = db.writer().unwrap();
     w.append("kept", "followers", T0, 1).unwrap();
     w.commit().unwrap();
-    let mut failed;
-    let append = |w: &mut tally::Writer, from: i64| {
-        for h in from..from + 5_000 {
-            if let Err(e) = w.append(&format!("a{}", h % 300), "followers", T0 + h * HOUR, 7) {
-                return Some(e);
-            }
-        }
-        None
+    let files = || {
+        let mut names: Vec<String> = std::fs::read_dir(&path)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
     };
-    // Appending stops at the first error, as a program would.
-    failed = append(&mut w, 0);
+    let before = files();
+
     std::fs::rename(&path, &away).unwrap();
-    if failed.is_none() {
-        failed = append(&mut w, 5_000);
+    // 64 KiB hold about 1,170 points: the first spill fails in the
+    // background, and the append that starts the second one finds it.
+    let mut first_error = None;
+    for h in 0..5_000i64 {
+        if let Err(e) = w.append(&format!("a{}", h % 300), "followers", T0 + h * HOUR, 7) {
+            first_error = Some((h, e));
+            break;
+        }
     }
+    let (at, error) = first_error.expect("the failed spill was reported by an append");
+    assert!(matches!(error, Error::Writer(_)), "{error:?}");
+    assert!(error.to_string().contains("discarded"), "{error}");
+    assert!(at < 5_000);
+    // Every append after it fails too: no part of the batch can be kept.
+    let again = w.append("later", "followers", T0, 1).unwrap_err();
+    assert!(matches!(again, Error::Writer(_)), "{again:?}");
     std::fs::rename(&away, &path).unwrap();
-    if failed.is_none() {
-        failed = append(&mut w, 10_000);
-    }
-    let commit = w.commit();
-    match (&failed, &commit) {
-        // The error came from an append: the batch was discarded then, and
-        // the points appended after it (none here) make the next batch.
-        (Some(_), Ok(summary)) => assert_eq!(summary.points, 0, "{summary:?}"),
-        (None, Err(_)) => {}
-        other => panic!("the failed spill was not reported: {other:?}"),
-    }
+    let commit = w.commit().unwrap_err();
+    assert!(matches!(commit, Error::Writer(_)), "{commit:?}");
+    assert_eq!(db.stats().unwrap().points, 1);
+    assert_eq!(files(), before);
+
+    // The writer goes on with a new batch.
+    w.append("fresh", "followers", T0, 5).unwrap();
+    assert_eq!(w.commit().unwrap().points, 1);
     drop(w);
     let db = Db::open(&path).unwrap();
-    assert_eq!(db.stats().unwrap().points, 1);
-    assert_eq!(db.accounts(), vec!["kept"]);
+    assert_eq!(db.accounts(), vec!["fresh", "kept"]);
     assert!(Db::verify(&path).unwrap().is_clean());
+}
+
+/// Points overwritten across background spills and commits: the latest
+/// append of each (series, time) wins, against a plain model.
+#[test]
+fn overwrites_across_background_spills_keep_the_latest() {
+    let dir = tempfile::tempdir().unwrap();
+    // 1 KiB is the smallest log (256 points): many spills per batch.
+    let db = Db::open_with(dir.path(), Options::default().memory_budget(1024)).unwrap();
+    let mut model: BTreeMap<(u64, i64), u64> = BTreeMap::new();
+    let mut w = db.writer().unwrap();
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    for round in 0..12u64 {
+        for _ in 0..1_500 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let (account, hour, value) = (x % 40, ((x >> 8) % 30) as i64, (x >> 20) % 1000);
+            w.append(&format!("a{account}"), "followers", T0 + hour * HOUR, value)
+                .unwrap();
+            model.insert((account, hour), value);
+        }
+        if round % 3 == 2 {
+            w.commit().unwrap();
+        }
+    }
+    w.commit().unwrap();
+    for account in 0..40u64 {
+        let want: Vec<(i64, u64)> = model
+            .range((account, 0)..(account + 1, 0))
+            .map(|(&(_, h), &v)| (T0 + h * HOUR, v))
+            .collect();
+        assert_eq!(points(&db, &format!("a{account}"), "followers"), want);
+    }
+    assert!(Db::verify(dir.path()).unwrap().is_clean());
 }
 
 #[test]

@@ -134,6 +134,14 @@ impl Manifest {
     /// Replaces the manifest atomically: temporary file, fsync, rename, fsync
     /// of the directory ([I2]).
     pub(crate) fn store(&self, dir: &Path) -> Result<()> {
+        self.replace(dir)?;
+        sync_dir(dir)
+    }
+
+    /// The first part of [`Manifest::store`]: temporary file, fsync, rename.
+    /// Once it returns `Ok`, the new manifest is the one readers see; the
+    /// caller then makes the rename durable with [`sync_dir`].
+    pub(crate) fn replace(&self, dir: &Path) -> Result<()> {
         let tmp = dir.join(format!("{MANIFEST}.tmp"));
         let path = dir.join(MANIFEST);
         let mut file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
@@ -141,8 +149,7 @@ impl Manifest {
             .map_err(|e| Error::io(&tmp, e))?;
         file.sync_all().map_err(|e| Error::io(&tmp, e))?;
         drop(file);
-        std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
-        sync_dir(dir)
+        std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))
     }
 }
 

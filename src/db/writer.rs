@@ -71,6 +71,18 @@ pub struct Writer {
     spare: Option<Log>,
     /// The flush running on its own thread, if any.
     in_flight: Option<JoinHandle<FlushOutcome>>,
+    /// The threads a flush encodes on, started at the first flush. Not the
+    /// global pool: a program that appends from a task of that pool would
+    /// otherwise wait for a flush that waits for the same pool's threads.
+    encoders: Option<Arc<rayon::ThreadPool>>,
+    /// Why the batch was discarded under the caller: a background flush
+    /// failed. Appends fail until the next commit, which reports it.
+    discarded: Option<String>,
+    /// Why this writer cannot go on at all: a commit failed after its
+    /// manifest was in place, so the writer's view is stale.
+    unusable: Option<String>,
+    /// The manifest a commit is about to write, with its dictionary.
+    pending_manifest: Option<(Manifest, crate::storage::dictionary::Dictionary)>,
     max_logged_points: usize,
     flushed: Vec<SegmentMeta>,
     next_segment: u64,
@@ -111,6 +123,10 @@ impl Writer {
             log: Log::default(),
             spare: None,
             in_flight: None,
+            encoders: None,
+            discarded: None,
+            unusable: None,
+            pending_manifest: None,
             max_logged_points,
             flushed: Vec::new(),
             batch_points: 0,
@@ -126,9 +142,12 @@ impl Writer {
     /// to 9999; the batch is kept, without the point.
     ///
     /// Points past the memory budget are spilled to a segment file in the
-    /// background. If writing one fails (a full disk, say), the error comes
-    /// back from a later `append` or from [`commit`](Writer::commit), and the
-    /// whole uncommitted batch is discarded, as when a commit fails.
+    /// background. If writing one fails (a full disk, say), the whole
+    /// uncommitted batch is discarded, as when a commit fails: a later
+    /// `append` returns [`Error::Writer`], so does every append after it,
+    /// and so does the next [`commit`](Writer::commit), after which the
+    /// writer starts a new batch. No part of the batch can be committed
+    /// without the rest.
     pub fn append(&mut self, account: &str, metric: &str, time_ms: i64, count: u64) -> Result<()> {
         let metric = self.metric_id(metric)?;
         let account = self.account_id(account)?;
@@ -137,20 +156,24 @@ impl Writer {
     }
 
     pub(crate) fn metric_id(&mut self, name: &str) -> Result<u32> {
+        self.check_usable()?;
         self.dict.metric_id(name).map_err(Error::Invalid)
     }
 
     pub(crate) fn account_id(&mut self, name: &str) -> Result<u32> {
+        self.check_usable()?;
         self.dict.account_id(name).map_err(Error::Invalid)
     }
 
     pub(crate) fn series_id(&mut self, account: u32, metric: u32) -> Result<u32> {
+        self.check_usable()?;
         self.dict.series_id(account, metric).map_err(Error::Invalid)
     }
 
     /// Logs one point of a series this writer knows; starts a flush when
     /// the log reaches the memory budget (see `append` for its errors).
     pub(crate) fn push(&mut self, series: u32, time_ms: i64, count: u64) -> Result<()> {
+        self.check_usable()?;
         if !(MIN_TIME_MS..=MAX_TIME_MS).contains(&time_ms) {
             return Err(Error::Invalid(format!(
                 "time {time_ms} ms is outside the years 0000 to 9999"
@@ -175,35 +198,70 @@ impl Writer {
         self.batch_points
     }
 
+    /// Fails when the batch was discarded under the caller, or when the
+    /// writer cannot go on.
+    fn check_usable(&self) -> Result<()> {
+        if let Some(why) = &self.unusable {
+            return Err(Error::Writer(format!(
+                "this writer cannot go on ({why}); open a new one"
+            )));
+        }
+        if let Some(why) = &self.discarded {
+            return Err(Error::Writer(format!(
+                "the uncommitted batch was discarded because a spilled segment could not \
+                 be written ({why}); commit to start a new batch"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The threads flushes encode on, started the first time.
+    fn encoders(&mut self) -> Result<Arc<rayon::ThreadPool>> {
+        if let Some(pool) = &self.encoders {
+            return Ok(Arc::clone(pool));
+        }
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("tally-encode-{i}"))
+            .build()
+            .map_err(|e| Error::Writer(format!("cannot start the threads that encode: {e}")))?;
+        let pool = Arc::new(pool);
+        self.encoders = Some(Arc::clone(&pool));
+        Ok(pool)
+    }
+
     /// Hands the log to a flush on its own thread and goes on with an empty
     /// log, once the flush before it, if any, is done. If that one failed,
-    /// the whole batch is discarded and its error returned.
+    /// the whole batch is discarded: this append and every one after it
+    /// fail until the next commit, which reports it too, so that no part of
+    /// the batch can be committed without the rest.
     fn start_flush(&mut self) -> Result<()> {
-        if let Err(e) = self.finish_flush() {
+        let started = self.finish_flush().and_then(|()| self.spawn_flush());
+        if let Err(e) = started {
             self.discard();
-            return Err(e);
+            self.discarded = Some(e.to_string());
+            return self.check_usable();
         }
+        Ok(())
+    }
+
+    fn spawn_flush(&mut self) -> Result<()> {
+        let pool = self.encoders()?;
         let next = self.spare.take().unwrap_or_default();
         let log = std::mem::replace(&mut self.log, next);
         let number = self.next_segment;
         self.next_segment += 1;
         let dir = self.base.dir.clone();
-        let spawned = std::thread::Builder::new()
+        let handle = std::thread::Builder::new()
             .name("tally-flush".to_string())
             .spawn(move || {
-                let result = write_segment(&dir, number, &log);
+                let result = write_segment(&dir, number, &log, &pool);
                 FlushOutcome { result, log }
-            });
-        match spawned {
-            Ok(handle) => {
-                self.in_flight = Some(handle);
-                Ok(())
-            }
-            Err(e) => {
-                self.discard();
-                Err(Error::io(&self.base.dir, e))
-            }
-        }
+            })
+            .map_err(|e| Error::Writer(format!("cannot start a flush thread: {e}")))?;
+        self.in_flight = Some(handle);
+        Ok(())
     }
 
     /// Waits for the flush on its own thread, if any, and records its
@@ -212,9 +270,11 @@ impl Writer {
         let Some(handle) = self.in_flight.take() else {
             return Ok(());
         };
+        // A panic in the flush is a bug; it goes on in the caller, with its
+        // message, as if the flush had run here.
         let outcome = handle
             .join()
-            .map_err(|_| Error::Invalid("the flush thread panicked".into()))?;
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         let mut log = outcome.log;
         log.clear();
         self.spare = Some(log);
@@ -231,9 +291,10 @@ impl Writer {
         if self.log.len() == 0 {
             return Ok(());
         }
+        let pool = self.encoders()?;
         let number = self.next_segment;
         self.next_segment += 1;
-        if let Some(meta) = write_segment(&self.base.dir, number, &self.log)? {
+        if let Some(meta) = write_segment(&self.base.dir, number, &self.log, &pool)? {
             self.flushed.push(meta);
         }
         self.log.clear();
@@ -243,23 +304,81 @@ impl Writer {
     /// Makes every point appended since the last commit visible, atomically:
     /// after a crash at any moment the database holds all of the batch or
     /// none of it. On error the batch is discarded and the writer is back at
-    /// the last committed state.
+    /// the last committed state — except in the rare case that the error
+    /// comes after the batch became visible (making the new manifest durable
+    /// or opening the new segments failed): then the batch stays committed,
+    /// the error says so, and the writer refuses to go on, since its view of
+    /// the database is stale.
     pub fn commit(&mut self) -> Result<CommitSummary> {
+        self.check_usable_for_commit()?;
         match self.try_commit() {
-            Ok(summary) => Ok(summary),
-            Err(e) => {
+            Ok(summary) => {
+                // Between batches the writer holds no log: an idle writer
+                // should not keep hundreds of MiB.
+                self.log = Log::default();
+                self.spare = None;
+                Ok(summary)
+            }
+            Err(CommitError::Before(e)) => {
                 self.discard();
                 Err(e)
+            }
+            Err(CommitError::After(e)) => {
+                let why = format!("the batch was committed, but then: {e}");
+                self.unusable = Some(why.clone());
+                Err(Error::Writer(why))
             }
         }
     }
 
-    fn try_commit(&mut self) -> Result<CommitSummary> {
+    /// Reports a batch discarded under the caller, once, and clears it, so
+    /// that the commit after it starts a new batch.
+    fn check_usable_for_commit(&mut self) -> Result<()> {
+        let checked = self.check_usable();
+        if checked.is_err() && self.unusable.is_none() {
+            self.discarded = None;
+        }
+        checked
+    }
+
+    fn try_commit(&mut self) -> std::result::Result<CommitSummary, CommitError> {
+        self.prepare_commit().map_err(CommitError::Before)?;
+        let dir = self.base.dir.clone();
+        let Some((manifest, dict)) = self.pending_manifest.take() else {
+            return Ok(CommitSummary::default());
+        };
+        manifest.replace(&dir).map_err(CommitError::Before)?;
+        // The point of no return: readers may see the batch from here on, so
+        // nothing below may discard it.
+        let summary = CommitSummary {
+            points: self.batch_points,
+            new_series: (dict.series_count() - self.series_at_start) as u64,
+            segments: self.flushed.len() as u64,
+        };
+        self.flushed.clear();
+        self.batch_points = 0;
+        sync_dir(&dir).map_err(CommitError::After)?;
+        let snapshot = Arc::new(
+            self.base
+                .after_commit(manifest, Arc::new(dict))
+                .map_err(CommitError::After)?,
+        );
+        self.db.publish(Arc::clone(&snapshot));
+        self.base = snapshot;
+        self.series_at_start = self.base.dict.series_count();
+        Ok(summary)
+    }
+
+    /// Everything of a commit before its manifest replaces the old one:
+    /// flushes the rest, makes the dictionary frame and the segments
+    /// durable, and leaves the manifest to write in `pending_manifest`
+    /// (`None` when the batch is empty).
+    fn prepare_commit(&mut self) -> Result<()> {
         self.flush()?;
         let dir = self.base.dir.clone();
         let frame = self.dict.take_frame();
         if self.flushed.is_empty() && frame.is_none() {
-            return Ok(CommitSummary::default());
+            return Ok(());
         }
         // [I3]: the dictionary is durable before the manifest that covers it.
         let dict_path = dir.join(DICTIONARY);
@@ -297,19 +416,8 @@ impl Writer {
             next_segment: self.next_segment,
             segments,
         };
-        manifest.store(&dir)?;
-        let summary = CommitSummary {
-            points: self.batch_points,
-            new_series: (dict.series_count() - self.series_at_start) as u64,
-            segments: self.flushed.len() as u64,
-        };
-        let snapshot = Arc::new(self.base.after_commit(manifest, Arc::new(dict.clone()))?);
-        self.db.publish(Arc::clone(&snapshot));
-        self.base = snapshot;
-        self.flushed.clear();
-        self.batch_points = 0;
-        self.series_at_start = self.base.dict.series_count();
-        Ok(summary)
+        self.pending_manifest = Some((manifest, dict.clone()));
+        Ok(())
     }
 
     /// Drops the uncommitted batch: its log, its segment files and its new
@@ -461,6 +569,13 @@ impl Log {
     }
 }
 
+/// How a commit failed: before its manifest replaced the old one (the
+/// batch is discarded), or after (the batch is committed).
+enum CommitError {
+    Before(Error),
+    After(Error),
+}
+
 /// What a flush on its own thread hands back: the segment it wrote, and
 /// the log's columns for reuse.
 struct FlushOutcome {
@@ -473,8 +588,15 @@ struct FlushOutcome {
 /// into chunks of whole series that are gathered and encoded into sealed
 /// groups on every core at once; the groups are appended to the segment in
 /// series order, a wave of chunks at a time so that the encoded bytes
-/// waiting to be written stay small. On error, nothing is left behind.
-fn write_segment(dir: &Path, number: u64, log: &Log) -> Result<Option<SegmentMeta>> {
+/// waiting to be written stay small. The chunks are encoded on `pool`. On
+/// error, nothing is left behind (but for a panic, whose temporary file
+/// the next writer's recovery removes).
+fn write_segment(
+    dir: &Path,
+    number: u64,
+    log: &Log,
+    pool: &rayon::ThreadPool,
+) -> Result<Option<SegmentMeta>> {
     if log.len() == 0 {
         return Ok(None);
     }
@@ -486,11 +608,11 @@ fn write_segment(dir: &Path, number: u64, log: &Log) -> Result<Option<SegmentMet
         values: &log.values,
     };
     let chunks = sorted.chunks();
-    let wave_len = 2 * rayon::current_num_threads().max(1);
+    let wave_len = 2 * pool.current_num_threads().max(1);
     let result = (|| {
         for wave in chunks.chunks(wave_len) {
             let encoded: Vec<Result<Vec<SealedGroup>>> =
-                wave.par_iter().map(|runs| columns.encode(runs)).collect();
+                pool.install(|| wave.par_iter().map(|runs| columns.encode(runs)).collect());
             for groups in encoded {
                 for group in groups? {
                     segment.append_group(group)?;

@@ -292,7 +292,18 @@ impl SegmentWriter {
     /// Writes the directory and footer, makes the file durable and renames it
     /// to its final name. The caller fsyncs the directory. Returns `None`
     /// (and removes the file) when no series was added.
-    pub(crate) fn finish(mut self) -> Result<Option<SegmentMeta>> {
+    pub(crate) fn finish(self) -> Result<Option<SegmentMeta>> {
+        let tmp_path = self.tmp_path.clone();
+        let finished = self.finish_inner();
+        if finished.is_err() {
+            // Nothing of a failed segment is left behind (the rename, the
+            // last step, did not happen, so the file has its temporary name).
+            let _ = std::fs::remove_file(&tmp_path);
+        }
+        finished
+    }
+
+    fn finish_inner(mut self) -> Result<Option<SegmentMeta>> {
         self.close_group()?;
         if self.groups == 0 {
             drop(self.out);
