@@ -194,41 +194,29 @@ impl<R: Read> Splitter<R> {
     pub fn next_record(&mut self) -> Result<Option<(u64, Record<'_>)>, ReadFailure> {
         loop {
             let text = self.buf.get(self.start..self.end).unwrap_or_default();
-            match scan_line(text, &mut self.spans) {
-                // The line holds the next quote: it is for csv_core.
-                _ if self.force_quoted => {
-                    self.force_quoted = false;
-                    let record = self.quoted_record();
-                    let start = self.start;
-                    self.find_quote(start);
-                    let Some(line) = record? else {
-                        continue;
-                    };
-                    let bytes = self.quoted.get(..self.quoted_len).unwrap_or_default();
-                    let record = Record {
-                        bytes,
-                        spans: &self.spans,
-                        spans_lines: bytes.contains(&b'\n'),
-                        quoted: true,
-                    };
-                    return Ok(Some((line, record)));
-                }
-                Scan::Line(len) if self.start + len >= self.quote_free_until => {
-                    let record = self.quoted_record();
-                    let start = self.start;
-                    self.find_quote(start);
-                    let Some(line) = record? else {
-                        continue;
-                    };
-                    let bytes = self.quoted.get(..self.quoted_len).unwrap_or_default();
-                    let record = Record {
-                        bytes,
-                        spans: &self.spans,
-                        spans_lines: bytes.contains(&b'\n'),
-                        quoted: true,
-                    };
-                    return Ok(Some((line, record)));
-                }
+            let scan = scan_line(text, &mut self.spans);
+            // The line holds the next quote, or is the last line and holds
+            // one: it is for csv_core.
+            let quoted = self.force_quoted
+                || matches!(scan, Scan::Line(len) if self.start + len >= self.quote_free_until);
+            if quoted {
+                self.force_quoted = false;
+                let record = self.quoted_record();
+                let start = self.start;
+                self.find_quote(start);
+                let Some(line) = record? else {
+                    continue;
+                };
+                let bytes = self.quoted.get(..self.quoted_len).unwrap_or_default();
+                let record = Record {
+                    bytes,
+                    spans: &self.spans,
+                    spans_lines: bytes.contains(&b'\n'),
+                    quoted: true,
+                };
+                return Ok(Some((line, record)));
+            }
+            match scan {
                 Scan::Line(len) => {
                     let line = self.line;
                     let from = self.start;
