@@ -4,9 +4,10 @@
 //! Names are looked up once per import. Accounts are the hot part: a
 //! snapshot import sees every account once per file, and files list them in
 //! much the same order. So each account is first compared with the account
-//! that followed the previous one in the previous file (one `memcmp`, no
-//! hashing); only when that guess fails is the name hashed, and only a name
-//! never seen in this import reaches the sink.
+//! that followed the previous one the last time that one was seen (one
+//! `memcmp`, no hashing); only when that guess fails is the name hashed,
+//! and only a name never seen in this import reaches the sink. The memory
+//! this takes grows with the accounts, never with the rows.
 
 use std::collections::HashMap;
 
@@ -57,10 +58,6 @@ struct AccountEntry {
     /// Series ids by metric slot, [`UNKNOWN`] until looked up.
     series: [u32; INLINE_SERIES],
     more_series: Vec<u32>,
-    /// The file (by sequence number) and position in it where the account
-    /// was last seen.
-    seen_file: u32,
-    seen_position: u32,
     /// The entry that came right after this one the last time this one was
     /// seen, or [`NO_ENTRY`]: snapshots list accounts in the same order
     /// every time, in one long file as much as across hourly files.
@@ -141,8 +138,8 @@ impl std::hash::Hasher for PassThrough {
 
 type PassThroughState = std::hash::BuildHasherDefault<PassThrough>;
 
-/// The accounts of an import, with the order of the previous file to guess
-/// the next account from.
+/// The accounts of an import, each linked to the one that followed it last
+/// time, to guess the next account from.
 ///
 /// Names are stored once, back to back in one buffer, in order of first
 /// appearance, which is also the order the next file reads them in: the
@@ -154,14 +151,6 @@ struct AccountCache {
     /// The first entry of each name hash.
     by_hash: HashMap<u64, u32, PassThroughState>,
     hasher: NameHasher,
-    /// Entries in the order the previous file listed them.
-    previous_order: Vec<u32>,
-    /// Entries in the order the current file lists them so far.
-    current_order: Vec<u32>,
-    /// Where in `previous_order` the next account is expected.
-    cursor: usize,
-    /// The sequence number of the current file, from 1.
-    file: u32,
     /// The entry seen last, or [`NO_ENTRY`].
     last: u32,
 }
@@ -173,22 +162,8 @@ impl AccountCache {
             entries: Vec::new(),
             by_hash: HashMap::default(),
             hasher: NameHasher::new(),
-            previous_order: Vec::new(),
-            current_order: Vec::new(),
-            cursor: 0,
-            file: 0,
             last: NO_ENTRY,
         }
-    }
-
-    fn start_file(&mut self) {
-        // A file without rows keeps the order of the one before it.
-        if !self.current_order.is_empty() {
-            std::mem::swap(&mut self.previous_order, &mut self.current_order);
-            self.current_order.clear();
-        }
-        self.cursor = 0;
-        self.file += 1;
     }
 
     /// The name of an entry.
@@ -208,29 +183,12 @@ impl AccountCache {
             && let Some(entry) = self.entries.get(previous.successor as usize)
             && same_bytes(self.name(entry), name)
         {
-            let found = previous.successor;
-            if entry.seen_file + 1 == self.file {
-                self.cursor = entry.seen_position as usize + 1;
-            }
-            return (Some(found), None);
-        }
-        // Second guess: the account at this position in the previous file.
-        if let Some(&expected) = self.previous_order.get(self.cursor)
-            && let Some(entry) = self.entries.get(expected as usize)
-            && same_bytes(self.name(entry), name)
-        {
-            self.cursor += 1;
-            return (Some(expected), None);
+            return (Some(previous.successor), None);
         }
         let hash = self.hasher.hash(name);
         let mut candidate = self.by_hash.get(&hash).copied().unwrap_or(NO_ENTRY);
         while let Some(entry) = self.entries.get(candidate as usize) {
             if same_bytes(self.name(entry), name) {
-                // Accounts were added or removed since the previous file:
-                // carry on from where this account was in it.
-                if entry.seen_file + 1 == self.file {
-                    self.cursor = entry.seen_position as usize + 1;
-                }
                 return (Some(candidate), Some(hash));
             }
             candidate = entry.next_same_hash;
@@ -249,27 +207,20 @@ impl AccountCache {
             next_same_hash,
             series: [UNKNOWN; INLINE_SERIES],
             more_series: Vec::new(),
-            seen_file: 0,
-            seen_position: 0,
             successor: NO_ENTRY,
         });
         self.names.extend_from_slice(name);
         index
     }
 
-    /// Notes that the current file lists `index` next.
+    /// Notes that `index` came next. Nothing here grows with the rows: a
+    /// file of a billion rows costs no more memory than one of a thousand.
     #[inline]
     fn note_seen(&mut self, index: u32) {
-        let position = u32::try_from(self.current_order.len()).unwrap_or(u32::MAX);
         if let Some(previous) = self.entries.get_mut(self.last as usize) {
             previous.successor = index;
         }
         self.last = index;
-        if let Some(entry) = self.entries.get_mut(index as usize) {
-            entry.seen_file = self.file;
-            entry.seen_position = position;
-        }
-        self.current_order.push(index);
     }
 }
 
@@ -306,7 +257,6 @@ impl<'s, S: SnapshotSink> Resolver<'s, S> {
     /// Begins a file: learns the metric names its header brings.
     pub fn start_file(&mut self, new_metrics: Vec<(u32, String)>) {
         self.add_metrics(&new_metrics);
-        self.accounts.start_file();
     }
 
     /// Gives every metric of a CSV header to the sink. The inner error is the
