@@ -83,6 +83,10 @@ pub struct Writer {
     unusable: Option<String>,
     /// The manifest a commit is about to write, with its dictionary.
     pending_manifest: Option<(Manifest, crate::storage::dictionary::Dictionary)>,
+    /// Tests set this to make the next commit fail right after its manifest
+    /// is in place, which no real fault can be made to do on cue.
+    #[cfg(test)]
+    fail_after_manifest: bool,
     max_logged_points: usize,
     flushed: Vec<SegmentMeta>,
     next_segment: u64,
@@ -127,6 +131,8 @@ impl Writer {
             discarded: None,
             unusable: None,
             pending_manifest: None,
+            #[cfg(test)]
+            fail_after_manifest: false,
             max_logged_points,
             flushed: Vec::new(),
             batch_points: 0,
@@ -357,6 +363,12 @@ impl Writer {
         };
         self.flushed.clear();
         self.batch_points = 0;
+        #[cfg(test)]
+        if self.fail_after_manifest {
+            return Err(CommitError::After(Error::Writer(
+                "a failure injected after the manifest".into(),
+            )));
+        }
         sync_dir(&dir).map_err(CommitError::After)?;
         let snapshot = Arc::new(
             self.base
@@ -772,6 +784,51 @@ impl LogColumns<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Options;
+
+    /// The rename of MANIFEST is the point of no return: a commit that fails
+    /// after it keeps the batch (its segments and dictionary frame, which
+    /// the new manifest names), says so, and stops the writer. Discarding
+    /// there once deleted segments the durable manifest named.
+    #[test]
+    fn a_commit_that_fails_after_its_manifest_keeps_the_batch_and_stops_the_writer() {
+        const T0: i64 = 1_550_052_000_000;
+        const HOUR: i64 = 3_600_000;
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        // 1 KiB of budget: the batch spills into several segments.
+        let db = Db::open_with(dir.path(), Options::default().memory_budget(1024))
+            .expect("the database opens");
+        let mut w = db.writer().expect("the writer opens");
+        w.append("kept", "followers", T0, 1).expect("appended");
+        w.commit().expect("committed");
+        for i in 0..2_000i64 {
+            w.append(
+                &format!("a{}", i % 50),
+                "followers",
+                T0 + i * HOUR,
+                i as u64,
+            )
+            .expect("appended");
+        }
+        w.fail_after_manifest = true;
+        let error = w.commit().expect_err("the injected failure");
+        assert!(matches!(error, Error::Writer(_)), "{error:?}");
+        assert!(error.to_string().contains("committed"), "{error}");
+        let again = w
+            .append("later", "followers", T0, 1)
+            .expect_err("the writer stopped");
+        assert!(again.to_string().contains("open a new one"), "{again}");
+        drop(w);
+
+        let report = Db::verify(dir.path()).expect("verify runs");
+        assert!(report.is_clean(), "{:?}", report.problems);
+        assert_eq!(report.points, 2_001);
+        let db = Db::open(dir.path()).expect("the database opens");
+        assert_eq!(db.stats().expect("stats").points, 2_001);
+        let mut w = db.writer().expect("a new writer opens");
+        w.append("next", "followers", T0, 3).expect("appended");
+        assert_eq!(w.commit().expect("committed").points, 1);
+    }
 
     #[test]
     fn counting_sort_is_stable_and_finds_the_runs() {
