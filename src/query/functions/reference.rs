@@ -290,6 +290,23 @@ fn threshold() -> impl Strategy<Value = Threshold> {
     ]
 }
 
+/// The episodes a finder finds in a series after it has worked on another
+/// one: it must give the same answer as a fresh finder, so its scratch
+/// state must be fully reset between series.
+fn find_after_other(
+    (times, values): (&[i64], &[i64]),
+    (other_times, other_values): (&[i64], &[i64]),
+    threshold: Threshold,
+    window: i64,
+) -> Vec<Episode> {
+    let mut finder = DropFinder::new();
+    let mut out = Vec::new();
+    finder.find(other_times, other_values, threshold, window, &mut out);
+    out.clear();
+    finder.find(times, values, threshold, window, &mut out);
+    out
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
 
@@ -301,14 +318,8 @@ proptest! {
         window in window(),
     ) {
         let expected = drop_ref(&times, &values, threshold, window);
-        // A finder that has already worked on another series must give the
-        // same answer as a fresh one: the scratch state is fully reset.
-        let mut finder = DropFinder::new();
-        let mut out = Vec::new();
-        finder.find(&other_times, &other_values, threshold, window, &mut out);
-        out.clear();
-        finder.find(&times, &values, threshold, window, &mut out);
-        prop_assert_eq!(out, expected);
+        let found = find_after_other((&times, &values), (&other_times, &other_values), threshold, window);
+        prop_assert_eq!(found, expected);
     }
 
     #[test]
@@ -326,12 +337,8 @@ proptest! {
         window in prop_oneof![1i64..4, 4i64..30, Just(i64::MAX)],
     ) {
         let expected = drop_ref(&times, &values, threshold, window);
-        let mut finder = DropFinder::new();
-        let mut out = Vec::new();
-        finder.find(&other_times, &other_values, threshold, window, &mut out);
-        out.clear();
-        finder.find(&times, &values, threshold, window, &mut out);
-        prop_assert_eq!(out, expected);
+        let found = find_after_other((&times, &values), (&other_times, &other_values), threshold, window);
+        prop_assert_eq!(found, expected);
     }
 
     #[test]
