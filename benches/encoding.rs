@@ -23,6 +23,7 @@ use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use tally::bench_support::{decode_times, decode_values, encode_times, encode_values};
+use tally::generate::Rng;
 
 /// How many series the data set has: enough that the power law's tail
 /// (accounts of 1e5 and more are about one in a thousand) is represented.
@@ -40,21 +41,22 @@ const SEED: u64 = 0x7a11_7a11_2024_0001;
 /// variable `TALLY_BENCH_CHURN` overrides it, to see how size depends on it.
 const CHURN_PER_FOLLOWER_HOUR: f64 = 2.6e-4;
 
-/// The splitmix64 generator: tiny, fast, and good enough for test data.
-struct SplitMix64(u64);
+/// The generator's splitmix64 stream (`tally::generate::Rng`), with the
+/// draws this benchmark's series need on top.
+struct SplitMix64(Rng);
 
 impl SplitMix64 {
+    fn new(seed: u64) -> SplitMix64 {
+        SplitMix64(Rng::new(seed))
+    }
+
     fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
     /// Uniform in [0, 1).
     fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+        self.0.unit()
     }
 
     /// Uniform in lo ..= hi.
@@ -98,7 +100,7 @@ struct Series {
 /// The series with the given seed. Everything but the hourly noise is drawn
 /// first, so a different churn changes the noise and not the accounts.
 fn follower_series(seed: u64, churn_per_follower_hour: f64) -> Series {
-    let rng = &mut SplitMix64(seed);
+    let rng = &mut SplitMix64::new(seed);
     // Power law with exponent 1 (P(size > s) ∝ 1/s), cut to 1e2 ..= 1e7.
     let u = 1e-5 + (1.0 - 1e-5) * rng.unit();
     let size = 100.0 / u;
@@ -332,7 +334,7 @@ fn bench(c: &mut Criterion) {
     println!("churn per follower and hour: {churn:e}");
     // One generator hands out a seed per series, so each series is the same
     // whatever the others draw.
-    let mut seeds = SplitMix64(SEED);
+    let mut seeds = SplitMix64::new(SEED);
     let data: Vec<Series> = (0..SERIES)
         .map(|_| follower_series(seeds.next_u64(), churn))
         .collect();

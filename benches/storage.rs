@@ -9,27 +9,12 @@
 
 use std::time::{Duration, Instant};
 
+use tally::generate::Rng;
 use tally::{Db, TimeRange};
 
 const HOUR: i64 = 3_600_000;
 const T0: i64 = 1_548_979_200_000; // 2019-02-01T00:00:00Z
 const METRICS: [&str; 4] = ["followers", "following", "posts", "likes"];
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        // splitmix64
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
 
 fn env_or(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -70,7 +55,7 @@ fn main() {
     // Power-law sizes (Pareto, alpha 1.2, from 100); most hourly deltas are
     // zero, big accounts move every hour; one account in 50 is purged by
     // 10% at hour 20.
-    let mut rng = Rng(42);
+    let mut rng = Rng::new(42);
     let mut state: Vec<[u64; 4]> = (0..accounts)
         .map(|_| {
             let size = (100.0 / rng.unit().max(1e-9).powf(1.0 / 1.2)).min(5e7) as u64;
@@ -89,7 +74,7 @@ fn main() {
                 let activity = (*v as f64).sqrt() / 300.0;
                 if rng.unit() < activity.min(1.0) {
                     let step = (activity * 3.0).max(1.0) as u64;
-                    let up = rng.next() % (2 * step + 1);
+                    let up = rng.next_u64() % (2 * step + 1);
                     *v = (*v + up).saturating_sub(step);
                 }
                 if m == 0 && h == 20 && a % 50 == 0 {
