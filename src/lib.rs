@@ -37,8 +37,8 @@ pub mod cli;
 pub mod generate;
 
 pub use db::{
-    CommitSummary, CompactSummary, Db, Options, Point, Series, Stats, TimeRange, VerifyReport,
-    Writer,
+    CommitSummary, CompactSummary, Db, MergeSummary, Options, Point, Series, Stats, TimeRange,
+    VerifyReport, Writer,
 };
 
 /// Internals exposed only for the benchmarks in benches/; not a stable API.

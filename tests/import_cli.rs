@@ -10,6 +10,7 @@ use std::process::{Command as StdCommand, Stdio};
 use std::time::Duration;
 
 use assert_cmd::Command;
+use predicates::prelude::PredicateBooleanExt;
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use tally::{Db, TimeRange};
@@ -400,15 +401,27 @@ fn generated_snapshots_read_back_exactly() {
         .success()
         .stderr("");
     // The same files under a budget of a few thousand points make many
-    // segments: the same points, and a hint to compact.
+    // segments: with --no-merge, the same points and a hint to compact.
     let spilled = dir.path().join("spilled");
     tally(&spilled)
-        .args(["import", "--memory-budget", "256KiB"])
+        .args(["import", "--no-merge", "--memory-budget", "256KiB"])
         .arg(out.join("snapshots"))
         .assert()
         .success()
         .stderr(predicates::str::contains("`tally compact` merges them"));
     assert!(Db::open(&spilled).unwrap().stats().unwrap().segments >= 16);
+    // Without it, the import merges them ([MG2]: every segment spans the
+    // same 30 hours, so they share a 28-day window and outnumber the fan-in).
+    let merged = dir.path().join("merged");
+    tally(&merged)
+        .args(["import", "--memory-budget", "256KiB"])
+        .arg(out.join("snapshots"))
+        .assert()
+        .success()
+        .stderr(predicates::str::contains("tally: merged").and(
+            predicates::str::contains("`tally compact`").not(),
+        ));
+    assert_eq!(Db::open(&merged).unwrap().stats().unwrap().segments, 1);
 
     let mut want = BTreeMap::new();
     let mut files: Vec<_> = std::fs::read_dir(out.join("snapshots"))
@@ -440,4 +453,6 @@ fn generated_snapshots_read_back_exactly() {
     assert!(want.len() > 150_000, "{}", want.len());
     assert_eq!(contents(&db), want);
     assert_eq!(contents(&spilled), want);
+    assert_eq!(contents(&merged), want);
+    assert!(Db::verify(&merged).unwrap().is_clean());
 }

@@ -69,6 +69,10 @@ pub(crate) struct ImportArgs {
     /// (e.g. 512MiB, 2GiB); a larger import is still committed atomically.
     #[arg(long, value_parser = parse_bytes_arg, default_value = "1GiB", value_name = "SIZE")]
     pub memory_budget: usize,
+    /// Do not merge segments after the import (docs/format.md, "Merging");
+    /// the next import that merges, or `tally compact`, catches up.
+    #[arg(long)]
+    pub no_merge: bool,
     /// Files, folders, or - for standard input.
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<std::ffi::OsString>,

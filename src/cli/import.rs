@@ -10,7 +10,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::args::{ImportArgs, ImportFormat};
 use crate::import::{Format, ImportOptions, Input, Progress};
-use crate::{Db, Error, Options};
+use crate::{Db, Error, MergeSummary, Options};
 
 pub(crate) fn run(db_path: &Path, args: &ImportArgs) -> Result<ExitCode, Error> {
     let options = ImportOptions {
@@ -23,9 +23,13 @@ pub(crate) fn run(db_path: &Path, args: &ImportArgs) -> Result<ExitCode, Error> 
     };
     let inputs: Vec<Input> = args.files.iter().map(Input::from_arg).collect();
     let started = Instant::now();
+    // The merge runs below, after the summary line, so that a failed merge
+    // is reported as what it is: the import itself is committed.
     let db = Db::open_with(
         db_path,
-        Options::default().memory_budget(args.memory_budget),
+        Options::default()
+            .memory_budget(args.memory_budget)
+            .auto_merge(false),
     )?;
     let mut writer = db.writer()?;
     let bar = progress_bar();
@@ -35,6 +39,11 @@ pub(crate) fn run(db_path: &Path, args: &ImportArgs) -> Result<ExitCode, Error> 
     // invocation becomes visible, and its spilled segments are removed.
     let summary = result?;
     let committed = writer.commit()?;
+    let merged = if args.no_merge {
+        Ok(MergeSummary::default())
+    } else {
+        writer.merge()
+    };
     drop(writer);
     let seconds = started.elapsed().as_secs_f64();
 
@@ -68,8 +77,22 @@ pub(crate) fn run(db_path: &Path, args: &ImportArgs) -> Result<ExitCode, Error> 
         rate / 1e6
     )
     .map_err(|e| Error::io("<stdout>", e))?;
+    let merged = merged.map_err(|e| {
+        Error::Writer(format!(
+            "the import was committed, but the merge after it failed: {e}"
+        ))
+    })?;
+    if merged.merges > 0 {
+        let _ = writeln!(
+            err,
+            "tally: merged {} segments into {} ({:.1} MB written)",
+            merged.segments_in,
+            merged.segments_out,
+            merged.bytes_written as f64 / 1e6
+        );
+    }
     let segments = db.stats()?.segments;
-    if segments >= COMPACT_HINT_SEGMENTS {
+    if args.no_merge && segments >= COMPACT_HINT_SEGMENTS {
         let _ = writeln!(
             err,
             "tally: the database now has {segments} segments, and every query reads them all; \
@@ -79,7 +102,8 @@ pub(crate) fn run(db_path: &Path, args: &ImportArgs) -> Result<ExitCode, Error> 
     Ok(ExitCode::SUCCESS)
 }
 
-/// From this many segments on, an import suggests `tally compact`. Every
+/// From this many segments on, an import with `--no-merge` suggests `tally
+/// compact`. Every
 /// query reads every segment: a full-scan `drop()` over 42 segments took 3.4
 /// times as long as over the same data compacted (docs/performance.md).
 const COMPACT_HINT_SEGMENTS: u64 = 16;

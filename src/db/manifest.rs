@@ -131,14 +131,8 @@ impl Manifest {
         }
     }
 
-    /// Replaces the manifest atomically: temporary file, fsync, rename, fsync
-    /// of the directory ([I2]).
-    pub(crate) fn store(&self, dir: &Path) -> Result<()> {
-        self.replace(dir)?;
-        sync_dir(dir)
-    }
-
-    /// The first part of [`Manifest::store`]: temporary file, fsync, rename.
+    /// Writes the manifest to a temporary file, fsyncs it and renames it
+    /// over the old one ([I2]).
     /// Once it returns `Ok`, the new manifest is the one readers see; the
     /// caller then makes the rename durable with [`sync_dir`].
     pub(crate) fn replace(&self, dir: &Path) -> Result<()> {

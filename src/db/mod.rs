@@ -5,6 +5,9 @@
 mod compact;
 mod lock;
 mod manifest;
+mod merge;
+#[cfg(test)]
+mod merge_model;
 mod recovery;
 pub(crate) mod snapshot;
 mod verify;
@@ -16,6 +19,7 @@ use std::sync::{Arc, RwLock};
 pub use compact::CompactSummary;
 pub use snapshot::TimeRange;
 pub use verify::VerifyReport;
+pub use merge::MergeSummary;
 pub use writer::{CommitSummary, Writer};
 
 use crate::error::{Error, Result};
@@ -32,6 +36,10 @@ pub struct Options {
     /// them into a segment (default: 1 GiB). A batch larger than this is
     /// written as several segments and still committed atomically.
     pub memory_budget: usize,
+    /// Merge segments after every commit, as docs/format.md ("Merging")
+    /// describes (default: true). Off, segments pile up until
+    /// [`Writer::merge`] or [`Db::compact`] is called.
+    pub auto_merge: bool,
 }
 
 impl Default for Options {
@@ -39,6 +47,7 @@ impl Default for Options {
         Options {
             create: true,
             memory_budget: 1 << 30,
+            auto_merge: true,
         }
     }
 }
@@ -47,6 +56,12 @@ impl Options {
     /// Sets [`Options::create`].
     pub fn create(mut self, create: bool) -> Self {
         self.create = create;
+        self
+    }
+
+    /// Sets [`Options::auto_merge`].
+    pub fn auto_merge(mut self, on: bool) -> Self {
+        self.auto_merge = on;
         self
     }
 

@@ -207,10 +207,15 @@ pub(crate) struct Located {
 
 impl<'a, W: Word> Scanner<'a, W> {
     pub(crate) fn new(snapshot: &'a Snapshot, need: Columns) -> Scanner<'a, W> {
-        let n = snapshot.segments.len();
+        Scanner::over(&snapshot.segments, need)
+    }
+
+    /// A scanner over some segments only, given in commit order (a merge
+    /// reads its inputs this way).
+    pub(crate) fn over(segments: &'a [Arc<Segment>], need: Columns) -> Scanner<'a, W> {
+        let n = segments.len();
         Scanner {
-            cursors: snapshot
-                .segments
+            cursors: segments
                 .iter()
                 .map(|s| SegmentCursor::new(s, need))
                 .collect(),

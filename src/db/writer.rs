@@ -52,6 +52,12 @@ pub struct CommitSummary {
     pub new_series: u64,
     /// Segment files the batch was written as.
     pub segments: u64,
+    /// Bytes of those segment files.
+    pub segment_bytes: u64,
+    /// What the merges after the commit did (docs/format.md, "Merging");
+    /// all zero when [`Options::auto_merge`](crate::Options::auto_merge)
+    /// is off.
+    pub merged: MergeSummary,
 }
 
 /// Appends points to a database and commits them atomically.
@@ -255,9 +261,8 @@ impl Writer {
     fn spawn_flush(&mut self) -> Result<()> {
         let pool = self.encoders()?;
         let next = self.spare.take().unwrap_or_default();
+        let number = self.take_segment_number()?;
         let log = std::mem::replace(&mut self.log, next);
-        let number = self.next_segment;
-        self.next_segment += 1;
         let dir = self.base.dir.clone();
         let handle = std::thread::Builder::new()
             .name("tally-flush".to_string())
@@ -298,8 +303,7 @@ impl Writer {
             return Ok(());
         }
         let pool = self.encoders()?;
-        let number = self.next_segment;
-        self.next_segment += 1;
+        let number = self.take_segment_number()?;
         if let Some(meta) = write_segment(&self.base.dir, number, &self.log, &pool)? {
             self.flushed.push(meta);
         }
@@ -329,12 +333,42 @@ impl Writer {
                 self.discard();
                 Err(e)
             }
-            Err(CommitError::After(e)) => {
-                let why = format!("the batch was committed, but then: {e}");
-                self.unusable = Some(why.clone());
-                Err(Error::Writer(why))
-            }
+            Err(CommitError::After(e)) => Err(self.stop("the batch was committed", e)),
         }
+        .and_then(|mut summary| {
+            if self.db.options().auto_merge {
+                summary.merged = self.merge().map_err(|e| {
+                    Error::Writer(format!(
+                        "the batch was committed, but the merge after it failed: {e}"
+                    ))
+                })?;
+            }
+            Ok(summary)
+        })
+    }
+
+    /// Runs the merges the policy of docs/format.md ("Merging") asks for,
+    /// each committed atomically on its own, at most a bounded number of
+    /// them ([MG4]). [`commit`](Writer::commit) calls this after every
+    /// batch unless [`Options::auto_merge`](crate::Options::auto_merge) is
+    /// off. A merge that fails leaves the database as it was before that
+    /// merge, and the writer goes on.
+    pub fn merge(&mut self) -> Result<MergeSummary> {
+        self.check_usable()?;
+        crate::db::merge::merge_step(self)
+    }
+
+    /// Marks this writer as unable to go on after a commit failed past its
+    /// point of no return, and returns the error that says so.
+    fn stop(&mut self, what: &str, e: Error) -> Error {
+        let why = format!("{what}, but then: {e}");
+        self.unusable = Some(why.clone());
+        Error::Writer(why)
+    }
+
+    /// True once a commit failed after its manifest was in place.
+    pub(crate) fn is_stopped(&self) -> bool {
+        self.unusable.is_some()
     }
 
     /// Reports a batch discarded under the caller, once, and clears it, so
@@ -349,20 +383,44 @@ impl Writer {
 
     fn try_commit(&mut self) -> std::result::Result<CommitSummary, CommitError> {
         self.prepare_commit().map_err(CommitError::Before)?;
-        let dir = self.base.dir.clone();
         let Some((manifest, dict)) = self.pending_manifest.take() else {
             return Ok(CommitSummary::default());
         };
-        manifest.replace(&dir).map_err(CommitError::Before)?;
-        // The point of no return: readers may see the batch from here on, so
-        // nothing below may discard it.
         let summary = CommitSummary {
             points: self.batch_points,
             new_series: (dict.series_count() - self.series_at_start) as u64,
             segments: self.flushed.len() as u64,
+            segment_bytes: self.flushed.iter().map(|s| s.file_len).sum(),
+            merged: MergeSummary::default(),
         };
-        self.flushed.clear();
-        self.batch_points = 0;
+        let installed = self.install(manifest, Arc::new(dict));
+        if !matches!(installed, Err(CommitError::Before(_))) {
+            // From the manifest's rename on, the batch is committed: its
+            // segments belong to the database, not to the batch.
+            self.flushed.clear();
+            self.batch_points = 0;
+        }
+        installed?;
+        self.series_at_start = self.base.dict.series_count();
+        Ok(summary)
+    }
+
+    /// The one commit protocol ([I2]), for batches, merges and compactions
+    /// alike: every file the manifest names is already durable, its
+    /// directory entry too; the manifest is written to a temporary name,
+    /// fsynced and renamed over the old one, and the directory is fsynced.
+    /// The rename is the point of no return: an error before it leaves the
+    /// last committed state (`Before`), an error after it leaves the new
+    /// one committed but this writer's view stale (`After`).
+    fn install(
+        &mut self,
+        manifest: Manifest,
+        dict: Arc<crate::storage::dictionary::Dictionary>,
+    ) -> std::result::Result<(), CommitError> {
+        let dir = self.base.dir.clone();
+        manifest.replace(&dir).map_err(CommitError::Before)?;
+        // The point of no return: readers may see the new state from here
+        // on, so nothing below may undo it.
         #[cfg(test)]
         if self.fail_after_manifest {
             return Err(CommitError::After(Error::Writer(
@@ -372,13 +430,24 @@ impl Writer {
         sync_dir(&dir).map_err(CommitError::After)?;
         let snapshot = Arc::new(
             self.base
-                .after_commit(manifest, Arc::new(dict))
+                .after_commit(manifest, dict)
                 .map_err(CommitError::After)?,
         );
         self.db.publish(Arc::clone(&snapshot));
         self.base = snapshot;
-        self.series_at_start = self.base.dict.series_count();
-        Ok(summary)
+        Ok(())
+    }
+
+    /// The generation the next commit writes. A manifest at `u64::MAX`
+    /// cannot be followed; wrapping to 0 would make the database read as
+    /// empty.
+    fn next_generation(&self) -> Result<u64> {
+        self.base.manifest.generation.checked_add(1).ok_or_else(|| {
+            Error::corrupt(
+                self.base.dir.join(crate::db::manifest::MANIFEST),
+                "generation is at its largest value, so no commit can follow it",
+            )
+        })
     }
 
     /// Everything of a commit before its manifest replaces the old one:
@@ -420,7 +489,7 @@ impl Writer {
         let mut segments = self.base.manifest.segments.clone();
         segments.extend_from_slice(&self.flushed);
         let manifest = Manifest {
-            generation: self.base.manifest.generation + 1,
+            generation: self.next_generation()?,
             dict_len,
             metrics: dict.metrics.len() as u32,
             accounts: dict.accounts.len() as u32,
@@ -504,30 +573,38 @@ impl Writer {
         &self.base
     }
 
-    pub(crate) fn take_segment_number(&mut self) -> u64 {
+    /// The number of the next segment file, which is then used up.
+    pub(crate) fn take_segment_number(&mut self) -> Result<u64> {
         let n = self.next_segment;
-        self.next_segment += 1;
-        n
+        self.next_segment = n.checked_add(1).ok_or_else(|| {
+            Error::corrupt(
+                self.base.dir.join(crate::db::manifest::MANIFEST),
+                "the next segment number is at its largest value",
+            )
+        })?;
+        Ok(n)
     }
 
-    /// Commits a manifest that replaces every segment with `segments`.
-    pub(crate) fn commit_replacement(&mut self, segments: Vec<SegmentMeta>) -> Result<()> {
+    /// Commits a manifest whose segments are `segments` (a merge's or a
+    /// compaction's outcome), through the one commit protocol. The new
+    /// segments are already durable under their names.
+    pub(crate) fn commit_segments(&mut self, segments: Vec<SegmentMeta>) -> Result<()> {
         let dir = self.base.dir.clone();
+        // The new segments were renamed into place; make the renames durable
+        // before the manifest names them.
         sync_dir(&dir)?;
         let manifest = Manifest {
-            generation: self.base.manifest.generation + 1,
+            generation: self.next_generation()?,
             next_segment: self.next_segment,
             segments,
             ..self.base.manifest.clone()
         };
-        manifest.store(&dir)?;
-        let snapshot = Arc::new(
-            self.base
-                .after_commit(manifest, Arc::clone(&self.base.dict))?,
-        );
-        self.db.publish(Arc::clone(&snapshot));
-        self.base = snapshot;
-        Ok(())
+        let dict = Arc::clone(&self.base.dict);
+        match self.install(manifest, dict) {
+            Ok(()) => Ok(()),
+            Err(CommitError::Before(e)) => Err(e),
+            Err(CommitError::After(e)) => Err(self.stop("the merge was committed", e)),
+        }
     }
 }
 
@@ -542,6 +619,7 @@ impl Drop for Writer {
 }
 
 pub use crate::db::compact::CompactSummary;
+pub use crate::db::merge::MergeSummary;
 
 /// The log: the points appended since the last flush, in append order, as
 /// three columns.

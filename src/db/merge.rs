@@ -1,0 +1,389 @@
+//! Merging segments (docs/format.md, "Merging"): the policy that picks which
+//! segments to merge after a commit, and the merge itself, which compaction
+//! uses too.
+//!
+//! The policy is a pure function of the manifest's segment entries, so it
+//! can be tested without files: every segment has a *level*, the smallest
+//! tier whose epoch-aligned window holds its whole time range, and segments
+//! of lower levels are merged into the window of the tier above once that
+//! window has closed, or once too many of them have gathered in it ([MG2]).
+//!
+//! A merge streams series in id order through one cursor per input segment,
+//! keeping only the points that win ([I5]), writes one new segment (or a
+//! few, if it passes the size cap), and commits a manifest in which the new
+//! segment takes the place of the last input ([MG3]). The inputs are then
+//! removed; a reader that still maps them keeps reading them ([MG5]).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::db::snapshot::{Scanner, TimeRange};
+use crate::db::writer::Writer;
+use crate::error::Result;
+use crate::storage::segment::{Columns, Segment, SegmentMeta, SegmentWriter, segment_file_name};
+
+const HOUR_MS: i64 = 3_600_000;
+const DAY_MS: i64 = 24 * HOUR_MS;
+
+/// The window length of each tier, in milliseconds ([MG1]). Windows are
+/// aligned to the Unix epoch, and each length divides the next, so a window
+/// of one tier lies inside exactly one window of every tier above it. A
+/// segment whose range fits no window has level `WINDOWS_MS.len()`.
+pub(crate) const WINDOWS_MS: [i64; 6] = [
+    HOUR_MS,
+    6 * HOUR_MS,
+    DAY_MS,
+    7 * DAY_MS,
+    28 * DAY_MS,
+    364 * DAY_MS,
+];
+
+/// A window with this many segments of the level just below gets merged
+/// before it closes ([MG2]). Hourly commits put at most 7 hourly segments
+/// in a 6-hour window, 3 six-hour segments in a day, 6 days in a week and 3
+/// weeks in 28 days, so the count rule stays out of the way of hourly data
+/// and bounds the segments of commits made more often than that.
+pub(crate) const FAN_IN: usize = 8;
+
+/// At most this many merges run after one commit, so that a commit's cost
+/// stays bounded; whatever is left is merged after the next commit ([MG4]).
+pub(crate) const MAX_MERGES_PER_STEP: usize = 8;
+
+/// A merge's output is cut into a new segment once it passes this size, so
+/// that no single file grows without bound.
+const MAX_OUTPUT_BYTES: u64 = 4 << 30;
+
+/// The level of a segment holding times `t_min ..= t_max` ([MG1]): the
+/// smallest tier whose window holds both ends, or `WINDOWS_MS.len()`.
+pub(crate) fn level(t_min: i64, t_max: i64) -> usize {
+    WINDOWS_MS
+        .iter()
+        .position(|&len| t_min.div_euclid(len) == t_max.div_euclid(len))
+        .unwrap_or(WINDOWS_MS.len())
+}
+
+/// One merge the policy asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct MergePlan {
+    /// Positions in the manifest's segment list of the inputs, increasing.
+    pub inputs: Vec<usize>,
+    /// The tier whose window the inputs are merged into
+    /// (`WINDOWS_MS.len()` for the unbounded tier).
+    pub tier: usize,
+}
+
+/// The next merge the policy asks for in `segments` (in commit order), or
+/// `None` when the database is as merged as the policy wants ([MG2]).
+/// Lower tiers come first: they are cheaper, and their outputs are what the
+/// tiers above merge.
+pub(crate) fn plan(segments: &[SegmentMeta]) -> Option<MergePlan> {
+    if segments.len() < 2 {
+        return None;
+    }
+    let newest = segments.iter().map(|s| s.t_max).max()?;
+    let levels: Vec<usize> = segments.iter().map(|s| level(s.t_min, s.t_max)).collect();
+    for tier in 1..=WINDOWS_MS.len() {
+        // The candidates of each window of this tier: the segments of lower
+        // levels, which each lie inside one window of this tier.
+        let mut windows: BTreeMap<i64, Vec<usize>> = BTreeMap::new();
+        for (position, segment) in segments.iter().enumerate() {
+            if levels.get(position).is_some_and(|&l| l < tier) {
+                let key = WINDOWS_MS
+                    .get(tier)
+                    .map_or(0, |&len| segment.t_min.div_euclid(len));
+                windows.entry(key).or_default().push(position);
+            }
+        }
+        for (key, candidates) in windows {
+            if candidates.len() < 2 {
+                continue;
+            }
+            // A window is closed once the database holds a time at or past
+            // its end: hourly data has moved on to the next window. The
+            // unbounded tier never closes.
+            let closed = WINDOWS_MS.get(tier).is_some_and(|&len| {
+                key.checked_add(1)
+                    .and_then(|k| k.checked_mul(len))
+                    .is_some_and(|end| newest >= end)
+            });
+            let children = candidates
+                .iter()
+                .filter(|&&p| levels.get(p) == Some(&(tier - 1)))
+                .count();
+            if !closed && children < FAN_IN {
+                continue;
+            }
+            let inputs = keep_commit_order(segments, candidates);
+            if inputs.len() >= 2 {
+                return Some(MergePlan { inputs, tier });
+            }
+        }
+    }
+    None
+}
+
+/// The part of `inputs` (increasing positions) that can be merged without
+/// changing which point wins ([MG3]): the output takes the place of the last
+/// input, so it moves the earlier inputs after every segment between them
+/// and it. That is harmless unless such a segment overlaps in time an
+/// input before it, whose points it used to override; then only the inputs
+/// after that segment are kept.
+fn keep_commit_order(segments: &[SegmentMeta], mut inputs: Vec<usize>) -> Vec<usize> {
+    loop {
+        let (Some(&first), Some(&last)) = (inputs.first(), inputs.last()) else {
+            return inputs;
+        };
+        let overlaps = |a: &SegmentMeta, b: &SegmentMeta| a.t_min <= b.t_max && b.t_min <= a.t_max;
+        let mut cut = None;
+        for between in first + 1..last {
+            if inputs.binary_search(&between).is_ok() {
+                continue;
+            }
+            let Some(other) = segments.get(between) else {
+                continue;
+            };
+            let clashes = inputs
+                .iter()
+                .take_while(|&&p| p < between)
+                .filter_map(|&p| segments.get(p))
+                .any(|input| overlaps(input, other));
+            if clashes {
+                cut = Some(between);
+            }
+        }
+        match cut {
+            None => return inputs,
+            Some(between) => inputs.retain(|&p| p > between),
+        }
+    }
+}
+
+/// What the merges after one commit (or one call of
+/// [`Writer::merge`](crate::Writer::merge)) did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MergeSummary {
+    /// Merges committed.
+    pub merges: u64,
+    /// Segments the merges read.
+    pub segments_in: u64,
+    /// Segments the merges wrote.
+    pub segments_out: u64,
+    /// Bytes of the segments the merges read.
+    pub bytes_in: u64,
+    /// Bytes of the segments the merges wrote.
+    pub bytes_written: u64,
+}
+
+impl MergeSummary {
+    fn add(&mut self, other: &MergeSummary) {
+        self.merges += other.merges;
+        self.segments_in += other.segments_in;
+        self.segments_out += other.segments_out;
+        self.bytes_in += other.bytes_in;
+        self.bytes_written += other.bytes_written;
+    }
+}
+
+/// Runs the merges the policy asks for, up to [`MAX_MERGES_PER_STEP`], each
+/// committed on its own ([MG4]).
+pub(crate) fn merge_step(writer: &mut Writer) -> Result<MergeSummary> {
+    let mut total = MergeSummary::default();
+    for _ in 0..MAX_MERGES_PER_STEP {
+        let Some(plan) = plan(&writer.base().manifest.segments) else {
+            break;
+        };
+        let done = merge(writer, &plan.inputs)?;
+        total.add(&done);
+    }
+    Ok(total)
+}
+
+/// Merges the segments at `inputs` (increasing positions in the manifest)
+/// into new segments and commits a manifest in which they take the place
+/// of the last input ([MG3]). The caller has checked that the order allows
+/// it (compaction merges every segment, which it always does).
+pub(crate) fn merge(writer: &mut Writer, inputs: &[usize]) -> Result<MergeSummary> {
+    let base = Arc::clone(writer.base());
+    let chosen: Vec<Arc<Segment>> = inputs
+        .iter()
+        .filter_map(|&p| base.segments.get(p).cloned())
+        .collect();
+    let chosen_meta: Vec<SegmentMeta> = inputs
+        .iter()
+        .filter_map(|&p| base.manifest.segments.get(p).copied())
+        .collect();
+    let (Some(&last), true) = (inputs.last(), chosen.len() == inputs.len()) else {
+        return Ok(MergeSummary::default());
+    };
+    let outputs = write_merged(writer, &chosen)?;
+    let mut segments = Vec::with_capacity(base.manifest.segments.len());
+    for (position, meta) in base.manifest.segments.iter().enumerate() {
+        if position == last {
+            segments.extend_from_slice(&outputs);
+        } else if inputs.binary_search(&position).is_err() {
+            segments.push(*meta);
+        }
+    }
+    let summary = MergeSummary {
+        merges: 1,
+        segments_in: chosen_meta.len() as u64,
+        segments_out: outputs.len() as u64,
+        bytes_in: chosen_meta.iter().map(|s| s.file_len).sum(),
+        bytes_written: outputs.iter().map(|s| s.file_len).sum(),
+    };
+    if let Err(e) = writer.commit_segments(segments) {
+        // The inputs are still the live segments; the outputs are named by
+        // no manifest. (If the commit failed after its manifest was in
+        // place, the outputs are live and the writer refuses to go on; the
+        // next writer's recovery then keeps them, since the manifest names
+        // them.)
+        if !writer.is_stopped() {
+            remove_segments(writer, &outputs);
+        }
+        return Err(e);
+    }
+    // No manifest names the inputs any more. A reader that maps them keeps
+    // its mapping ([MG5]); a file we fail to remove is a leftover the next
+    // writer removes ([R1]).
+    remove_segments(writer, &chosen_meta);
+    Ok(summary)
+}
+
+/// Streams the series of `inputs` (in commit order) into new segments,
+/// later input winning ([I5]); nothing is visible until a manifest names
+/// them. On error nothing is left behind.
+fn write_merged(writer: &mut Writer, inputs: &[Arc<Segment>]) -> Result<Vec<SegmentMeta>> {
+    let base = Arc::clone(writer.base());
+    let series_count = u32::try_from(base.dict.series_count()).unwrap_or(u32::MAX);
+    let mut scanner: Scanner<'_, u64> = Scanner::over(inputs, Columns::BOTH);
+    let (mut times, mut values) = (Vec::new(), Vec::new());
+    let mut outputs = Vec::new();
+    let mut current: Option<SegmentWriter> = None;
+    let result = (|| {
+        for id in 0..series_count {
+            scanner.read(id, TimeRange::ALL, &mut times, &mut values)?;
+            if times.is_empty() {
+                continue;
+            }
+            let segment = match current.as_mut() {
+                Some(segment) => segment,
+                None => current.insert(SegmentWriter::create(
+                    &base.dir,
+                    writer.take_segment_number()?,
+                )?),
+            };
+            segment.add_series(id, &times, &values)?;
+            if segment.bytes_written() >= MAX_OUTPUT_BYTES
+                && let Some(full) = current.take()
+                && let Some(meta) = full.finish()?
+            {
+                outputs.push(meta);
+            }
+        }
+        if let Some(segment) = current.take()
+            && let Some(meta) = segment.finish()?
+        {
+            outputs.push(meta);
+        }
+        Ok::<(), crate::Error>(())
+    })();
+    if let Err(e) = result {
+        if let Some(segment) = current.take() {
+            segment.abandon();
+        }
+        remove_segments(writer, &outputs);
+        return Err(e);
+    }
+    Ok(outputs)
+}
+
+fn remove_segments(writer: &Writer, segments: &[SegmentMeta]) {
+    let dir = &writer.base().dir;
+    for meta in segments {
+        let _ = std::fs::remove_file(dir.join(segment_file_name(meta.number)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seg(number: u64, t_min: i64, t_max: i64) -> SegmentMeta {
+        SegmentMeta {
+            number,
+            file_len: 100,
+            points: 1,
+            t_min,
+            t_max,
+        }
+    }
+
+    /// Epoch-aligned hour `h` (2019-02-13T00:00:00Z is hour 430_776).
+    fn hour(h: i64) -> i64 {
+        (430_776 + h) * HOUR_MS
+    }
+
+    #[test]
+    fn levels_follow_the_windows() {
+        // [MG1]
+        assert_eq!(level(hour(0), hour(0)), 0);
+        assert_eq!(level(hour(0), hour(0) + HOUR_MS - 1), 0);
+        assert_eq!(level(hour(0), hour(1)), 1);
+        assert_eq!(level(hour(0), hour(5)), 1);
+        assert_eq!(level(hour(5), hour(6)), 2);
+        assert_eq!(level(hour(0), hour(23)), 2);
+        assert_eq!(level(i64::MIN, i64::MAX), WINDOWS_MS.len());
+        assert_eq!(level(-1, 0), WINDOWS_MS.len());
+        for pair in WINDOWS_MS.windows(2) {
+            assert_eq!(pair[1] % pair[0], 0, "windows nest");
+        }
+    }
+
+    #[test]
+    fn hourly_segments_merge_when_their_window_closes() {
+        // [MG2]: six hourly segments of one 6-hour window wait for it to close.
+        let mut segments: Vec<SegmentMeta> =
+            (0..6).map(|h| seg(h as u64 + 1, hour(h), hour(h))).collect();
+        assert_eq!(plan(&segments), None);
+        segments.push(seg(7, hour(6), hour(6)));
+        assert_eq!(
+            plan(&segments),
+            Some(MergePlan {
+                inputs: vec![0, 1, 2, 3, 4, 5],
+                tier: 1
+            })
+        );
+    }
+
+    #[test]
+    fn too_many_segments_in_an_open_window_merge() {
+        // [MG2]: minutely commits in one hour.
+        let minute = 60_000;
+        let segments: Vec<SegmentMeta> = (0..FAN_IN as i64)
+            .map(|m| seg(m as u64 + 1, hour(0) + m * minute, hour(0) + m * minute))
+            .collect();
+        assert_eq!(plan(&segments[..FAN_IN - 1]), None);
+        let p = plan(&segments).expect("a merge");
+        assert_eq!(p.inputs.len(), FAN_IN);
+    }
+
+    #[test]
+    fn a_merge_never_moves_a_point_past_one_that_overrode_it() {
+        // [MG3]: segment 1 rewrote hour 0; merging 0 with 2 would put the
+        // old hour 0 after the rewrite.
+        let segments = vec![
+            seg(1, hour(0), hour(0)),
+            seg(2, hour(0), hour(30)),
+            seg(3, hour(1), hour(1)),
+        ];
+        assert_eq!(keep_commit_order(&segments, vec![0, 2]), vec![2]);
+        // A segment in between that does not overlap is no obstacle.
+        let segments = vec![
+            seg(1, hour(0), hour(0)),
+            seg(2, hour(40), hour(40)),
+            seg(3, hour(1), hour(1)),
+        ];
+        assert_eq!(keep_commit_order(&segments, vec![0, 2]), vec![0, 2]);
+    }
+}

@@ -1,0 +1,151 @@
+//! The model-based property test of merging: random sequences of commits
+//! (snapshot-shaped and bulk, overlapping times, overwrites), merges,
+//! compactions and reopenings, after each of which the database must answer
+//! exactly as a plain map does, and the merge policy must have nothing left
+//! to do ([MG2], [MG3], [MG4]).
+
+use std::collections::BTreeMap;
+
+use proptest::prelude::*;
+
+use crate::db::merge::{self, MAX_MERGES_PER_STEP};
+use crate::{Db, Options, TimeRange};
+
+const HOUR: i64 = 3_600_000;
+/// An epoch-aligned start (2019-02-13T00:00:00Z, a whole day), so that the
+/// tests' hours fall into windows the way real hourly data does.
+const T0: i64 = 1_550_016_000_000;
+const ACCOUNTS: u64 = 12;
+
+#[derive(Debug, Clone)]
+enum Step {
+    /// Every account (but those skipped) counted at one hour.
+    Snapshot { hour: i64, skip: u64, seed: u64 },
+    /// Points at many hours, possibly rewriting old ones.
+    Bulk { points: Vec<(u64, i64, u64)> },
+    Compact,
+    Reopen,
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        6 => (0i64..3, 0u64..4, any::<u64>()).prop_map(|(ahead, skip, seed)| Step::Snapshot {
+            hour: ahead,
+            skip,
+            seed
+        }),
+        2 => prop::collection::vec((0..ACCOUNTS, 0i64..24 * 40, 0u64..1_000), 1..40)
+            .prop_map(|points| Step::Bulk { points }),
+        1 => Just(Step::Compact),
+        1 => Just(Step::Reopen),
+    ]
+}
+
+type Model = BTreeMap<(String, i64), u64>;
+
+fn contents(db: &Db) -> Model {
+    let mut out = Model::new();
+    for s in db.series("followers", |_| true) {
+        for p in db.points(&s.account, "followers", TimeRange::ALL).unwrap() {
+            out.insert((s.account.clone(), p.time), p.count);
+        }
+    }
+    out
+}
+
+fn run(steps: Vec<Step>, budget: usize) -> Result<(), TestCaseError> {
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options::default().memory_budget(budget);
+    let mut db = Db::open_with(dir.path(), options.clone()).unwrap();
+    let mut writer = db.writer().unwrap();
+    let mut model = Model::new();
+    // Snapshots move forward an hour or two at a time, the way a crawler's
+    // do; bulk steps write anywhere in the first 40 days.
+    let mut now = 0i64;
+    for (i, step) in steps.into_iter().enumerate() {
+        let mut merges = 0;
+        match step {
+            Step::Snapshot { hour, skip, seed } => {
+                now += hour;
+                for a in 0..ACCOUNTS {
+                    if skip > 0 && a % (skip + 2) == 0 {
+                        continue;
+                    }
+                    let account = format!("a{a}");
+                    let value = seed.wrapping_mul(a + 1) % 10_000;
+                    let time = T0 + now * HOUR;
+                    writer.append(&account, "followers", time, value).unwrap();
+                    model.insert((account, time), value);
+                }
+                merges = writer.commit().unwrap().merged.merges;
+            }
+            Step::Bulk { points } => {
+                for (a, hour, value) in points {
+                    let account = format!("a{a}");
+                    let time = T0 + hour * HOUR;
+                    writer.append(&account, "followers", time, value).unwrap();
+                    model.insert((account, time), value);
+                }
+                merges = writer.commit().unwrap().merged.merges;
+            }
+            Step::Compact => {
+                writer.compact().unwrap();
+                prop_assert!(db.snapshot().manifest.segments.len() <= 1);
+            }
+            Step::Reopen => {
+                drop(writer);
+                db = Db::open_with(dir.path(), options.clone()).unwrap();
+                writer = db.writer().unwrap();
+            }
+        }
+        prop_assert_eq!(contents(&db), model.clone(), "after step {}", i);
+        let segments = &db.snapshot().manifest.segments;
+        if merges < MAX_MERGES_PER_STEP as u64 {
+            prop_assert_eq!(merge::plan(segments), None, "after step {}", i);
+        }
+    }
+    drop(writer);
+    let report = Db::verify(dir.path()).unwrap();
+    prop_assert!(report.is_clean(), "{:?}", report.problems);
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn merged_databases_answer_as_the_model(steps in prop::collection::vec(step(), 1..120)) {
+        run(steps, 1 << 20)?;
+    }
+
+    #[test]
+    fn merged_databases_answer_as_the_model_when_batches_spill(
+        steps in prop::collection::vec(step(), 1..60),
+    ) {
+        // A budget of a few hundred points: bulk steps spill into several
+        // segments of one commit.
+        run(steps, 300 * 56)?;
+    }
+}
+
+#[test]
+fn a_week_of_hourly_snapshots_stays_within_the_bound() {
+    // [MG2]: with one commit an hour, a 6-hour window holds at most 7
+    // hourly segments, a day 3 six-hour ones, a week 6 days, 28 days 3
+    // weeks: never more than 7 + 3 + 6 + 3 segments below the 28-day tier.
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path()).unwrap();
+    let mut writer = db.writer().unwrap();
+    let mut most = 0;
+    for hour in 0..24 * 30 {
+        for a in 0..3 {
+            writer
+                .append(&format!("a{a}"), "followers", T0 + hour * HOUR, hour as u64)
+                .unwrap();
+        }
+        writer.commit().unwrap();
+        most = most.max(db.snapshot().manifest.segments.len());
+    }
+    assert!(most <= 7 + 3 + 6 + 3, "{most} segments at once");
+    assert_eq!(db.stats().unwrap().points, 3 * 24 * 30);
+}
