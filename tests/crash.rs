@@ -171,3 +171,180 @@ fn killed_writers_leave_exactly_the_committed_batches() {
     );
     assert_eq!(contents(&db), model_after(next_batch));
 }
+
+/// Kills inside merges ([MG4]): a child commits one snapshot an hour of
+/// `HOURLY_ACCOUNTS` accounts and runs the merge step after each commit,
+/// saying "merging" before it and "merged" after. Half the kills land at a
+/// random moment of the loop; the other half 0 to 1.5 ms after a "merging"
+/// that closes a 6-hour window, so mostly inside a merge that has work to
+/// do (a small merge can finish first).
+const HOURLY_ACCOUNTS: u64 = 400;
+const MERGE_KILLS: usize = 100;
+/// 2019-02-13T00:00:00Z: a whole day, so the child's hours fill the merge
+/// windows as a crawler's do.
+const DAY0: i64 = 1_550_016_000_000;
+
+fn snapshot(hour: u64) -> Vec<(String, i64, u64)> {
+    (0..HOURLY_ACCOUNTS)
+        .map(|a| {
+            let value = (hour * 7919 + a * 104_729) % 50_000;
+            (format!("acct{a:04}"), DAY0 + hour as i64 * HOUR, value)
+        })
+        .chain(std::iter::once((format!("new{hour:05}"), DAY0, hour)))
+        .collect()
+}
+
+fn hourly_model(hours: u64) -> Model {
+    let mut model = Model::new();
+    for h in 0..hours {
+        for (a, t, v) in snapshot(h) {
+            model.insert((a, "followers".to_string(), t), v);
+        }
+    }
+    model
+}
+
+#[test]
+#[ignore = "run by `kills_inside_merges_leave_exactly_the_committed_snapshots` as a child process"]
+fn child_hourly_writer() {
+    let dir = std::env::var_os("TALLY_CRASH_DIR").expect("TALLY_CRASH_DIR");
+    let mut hour: u64 = std::env::var("TALLY_CRASH_START").unwrap().parse().unwrap();
+    let db = Db::open_with(&dir, Options::default().auto_merge(false)).unwrap();
+    let mut writer = db.writer().unwrap();
+    loop {
+        for (a, t, v) in snapshot(hour) {
+            writer.append(&a, "followers", t, v).unwrap();
+        }
+        writer.commit().unwrap();
+        println!("committed {hour}");
+        println!("merging {hour}");
+        let merged = writer.merge().unwrap();
+        println!("merged {hour} {}", merged.merges);
+        hour += 1;
+    }
+}
+
+#[test]
+fn kills_inside_merges_leave_exactly_the_committed_snapshots() {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = std::env::current_exe().unwrap();
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next_hour = 0u64;
+    let mut in_merge = 0;
+    let mut merges_seen = 0;
+    for kill in 0..MERGE_KILLS {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let target_merge = kill % 2 == 1;
+        let mut child = Command::new(&exe)
+            .args([
+                "--ignored",
+                "--exact",
+                "child_hourly_writer",
+                "--nocapture",
+                "--test-threads",
+                "1",
+            ])
+            .env("TALLY_CRASH_DIR", dir.path())
+            .env("TALLY_CRASH_START", next_hour.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let stdout = child.stdout.take().unwrap();
+        let delay_us = seed % 1_500;
+        // The reader thread follows the child's lines; in the targeted runs
+        // it kills the child itself, shortly after a merge begins.
+        let reader = std::thread::spawn(move || {
+            let mut last_committed = None;
+            let mut last_line = String::new();
+            let mut merges = 0u64;
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some((_, rest)) = line.split_once("committed ") {
+                    last_committed = rest.trim().parse::<u64>().ok();
+                }
+                if let Some((_, rest)) = line.split_once("merged ") {
+                    merges += rest
+                        .split_whitespace()
+                        .nth(1)
+                        .and_then(|m| m.parse::<u64>().ok())
+                        .unwrap_or(0);
+                }
+                let closes_a_window = line
+                    .split_once("merging ")
+                    .and_then(|(_, h)| h.trim().parse::<u64>().ok())
+                    .is_some_and(|h| h > 0 && h % 6 == 0);
+                last_line = line;
+                if target_merge && closes_a_window {
+                    std::thread::sleep(Duration::from_micros(delay_us));
+                    // SIGKILL, as child.kill() would.
+                    let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+                }
+            }
+            (last_committed, last_line, merges)
+        });
+        if target_merge {
+            // The reader kills it; this bounds a run that never merges.
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            while child.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        } else {
+            std::thread::sleep(Duration::from_millis(20 + seed % 120));
+        }
+        let _ = child.kill();
+        child.wait().unwrap();
+        let (last_reported, last_line, merges) = reader.join().unwrap();
+        merges_seen += merges;
+        if last_line.contains("merging") {
+            in_merge += 1;
+        }
+
+        let report = Db::verify(dir.path()).unwrap();
+        assert!(report.is_clean(), "kill {kill}: {:?}", report.problems);
+        let db = Db::open(dir.path()).unwrap();
+        let committed = committed_batches(&db);
+        let at_least = last_reported.map_or(next_hour, |k| k + 1);
+        assert!(
+            committed == at_least || committed == at_least + 1,
+            "kill {kill}: {committed} snapshots survived, the child reported {last_reported:?}"
+        );
+        assert!(
+            contents(&db) == hourly_model(committed),
+            "kill {kill}: contents differ from the model of {committed} snapshots"
+        );
+        next_hour = committed;
+    }
+    // The next writer removes what the last kill left ([R1]) and merges on.
+    let db = Db::open(dir.path()).unwrap();
+    let mut writer = db.writer().unwrap();
+    writer.merge().unwrap();
+    drop(writer);
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        assert!(!name.ends_with(".tmp"), "leftover {name}");
+    }
+    let named = db.stats().unwrap().segments as usize;
+    let files = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".tseg")
+        })
+        .count();
+    assert_eq!(files, named, "segment files that no manifest names remain");
+    assert_eq!(contents(&db), hourly_model(next_hour));
+    eprintln!(
+        "{MERGE_KILLS} kills, {in_merge} inside a merge, {merges_seen} merges completed, {next_hour} snapshots"
+    );
+    assert!(
+        in_merge >= MERGE_KILLS / 4,
+        "only {in_merge} of {MERGE_KILLS} kills landed inside a merge"
+    );
+    assert!(merges_seen > 0, "no merge completed in {MERGE_KILLS} runs");
+}

@@ -10,9 +10,9 @@ use std::process::{Command as StdCommand, Stdio};
 use std::time::Duration;
 
 use assert_cmd::Command;
-use predicates::prelude::PredicateBooleanExt;
 use flate2::Compression;
 use flate2::write::GzEncoder;
+use predicates::prelude::PredicateBooleanExt;
 use tally::{Db, TimeRange};
 
 fn tally(db: &Path) -> Command {
@@ -418,9 +418,10 @@ fn generated_snapshots_read_back_exactly() {
         .arg(out.join("snapshots"))
         .assert()
         .success()
-        .stderr(predicates::str::contains("tally: merged").and(
-            predicates::str::contains("`tally compact`").not(),
-        ));
+        .stderr(
+            predicates::str::contains("tally: merged")
+                .and(predicates::str::contains("`tally compact`").not()),
+        );
     assert_eq!(Db::open(&merged).unwrap().stats().unwrap().segments, 1);
 
     let mut want = BTreeMap::new();

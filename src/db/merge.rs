@@ -343,8 +343,9 @@ mod tests {
     #[test]
     fn hourly_segments_merge_when_their_window_closes() {
         // [MG2]: six hourly segments of one 6-hour window wait for it to close.
-        let mut segments: Vec<SegmentMeta> =
-            (0..6).map(|h| seg(h as u64 + 1, hour(h), hour(h))).collect();
+        let mut segments: Vec<SegmentMeta> = (0..6)
+            .map(|h| seg(h as u64 + 1, hour(h), hour(h)))
+            .collect();
         assert_eq!(plan(&segments), None);
         segments.push(seg(7, hour(6), hour(6)));
         assert_eq!(

@@ -20,9 +20,15 @@ const ACCOUNTS: u64 = 12;
 #[derive(Debug, Clone)]
 enum Step {
     /// Every account (but those skipped) counted at one hour.
-    Snapshot { hour: i64, skip: u64, seed: u64 },
+    Snapshot {
+        hour: i64,
+        skip: u64,
+        seed: u64,
+    },
     /// Points at many hours, possibly rewriting old ones.
-    Bulk { points: Vec<(u64, i64, u64)> },
+    Bulk {
+        points: Vec<(u64, i64, u64)>,
+    },
     Compact,
     Reopen,
 }

@@ -17,9 +17,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 pub use compact::CompactSummary;
+pub use merge::MergeSummary;
 pub use snapshot::TimeRange;
 pub use verify::VerifyReport;
-pub use merge::MergeSummary;
 pub use writer::{CommitSummary, Writer};
 
 use crate::error::{Error, Result};
