@@ -4,9 +4,9 @@
 //!
 //! The policy is a pure function of the manifest's segment entries, so it
 //! can be tested without files: every segment has a *level*, the smallest
-//! tier whose epoch-aligned window holds its whole time range, and segments
-//! of lower levels are merged into the window of the tier above once that
-//! window has closed, or once too many of them have gathered in it ([MG2]).
+//! tier whose epoch-aligned window holds its whole time range, and the
+//! segments that lie inside one window of a tier are merged into one once
+//! that window has closed, or once too many have gathered in it ([MG2]).
 //!
 //! A merge streams series in id order through one cursor per input segment,
 //! keeping only the points that win ([I5]), writes one new segment (or a
@@ -83,11 +83,12 @@ pub(crate) fn plan(segments: &[SegmentMeta]) -> Option<MergePlan> {
     let newest = segments.iter().map(|s| s.t_max).max()?;
     let levels: Vec<usize> = segments.iter().map(|s| level(s.t_min, s.t_max)).collect();
     for tier in 1..=WINDOWS_MS.len() {
-        // The candidates of each window of this tier: the segments of lower
-        // levels, which each lie inside one window of this tier.
+        // The candidates of each window of this tier: the segments that lie
+        // inside it, of this level (what earlier merges made of the window)
+        // or lower.
         let mut windows: BTreeMap<i64, Vec<usize>> = BTreeMap::new();
         for (position, segment) in segments.iter().enumerate() {
-            if levels.get(position).is_some_and(|&l| l < tier) {
+            if levels.get(position).is_some_and(|&l| l <= tier) {
                 let key = WINDOWS_MS
                     .get(tier)
                     .map_or(0, |&len| segment.t_min.div_euclid(len));
