@@ -1,0 +1,461 @@
+//! Reading a segment file (docs/format.md, "Segment file"): [`Segment`]
+//! maps the file and checks its header and footer when opened ([H1], [M3],
+//! [S3]), its directory the first time it is used ([S1], [S3]), and each
+//! region against its checksum when it is loaded ([I4]); [`EntryIter`]
+//! walks the index entries of a group and [`SeriesEntry`] decodes one
+//! series' columns, checking them against its entry ([S2]).
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use memmap2::Mmap;
+
+use super::Columns;
+use crate::error::{Error, Result};
+use crate::storage::encoding::{self, get_varint};
+use crate::storage::format::{
+    DIRECTORY_ENTRY_LEN, FOOTER_LEN, Footer, GroupEntry, HEADER_LEN, MAGIC_SEGMENT, check_header,
+};
+
+/// A segment file opened for reading.
+pub(crate) struct Segment {
+    path: PathBuf,
+    number: u64,
+    map: Mmap,
+    footer: Footer,
+    /// The result of checking the directory's checksum and tiling, done the
+    /// first time any group is looked at.
+    directory_ok: OnceLock<Result<(), String>>,
+}
+
+impl std::fmt::Debug for Segment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Segment")
+            .field("path", &self.path)
+            .field("footer", &self.footer)
+            .finish()
+    }
+}
+
+impl Segment {
+    /// Opens and maps a segment, checking its header and footer. When the
+    /// manifest knows the file's length, a different length is damage ([M3]).
+    pub(crate) fn open(path: &Path, number: u64, expected_len: Option<u64>) -> Result<Segment> {
+        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+        if let Some(expected) = expected_len
+            && expected != len
+        {
+            return Err(Error::corrupt(
+                path,
+                format!("file is {len} bytes but the manifest says {expected}"),
+            ));
+        }
+        if len < (HEADER_LEN + FOOTER_LEN) as u64 {
+            return Err(Error::corrupt(
+                path,
+                format!("file is {len} bytes, too short for a segment"),
+            ));
+        }
+        // SAFETY: segment files are never modified or truncated once renamed
+        // into place ([I1]); compaction only unlinks them, which leaves an
+        // existing mapping intact. A process that truncated a segment by hand
+        // would make reads fault, which no Rust code can prevent for mmap.
+        let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
+        check_header(&map, MAGIC_SEGMENT).map_err(|e| Error::corrupt(path, e))?;
+        let footer_bytes = map.get(map.len() - FOOTER_LEN..).unwrap_or(&[]);
+        let footer = Footer::read(footer_bytes).map_err(|e| Error::corrupt(path, e))?;
+        let dir_len = u64::from(footer.group_count) * DIRECTORY_ENTRY_LEN as u64;
+        // [S3]: the directory ends exactly where the footer starts.
+        if footer.directory_offset.checked_add(dir_len) != Some(len - FOOTER_LEN as u64)
+            || footer.directory_offset < HEADER_LEN as u64
+            || footer.group_count == 0
+        {
+            return Err(Error::corrupt(
+                path,
+                "footer's directory offset and group count do not fit the file",
+            ));
+        }
+        Ok(Segment {
+            path: path.to_path_buf(),
+            number,
+            map,
+            footer,
+            directory_ok: OnceLock::new(),
+        })
+    }
+
+    pub(crate) fn number(&self) -> u64 {
+        self.number
+    }
+
+    pub(crate) fn footer(&self) -> &Footer {
+        &self.footer
+    }
+
+    fn corrupt(&self, what: impl Into<String>) -> Error {
+        Error::corrupt(&self.path, what)
+    }
+
+    fn directory_bytes(&self) -> &[u8] {
+        // Bounds were checked against the file length in `open`.
+        let start = self.footer.directory_offset as usize;
+        let end = self.map.len() - FOOTER_LEN;
+        self.map.get(start..end).unwrap_or(&[])
+    }
+
+    /// Checks the directory's checksum and that its groups tile the file in
+    /// increasing series order ([S1], [S3]); done once.
+    fn check_directory(&self) -> Result<()> {
+        let result = self.directory_ok.get_or_init(|| {
+            let dir = self.directory_bytes();
+            if crc32fast::hash(dir) != self.footer.directory_crc {
+                return Err("directory checksum mismatch".to_string());
+            }
+            let mut expected_offset = HEADER_LEN as u64;
+            let mut prev_last: Option<u32> = None;
+            let (mut series, mut points) = (0u64, 0u64);
+            let (mut t_min, mut t_max) = (i64::MAX, i64::MIN);
+            for chunk in dir.chunks_exact(DIRECTORY_ENTRY_LEN) {
+                let g = GroupEntry::read(chunk)?;
+                if g.offset != expected_offset {
+                    return Err(format!(
+                        "group at byte {} does not follow the previous one",
+                        g.offset
+                    ));
+                }
+                if g.first_series > g.last_series
+                    || prev_last.is_some_and(|p| g.first_series <= p)
+                    || g.series_count == 0
+                    || u64::from(g.series_count) > u64::from(g.last_series - g.first_series) + 1
+                    || g.t_min > g.t_max
+                {
+                    return Err(format!("group at byte {} is out of order", g.offset));
+                }
+                prev_last = Some(g.last_series);
+                expected_offset += g.len();
+                series += u64::from(g.series_count);
+                points = points.saturating_add(g.points);
+                t_min = t_min.min(g.t_min);
+                t_max = t_max.max(g.t_max);
+            }
+            let f = &self.footer;
+            if expected_offset != f.directory_offset {
+                return Err("groups do not end where the directory starts".to_string());
+            }
+            if series != f.series_count
+                || points != f.points
+                || t_min != f.t_min
+                || t_max != f.t_max
+            {
+                return Err("footer totals disagree with the directory".to_string());
+            }
+            Ok(())
+        });
+        result.clone().map_err(|e| self.corrupt(e))
+    }
+
+    /// Number of groups.
+    pub(crate) fn group_count(&self) -> usize {
+        self.footer.group_count as usize
+    }
+
+    /// The directory entry of group `i` (`i < group_count()`).
+    pub(crate) fn group(&self, i: usize) -> Result<GroupEntry> {
+        self.check_directory()?;
+        let start = i * DIRECTORY_ENTRY_LEN;
+        let bytes = self
+            .directory_bytes()
+            .get(start..start + DIRECTORY_ENTRY_LEN)
+            .ok_or_else(|| self.corrupt(format!("no group {i}")))?;
+        GroupEntry::read(bytes).map_err(|e| self.corrupt(e))
+    }
+
+    /// The first group at or after `from` whose last series is >= `id`.
+    pub(super) fn group_at_or_after(&self, id: u32, from: usize) -> Result<Option<usize>> {
+        let (mut lo, mut hi) = (from, self.group_count());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if self.group(mid)?.last_series < id {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        Ok((lo < self.group_count()).then_some(lo))
+    }
+
+    /// Checks and returns group `i`'s regions. The times and values regions
+    /// are checked only when asked for, so that a query reads only the
+    /// columns it needs.
+    pub(crate) fn load_group(&self, i: usize, need: Columns) -> Result<GroupData<'_>> {
+        let entry = self.group(i)?;
+        let region = |offset: u64, len: u32, crc: u32, name: &str, check: bool| {
+            // The tiling check made every region lie inside the file.
+            let start = offset as usize;
+            let bytes = self.map.get(start..start + len as usize).ok_or_else(|| {
+                self.corrupt(format!("{name} region of group {i} is out of bounds"))
+            })?;
+            if check && crc32fast::hash(bytes) != crc {
+                return Err(self.corrupt(format!("{name} region of group {i}: checksum mismatch")));
+            }
+            Ok(bytes)
+        };
+        let times_at = entry.offset;
+        let values_at = times_at + u64::from(entry.times_len);
+        let index_at = values_at + u64::from(entry.values_len);
+        Ok(GroupData {
+            segment: self,
+            group: i,
+            times: region(
+                times_at,
+                entry.times_len,
+                entry.times_crc,
+                "times",
+                need.times,
+            )?,
+            values: region(
+                values_at,
+                entry.values_len,
+                entry.values_crc,
+                "values",
+                need.values,
+            )?,
+            index: region(index_at, entry.index_len, entry.index_crc, "index", true)?,
+            entry,
+        })
+    }
+
+    /// Reads every byte of the segment and decodes every series, checking all
+    /// the rules of docs/format.md. Used by `verify`.
+    pub(crate) fn verify(&self) -> Result<u64> {
+        self.check_directory()?;
+        let mut times = Vec::new();
+        let mut values: Vec<u64> = Vec::new();
+        let mut points = 0;
+        for g in 0..self.group_count() {
+            let data = self.load_group(g, Columns::BOTH)?;
+            let mut count = 0u32;
+            let mut entries = data.entries();
+            while let Some(entry) = entries.next_entry()? {
+                times.clear();
+                values.clear();
+                entry.decode(Columns::BOTH, &mut times, &mut values)?;
+                points += entry.points;
+                count += 1;
+            }
+            entries.finish()?;
+            if count != data.entry.series_count {
+                return Err(self.corrupt(format!(
+                    "group {g} holds {count} series but its directory entry says {}",
+                    data.entry.series_count
+                )));
+            }
+        }
+        Ok(points)
+    }
+}
+
+/// The checked regions of one group.
+pub(crate) struct GroupData<'a> {
+    segment: &'a Segment,
+    group: usize,
+    pub entry: GroupEntry,
+    times: &'a [u8],
+    values: &'a [u8],
+    index: &'a [u8],
+}
+
+impl<'a> GroupData<'a> {
+    pub(crate) fn entries(&self) -> EntryIter<'a> {
+        EntryIter {
+            segment: self.segment,
+            group: self.group,
+            entry: self.entry,
+            times: self.times,
+            values: self.values,
+            index: self.index,
+            pos: 0,
+            times_at: 0,
+            values_at: 0,
+            prev_id: None,
+        }
+    }
+}
+
+/// Walks the index entries of one group in order ([S2]).
+pub(crate) struct EntryIter<'a> {
+    segment: &'a Segment,
+    group: usize,
+    entry: GroupEntry,
+    times: &'a [u8],
+    values: &'a [u8],
+    index: &'a [u8],
+    pos: usize,
+    times_at: usize,
+    values_at: usize,
+    prev_id: Option<u32>,
+}
+
+impl<'a> EntryIter<'a> {
+    fn corrupt(&self, what: &str) -> Error {
+        self.segment
+            .corrupt(format!("index of group {}: {what}", self.group))
+    }
+
+    /// The next entry, or `None` at the end of the group.
+    pub(crate) fn next_entry(&mut self) -> Result<Option<SeriesEntry<'a>>> {
+        if self.pos >= self.index.len() {
+            return Ok(None);
+        }
+        let mut fields = [0u64; 8];
+        for f in &mut fields {
+            *f = get_varint(self.index, &mut self.pos).map_err(|e| self.corrupt(e.0))?;
+        }
+        let [
+            id_delta,
+            points,
+            t_min_off,
+            t_span,
+            v_min,
+            v_span,
+            times_len,
+            values_len,
+        ] = fields;
+        let base = self.prev_id.unwrap_or(self.entry.first_series);
+        if (self.prev_id.is_some() && id_delta == 0) || (self.prev_id.is_none() && id_delta != 0) {
+            return Err(self.corrupt("series ids do not increase"));
+        }
+        let id = u64::from(base) + id_delta;
+        if id > u64::from(self.entry.last_series) {
+            return Err(self.corrupt("a series id is past the group's last"));
+        }
+        let id = id as u32; // <= last_series, a u32.
+        if points == 0 || points > u64::from(u32::MAX) {
+            return Err(self.corrupt("a series has an impossible point count"));
+        }
+        let t_min = self.entry.t_min.wrapping_add(t_min_off as i64);
+        let t_max = t_min.wrapping_add(t_span as i64);
+        if t_min < self.entry.t_min || t_max > self.entry.t_max || t_max < t_min {
+            return Err(self.corrupt("a series' time range is outside its group's"));
+        }
+        // [S2]: counts are at most 2^63 - 1, so readers may treat them as i64.
+        let Some(v_max) = v_min.checked_add(v_span).filter(|&m| m <= i64::MAX as u64) else {
+            return Err(self.corrupt("a series' value range is above 2^63 - 1"));
+        };
+        let take = |region: &'a [u8], at: &mut usize, len: u64| -> Option<&'a [u8]> {
+            let len = usize::try_from(len).ok()?;
+            let end = at.checked_add(len)?;
+            let bytes = region.get(*at..end)?;
+            *at = end;
+            Some(bytes)
+        };
+        let times = take(self.times, &mut self.times_at, times_len)
+            .ok_or_else(|| self.corrupt("a time column runs past its region"))?;
+        let values = take(self.values, &mut self.values_at, values_len)
+            .ok_or_else(|| self.corrupt("a value column runs past its region"))?;
+        self.prev_id = Some(id);
+        Ok(Some(SeriesEntry {
+            segment: self.segment,
+            id,
+            points,
+            t_min,
+            t_max,
+            v_min,
+            v_max,
+            times,
+            values,
+        }))
+    }
+
+    /// Checks that the group's columns were used up exactly ([S2]).
+    pub(crate) fn finish(&self) -> Result<()> {
+        if self.times_at != self.times.len() || self.values_at != self.values.len() {
+            return Err(self.corrupt("column lengths do not add up to the regions"));
+        }
+        Ok(())
+    }
+}
+
+/// One series' entry in one segment.
+#[derive(Clone, Copy)]
+pub(crate) struct SeriesEntry<'a> {
+    segment: &'a Segment,
+    pub id: u32,
+    pub points: u64,
+    pub t_min: i64,
+    pub t_max: i64,
+    pub v_min: u64,
+    pub v_max: u64,
+    times: &'a [u8],
+    values: &'a [u8],
+}
+
+impl SeriesEntry<'_> {
+    /// Appends the series' points to `times` and `values` (only the columns
+    /// asked for), checking them against the index entry ([S2]).
+    ///
+    /// Values are decoded as `u64` or, for queries, straight into `i64`
+    /// ([`encoding::Word`]); the bounds check makes both the same numbers.
+    pub(crate) fn decode<W: encoding::Word>(
+        &self,
+        need: Columns,
+        times: &mut Vec<i64>,
+        values: &mut Vec<W>,
+    ) -> Result<()> {
+        let n = self.points as usize; // <= u32::MAX, checked when read.
+        let what = |e: crate::storage::encoding::DecodeError| {
+            self.segment.corrupt(format!("series {}: {}", self.id, e.0))
+        };
+        if need.times {
+            let start = times.len();
+            encoding::decode_times(self.times, self.t_min, n, times).map_err(what)?;
+            if times.len() != start + n || times.last() != Some(&self.t_max) {
+                return Err(self.segment.corrupt(format!(
+                    "series {}: decoded times disagree with the index",
+                    self.id
+                )));
+            }
+        }
+        if need.values {
+            // The decoder checks every value against the index entry's
+            // bounds as it makes them, and appends exactly n values or
+            // fails, leaving `values` as it was.
+            encoding::decode_values_within(self.values, n, self.v_min, self.v_max, values)
+                .map_err(what)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::segment_file_name;
+    use super::super::tests::{sample, write_segment};
+    use super::*;
+
+    #[test]
+    fn every_flipped_byte_and_every_truncation_is_an_error() {
+        // [I4] [S1]: every byte is covered by a checksum.
+        let dir = tempfile::tempdir().unwrap();
+        let series: Vec<_> = sample().into_iter().take(40).collect();
+        let meta = write_segment(dir.path(), &series);
+        let path = dir.path().join(segment_file_name(7));
+        let good = std::fs::read(&path).unwrap();
+        let bad_path = dir.path().join("bad.tseg");
+        for i in 0..good.len() {
+            let mut bad = good.clone();
+            bad[i] ^= 0x04;
+            std::fs::write(&bad_path, &bad).unwrap();
+            let result = Segment::open(&bad_path, 7, Some(meta.file_len)).and_then(|s| s.verify());
+            assert!(result.is_err(), "flip at byte {i} went unnoticed");
+        }
+        for cut in [0, 10, HEADER_LEN, good.len() / 2, good.len() - 1] {
+            std::fs::write(&bad_path, &good[..cut]).unwrap();
+            let result = Segment::open(&bad_path, 7, None).and_then(|s| s.verify());
+            let err = result.expect_err("truncation went unnoticed");
+            assert!(err.to_string().contains("bad.tseg"), "{err}");
+        }
+    }
+}
