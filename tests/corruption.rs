@@ -6,15 +6,16 @@
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
-use tally::{Db, Error};
+use tally::{Db, Error, Options};
 
 const T0: i64 = 1_550_052_000_000;
 const HOUR: i64 = 3_600_000;
 
 /// A database with three commits: three segments, a dictionary of three
 /// frames and a manifest, all on one metric so that one query reads all.
+/// Merging is off so that the three segments stay.
 fn build(dir: &Path) {
-    let db = Db::open(dir).unwrap();
+    let db = Db::open_with(dir, Options::default().auto_merge(false)).unwrap();
     let mut w = db.writer().unwrap();
     for commit in 0..3i64 {
         for a in 0..40u64 {

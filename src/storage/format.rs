@@ -7,8 +7,25 @@
 
 use bytes::{Buf, BufMut};
 
-/// The format version this build reads and writes.
+/// The format version of the manifest and the dictionary, which this build
+/// reads and writes.
 pub(crate) const FORMAT_VERSION: u16 = 1;
+/// The format version of the segment files this build writes; it reads
+/// versions 1 and 2 (docs/format.md, "Version history").
+pub(crate) const SEGMENT_VERSION: u16 = 2;
+/// Directory entry flag (version 2): the group's series share one time
+/// column ([S5]).
+pub(crate) const GROUP_SHARED_TIMES: u32 = 1;
+
+/// The newest version of the file with `magic` that this build reads and
+/// writes.
+fn newest_version(magic: &[u8; 8]) -> u16 {
+    if magic == MAGIC_SEGMENT {
+        SEGMENT_VERSION
+    } else {
+        FORMAT_VERSION
+    }
+}
 /// Length of the common file header.
 pub(crate) const HEADER_LEN: usize = 16;
 /// Magic of a segment file.
@@ -28,14 +45,15 @@ pub(crate) const FOOTER_LEN: usize = 72;
 pub(crate) fn put_header(out: &mut Vec<u8>, magic: &[u8; 8]) {
     let start = out.len();
     out.put_slice(magic);
-    out.put_u16_le(FORMAT_VERSION);
+    out.put_u16_le(newest_version(magic));
     out.put_u16_le(0);
     let crc = crc32fast::hash(&out[start..]);
     out.put_u32_le(crc);
 }
 
-/// Checks a file's header ([H1]); the error is a phrase naming what is wrong.
-pub(crate) fn check_header(bytes: &[u8], magic: &[u8; 8]) -> Result<(), String> {
+/// Checks a file's header ([H1]) and returns its format version; the error
+/// is a phrase naming what is wrong.
+pub(crate) fn check_header(bytes: &[u8], magic: &[u8; 8]) -> Result<u16, String> {
     let Some(header) = bytes.get(..HEADER_LEN) else {
         return Err(format!(
             "file is {} bytes, shorter than its {HEADER_LEN}-byte header",
@@ -56,15 +74,16 @@ pub(crate) fn check_header(bytes: &[u8], magic: &[u8; 8]) -> Result<(), String> 
     if crc != crc32fast::hash(&header[..12]) {
         return Err("header checksum mismatch".to_string());
     }
-    if version != FORMAT_VERSION {
+    let newest = newest_version(magic);
+    if !(1..=newest).contains(&version) {
         return Err(format!(
-            "format version {version} is not supported (this build reads version {FORMAT_VERSION})"
+            "format version {version} is not supported (this build reads versions 1 to {newest})"
         ));
     }
     if reserved != 0 {
         return Err("reserved header field is not zero".to_string());
     }
-    Ok(())
+    Ok(version)
 }
 
 /// A cursor over a byte slice that reads little-endian integers and never
@@ -130,6 +149,8 @@ pub(crate) struct GroupEntry {
     pub times_crc: u32,
     pub values_crc: u32,
     pub index_crc: u32,
+    /// Layout flags ([S5]); 0 in version 1.
+    pub flags: u32,
 }
 
 impl GroupEntry {
@@ -147,7 +168,7 @@ impl GroupEntry {
         out.put_u32_le(self.times_crc);
         out.put_u32_le(self.values_crc);
         out.put_u32_le(self.index_crc);
-        out.put_u32_le(0);
+        out.put_u32_le(self.flags);
     }
 
     pub(crate) fn read(bytes: &[u8]) -> Result<GroupEntry, String> {
@@ -166,10 +187,8 @@ impl GroupEntry {
             times_crc: r.u32()?,
             values_crc: r.u32()?,
             index_crc: r.u32()?,
+            flags: r.u32()?,
         };
-        if r.u32()? != 0 {
-            return Err("reserved directory field is not zero".to_string());
-        }
         Ok(entry)
     }
 
@@ -191,6 +210,8 @@ pub(crate) struct Footer {
     pub t_max: i64,
     pub first_series: u32,
     pub last_series: u32,
+    /// The format version the footer states (the header's, [S3]).
+    pub version: u16,
 }
 
 impl Footer {
@@ -206,7 +227,7 @@ impl Footer {
         out.put_u32_le(self.first_series);
         out.put_u32_le(self.last_series);
         out.put_slice(MAGIC_FOOTER);
-        out.put_u16_le(FORMAT_VERSION);
+        out.put_u16_le(self.version);
         out.put_u16_le(0);
         let crc = crc32fast::hash(&out[start..]);
         out.put_u32_le(crc);
@@ -233,14 +254,16 @@ impl Footer {
             t_max: r.i64()?,
             first_series: r.u32()?,
             last_series: r.u32()?,
+            version: 0,
         };
         if r.bytes(8)? != MAGIC_FOOTER {
             return Err("wrong footer magic number".to_string());
         }
         let version = r.u16()?;
-        if version != FORMAT_VERSION {
+        if !(1..=SEGMENT_VERSION).contains(&version) {
             return Err(format!("footer format version {version} is not supported"));
         }
+        let footer = Footer { version, ..footer };
         if r.u16()? != 0 {
             return Err("reserved footer field is not zero".to_string());
         }
@@ -258,7 +281,10 @@ mod tests {
         let mut buf = Vec::new();
         put_header(&mut buf, MAGIC_SEGMENT);
         assert_eq!(buf.len(), HEADER_LEN);
-        assert_eq!(check_header(&buf, MAGIC_SEGMENT), Ok(()));
+        assert_eq!(check_header(&buf, MAGIC_SEGMENT), Ok(SEGMENT_VERSION));
+        let mut manifest = Vec::new();
+        put_header(&mut manifest, MAGIC_MANIFEST);
+        assert_eq!(check_header(&manifest, MAGIC_MANIFEST), Ok(FORMAT_VERSION));
         assert!(check_header(&buf, MAGIC_MANIFEST).is_err());
         assert!(check_header(&buf[..10], MAGIC_SEGMENT).is_err());
         for i in 0..HEADER_LEN {
@@ -280,6 +306,7 @@ mod tests {
             t_max: 1 << 40,
             first_series: 2,
             last_series: 70,
+            version: SEGMENT_VERSION,
         };
         let mut buf = Vec::new();
         footer.put(&mut buf);
@@ -302,6 +329,7 @@ mod tests {
             times_crc: 1,
             values_crc: 2,
             index_crc: 3,
+            flags: GROUP_SHARED_TIMES,
         };
         let mut buf = Vec::new();
         entry.put(&mut buf);

@@ -48,7 +48,7 @@ impl<'a> SegmentCursor<'a> {
             };
             let data = self.segment.load_group(g, self.need)?;
             self.group = Some(g);
-            self.entries = Some(data.entries());
+            self.entries = Some(data.entries()?);
             self.pending = None;
         }
         if let Some(p) = self.pending {

@@ -15,7 +15,8 @@ use super::Columns;
 use crate::error::{Error, Result};
 use crate::storage::encoding::{self, get_varint};
 use crate::storage::format::{
-    DIRECTORY_ENTRY_LEN, FOOTER_LEN, Footer, GroupEntry, HEADER_LEN, MAGIC_SEGMENT, check_header,
+    DIRECTORY_ENTRY_LEN, FOOTER_LEN, Footer, GROUP_SHARED_TIMES, GroupEntry, HEADER_LEN,
+    MAGIC_SEGMENT, check_header,
 };
 
 /// A segment file opened for reading.
@@ -63,9 +64,18 @@ impl Segment {
         // existing mapping intact. A process that truncated a segment by hand
         // would make reads fault, which no Rust code can prevent for mmap.
         let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
-        check_header(&map, MAGIC_SEGMENT).map_err(|e| Error::corrupt(path, e))?;
+        let version = check_header(&map, MAGIC_SEGMENT).map_err(|e| Error::corrupt(path, e))?;
         let footer_bytes = map.get(map.len() - FOOTER_LEN..).unwrap_or(&[]);
         let footer = Footer::read(footer_bytes).map_err(|e| Error::corrupt(path, e))?;
+        if footer.version != version {
+            return Err(Error::corrupt(
+                path,
+                format!(
+                    "footer says format version {} but the header says {version}",
+                    footer.version
+                ),
+            ));
+        }
         let dir_len = u64::from(footer.group_count) * DIRECTORY_ENTRY_LEN as u64;
         // [S3]: the directory ends exactly where the footer starts.
         if footer.directory_offset.checked_add(dir_len) != Some(len - FOOTER_LEN as u64)
@@ -119,6 +129,18 @@ impl Segment {
             let (mut t_min, mut t_max) = (i64::MAX, i64::MIN);
             for chunk in dir.chunks_exact(DIRECTORY_ENTRY_LEN) {
                 let g = GroupEntry::read(chunk)?;
+                // [S5]: version 1 has no flags; version 2 knows one.
+                let known = if self.footer.version >= 2 {
+                    GROUP_SHARED_TIMES
+                } else {
+                    0
+                };
+                if g.flags & !known != 0 {
+                    return Err(format!(
+                        "group at byte {} has unknown layout flags {:#x}",
+                        g.offset, g.flags
+                    ));
+                }
                 if g.offset != expected_offset {
                     return Err(format!(
                         "group at byte {} does not follow the previous one",
@@ -208,12 +230,15 @@ impl Segment {
         Ok(GroupData {
             segment: self,
             group: i,
+            // A shared-times group's times region holds the count every
+            // entry of it relies on ([S5]), so it is checked even when only
+            // values are read.
             times: region(
                 times_at,
                 entry.times_len,
                 entry.times_crc,
                 "times",
-                need.times,
+                need.times || entry.flags & GROUP_SHARED_TIMES != 0,
             )?,
             values: region(
                 values_at,
@@ -237,7 +262,7 @@ impl Segment {
         for g in 0..self.group_count() {
             let data = self.load_group(g, Columns::BOTH)?;
             let mut count = 0u32;
-            let mut entries = data.entries();
+            let mut entries = data.entries()?;
             while let Some(entry) = entries.next_entry()? {
                 times.clear();
                 values.clear();
@@ -268,8 +293,10 @@ pub(crate) struct GroupData<'a> {
 }
 
 impl<'a> GroupData<'a> {
-    pub(crate) fn entries(&self) -> EntryIter<'a> {
-        EntryIter {
+    /// The group's index entries. In a shared-times group this reads the
+    /// shared time column's header first ([S5]).
+    pub(crate) fn entries(&self) -> Result<EntryIter<'a>> {
+        let mut iter = EntryIter {
             segment: self.segment,
             group: self.group,
             entry: self.entry,
@@ -280,7 +307,12 @@ impl<'a> GroupData<'a> {
             times_at: 0,
             values_at: 0,
             prev_id: None,
+            shared: None,
+        };
+        if self.entry.flags & GROUP_SHARED_TIMES != 0 {
+            iter.shared = Some(iter.read_shared()?);
         }
+        Ok(iter)
     }
 }
 
@@ -296,9 +328,58 @@ pub(crate) struct EntryIter<'a> {
     times_at: usize,
     values_at: usize,
     prev_id: Option<u32>,
+    /// The time column a shared-times group's series share ([S5]).
+    shared: Option<SharedTimes<'a>>,
+}
+
+/// The shared time column of a shared-times group ([S5]).
+#[derive(Clone, Copy)]
+struct SharedTimes<'a> {
+    points: u64,
+    t_min: i64,
+    t_max: i64,
+    column: &'a [u8],
 }
 
 impl<'a> EntryIter<'a> {
+    /// Reads the header of the times region of a shared-times group and the
+    /// shared column after it; own columns follow it.
+    fn read_shared(&mut self) -> Result<SharedTimes<'a>> {
+        let mut pos = 0;
+        let mut field = || get_varint(self.times, &mut pos).map_err(|e| self.corrupt(e.0));
+        let (points, t_min_off, t_span, len) = (field()?, field()?, field()?, field()?);
+        let (t_min, t_max) = self.time_range(t_min_off, t_span)?;
+        self.check_points(points)?;
+        let column = usize::try_from(len)
+            .ok()
+            .and_then(|len| self.times.get(pos..pos.checked_add(len)?))
+            .ok_or_else(|| self.corrupt("the shared time column runs past its region"))?;
+        self.times_at = pos + column.len();
+        Ok(SharedTimes {
+            points,
+            t_min,
+            t_max,
+            column,
+        })
+    }
+
+    /// A series' time range from its offsets, inside its group's ([S2]).
+    fn time_range(&self, t_min_off: u64, t_span: u64) -> Result<(i64, i64)> {
+        let t_min = self.entry.t_min.wrapping_add(t_min_off as i64);
+        let t_max = t_min.wrapping_add(t_span as i64);
+        if t_min < self.entry.t_min || t_max > self.entry.t_max || t_max < t_min {
+            return Err(self.corrupt("a series' time range is outside its group's"));
+        }
+        Ok((t_min, t_max))
+    }
+
+    fn check_points(&self, points: u64) -> Result<()> {
+        if points == 0 || points > u64::from(u32::MAX) {
+            return Err(self.corrupt("a series has an impossible point count"));
+        }
+        Ok(())
+    }
+
     fn corrupt(&self, what: &str) -> Error {
         self.segment
             .corrupt(format!("index of group {}: {what}", self.group))
@@ -309,20 +390,7 @@ impl<'a> EntryIter<'a> {
         if self.pos >= self.index.len() {
             return Ok(None);
         }
-        let mut fields = [0u64; 8];
-        for f in &mut fields {
-            *f = get_varint(self.index, &mut self.pos).map_err(|e| self.corrupt(e.0))?;
-        }
-        let [
-            id_delta,
-            points,
-            t_min_off,
-            t_span,
-            v_min,
-            v_span,
-            times_len,
-            values_len,
-        ] = fields;
+        let id_delta = self.field()?;
         let base = self.prev_id.unwrap_or(self.entry.first_series);
         if (self.prev_id.is_some() && id_delta == 0) || (self.prev_id.is_none() && id_delta != 0) {
             return Err(self.corrupt("series ids do not increase"));
@@ -332,18 +400,6 @@ impl<'a> EntryIter<'a> {
             return Err(self.corrupt("a series id is past the group's last"));
         }
         let id = id as u32; // <= last_series, a u32.
-        if points == 0 || points > u64::from(u32::MAX) {
-            return Err(self.corrupt("a series has an impossible point count"));
-        }
-        let t_min = self.entry.t_min.wrapping_add(t_min_off as i64);
-        let t_max = t_min.wrapping_add(t_span as i64);
-        if t_min < self.entry.t_min || t_max > self.entry.t_max || t_max < t_min {
-            return Err(self.corrupt("a series' time range is outside its group's"));
-        }
-        // [S2]: counts are at most 2^63 - 1, so readers may treat them as i64.
-        let Some(v_max) = v_min.checked_add(v_span).filter(|&m| m <= i64::MAX as u64) else {
-            return Err(self.corrupt("a series' value range is above 2^63 - 1"));
-        };
         let take = |region: &'a [u8], at: &mut usize, len: u64| -> Option<&'a [u8]> {
             let len = usize::try_from(len).ok()?;
             let end = at.checked_add(len)?;
@@ -351,8 +407,49 @@ impl<'a> EntryIter<'a> {
             *at = end;
             Some(bytes)
         };
-        let times = take(self.times, &mut self.times_at, times_len)
-            .ok_or_else(|| self.corrupt("a time column runs past its region"))?;
+        // Version 1: count, t_min offset, t_span, v_min, v_span, times
+        // length, values length. Shared-times groups ([S5]): times length
+        // first, 0 for the shared column, else followed by count, t_min
+        // offset and t_span; then v_min, v_span, values length.
+        let (points, t_min, t_max, times, v_min, v_span, values_len) = match self.shared {
+            None => {
+                let points = self.field()?;
+                let (t_min_off, t_span) = (self.field()?, self.field()?);
+                let (v_min, v_span) = (self.field()?, self.field()?);
+                let (times_len, values_len) = (self.field()?, self.field()?);
+                self.check_points(points)?;
+                let (t_min, t_max) = self.time_range(t_min_off, t_span)?;
+                let times = take(self.times, &mut self.times_at, times_len)
+                    .ok_or_else(|| self.corrupt("a time column runs past its region"))?;
+                (points, t_min, t_max, times, v_min, v_span, values_len)
+            }
+            Some(shared) => {
+                let times_len = self.field()?;
+                let (points, t_min, t_max, times) = if times_len == 0 {
+                    (shared.points, shared.t_min, shared.t_max, shared.column)
+                } else {
+                    let points = self.field()?;
+                    let (t_min_off, t_span) = (self.field()?, self.field()?);
+                    self.check_points(points)?;
+                    let (t_min, t_max) = self.time_range(t_min_off, t_span)?;
+                    let times = take(self.times, &mut self.times_at, times_len)
+                        .ok_or_else(|| self.corrupt("a time column runs past its region"))?;
+                    (points, t_min, t_max, times)
+                };
+                let (v_min, v_span, values_len) = (self.field()?, self.field()?, self.field()?);
+                // [S5]: exactly the one-point series have no value column.
+                if (points == 1) != (values_len == 0) || (points == 1 && v_span != 0) {
+                    return Err(
+                        self.corrupt("a series' value column does not match its point count")
+                    );
+                }
+                (points, t_min, t_max, times, v_min, v_span, values_len)
+            }
+        };
+        // [S2]: counts are at most 2^63 - 1, so readers may treat them as i64.
+        let Some(v_max) = v_min.checked_add(v_span).filter(|&m| m <= i64::MAX as u64) else {
+            return Err(self.corrupt("a series' value range is above 2^63 - 1"));
+        };
         let values = take(self.values, &mut self.values_at, values_len)
             .ok_or_else(|| self.corrupt("a value column runs past its region"))?;
         self.prev_id = Some(id);
@@ -366,7 +463,12 @@ impl<'a> EntryIter<'a> {
             v_max,
             times,
             values,
+            relative: self.shared.is_some(),
         }))
+    }
+
+    fn field(&mut self) -> Result<u64> {
+        get_varint(self.index, &mut self.pos).map_err(|e| self.corrupt(e.0))
     }
 
     /// Checks that the group's columns were used up exactly ([S2]).
@@ -390,6 +492,9 @@ pub(crate) struct SeriesEntry<'a> {
     pub v_max: u64,
     times: &'a [u8],
     values: &'a [u8],
+    /// The value column is that of a shared-times group: it starts with
+    /// v_0 − v_min, and is empty for a one-point series ([S5]).
+    relative: bool,
 }
 
 impl SeriesEntry<'_> {
@@ -422,8 +527,25 @@ impl SeriesEntry<'_> {
             // The decoder checks every value against the index entry's
             // bounds as it makes them, and appends exactly n values or
             // fails, leaving `values` as it was.
-            encoding::decode_values_within(self.values, n, self.v_min, self.v_max, values)
-                .map_err(what)?;
+            if !self.relative {
+                encoding::decode_values_within(self.values, n, self.v_min, self.v_max, values)
+                    .map_err(what)?;
+            } else if self.values.is_empty() {
+                // A one-point series: its value is v_min (next_entry checked
+                // that the point count is 1).
+                values.push(W::from_bits(self.v_min));
+            } else {
+                // Decoded relative to v_min, within 0 ..= v_max − v_min, then
+                // moved up; v_max <= 2^63 − 1, so nothing wraps.
+                let start = values.len();
+                let span = self.v_max - self.v_min;
+                encoding::decode_values_within(self.values, n, 0, span, values).map_err(what)?;
+                if self.v_min != 0 {
+                    for v in values.get_mut(start..).unwrap_or(&mut []) {
+                        *v = W::from_bits(v.to_bits() + self.v_min);
+                    }
+                }
+            }
         }
         Ok(())
     }

@@ -12,8 +12,10 @@ use std::path::{Path, PathBuf};
 
 use super::{SegmentMeta, segment_file_name};
 use crate::error::{Error, Result};
-use crate::storage::encoding::{self, put_varint};
-use crate::storage::format::{Footer, GroupEntry, HEADER_LEN, MAGIC_SEGMENT, put_header};
+use crate::storage::encoding::{self, get_varint, put_varint};
+use crate::storage::format::{
+    Footer, GROUP_SHARED_TIMES, GroupEntry, HEADER_LEN, MAGIC_SEGMENT, SEGMENT_VERSION, put_header,
+};
 
 /// At most this many series per group.
 const GROUP_MAX_SERIES: usize = 1024;
@@ -28,8 +30,32 @@ struct EntryDraft {
     t_max: i64,
     v_min: u64,
     v_max: u64,
-    times_len: u64,
-    values_len: u64,
+    /// Where the series' own time column and value column start in the
+    /// builder's buffers, and their lengths.
+    times_start: usize,
+    times_len: usize,
+    values_start: usize,
+    values_len: usize,
+}
+
+impl EntryDraft {
+    fn time_column<'a>(&self, times: &'a [u8]) -> &'a [u8] {
+        // The draft's range was cut from this very buffer in `add_series`.
+        times
+            .get(self.times_start..self.times_start + self.times_len)
+            .unwrap_or(&[])
+    }
+
+    fn value_column<'a>(&self, values: &'a [u8]) -> &'a [u8] {
+        values
+            .get(self.values_start..self.values_start + self.values_len)
+            .unwrap_or(&[])
+    }
+
+    /// The key under which series share a time column ([S5]).
+    fn times_key<'a>(&self, times: &'a [u8]) -> (u64, i64, i64, &'a [u8]) {
+        (self.points, self.t_min, self.t_max, self.time_column(times))
+    }
 }
 
 /// Encodes series, in increasing id, into the regions of one group
@@ -82,15 +108,18 @@ impl GroupBuilder {
             t_max,
             v_min,
             v_max,
-            times_len: (self.times.len() - times_start) as u64,
-            values_len: (self.values.len() - values_start) as u64,
+            times_start,
+            times_len: self.times.len() - times_start,
+            values_start,
+            values_len: self.values.len() - values_start,
         });
         Ok(self.drafts.len() >= GROUP_MAX_SERIES
             || self.times.len() + self.values.len() >= GROUP_MAX_BYTES)
     }
 
-    /// Closes the group: builds its index region and directory entry and
-    /// leaves the builder empty for the next group. `None` when empty.
+    /// Closes the group: builds its three regions in the shared-times layout
+    /// of docs/format.md ([S5]) and its directory entry, and leaves the
+    /// builder empty for the next group. `None` when empty.
     pub(crate) fn seal(&mut self) -> Result<Option<SealedGroup>> {
         let (Some(first), Some(last)) = (self.drafts.first(), self.drafts.last()) else {
             return Ok(None);
@@ -98,19 +127,62 @@ impl GroupBuilder {
         let (first_series, last_series) = (first.id, last.id);
         let t_min = self.drafts.iter().map(|d| d.t_min).min().unwrap_or(0);
         let t_max = self.drafts.iter().map(|d| d.t_max).max().unwrap_or(0);
-        let mut index = Vec::with_capacity(self.drafts.len() * 16);
+
+        // The time column most series of the group have (snapshots counted
+        // at the same hours have one column between them), the first such
+        // on a tie.
+        let mut counts: std::collections::HashMap<(u64, i64, i64, &[u8]), (usize, usize)> =
+            std::collections::HashMap::with_capacity(self.drafts.len());
+        for (k, d) in self.drafts.iter().enumerate() {
+            counts.entry(d.times_key(&self.times)).or_insert((0, k)).0 += 1;
+        }
+        let shared = counts
+            .values()
+            .max_by_key(|&&(count, k)| (count, std::cmp::Reverse(k)))
+            .map_or(0, |&(_, k)| k);
+        let Some(shared) = self.drafts.get(shared) else {
+            return Ok(None);
+        };
+        let shared_key = shared.times_key(&self.times);
+
+        let mut times = Vec::with_capacity(self.times.len() / 2 + 16);
+        put_varint(&mut times, shared.points);
+        put_varint(&mut times, shared.t_min.wrapping_sub(t_min) as u64);
+        put_varint(&mut times, shared.t_max.wrapping_sub(shared.t_min) as u64);
+        put_varint(&mut times, shared_key.3.len() as u64);
+        times.extend_from_slice(shared_key.3);
+        let mut values = Vec::with_capacity(self.values.len());
+        let mut index = Vec::with_capacity(self.drafts.len() * 8);
         let mut prev = first_series;
         let mut points = 0;
         for d in &self.drafts {
             put_varint(&mut index, u64::from(d.id - prev));
             prev = d.id;
-            put_varint(&mut index, d.points);
-            put_varint(&mut index, d.t_min.wrapping_sub(t_min) as u64);
-            put_varint(&mut index, d.t_max.wrapping_sub(d.t_min) as u64);
+            if d.times_key(&self.times) == shared_key {
+                put_varint(&mut index, 0);
+            } else {
+                let column = d.time_column(&self.times);
+                put_varint(&mut index, column.len() as u64);
+                put_varint(&mut index, d.points);
+                put_varint(&mut index, d.t_min.wrapping_sub(t_min) as u64);
+                put_varint(&mut index, d.t_max.wrapping_sub(d.t_min) as u64);
+                times.extend_from_slice(column);
+            }
             put_varint(&mut index, d.v_min);
             put_varint(&mut index, d.v_max - d.v_min);
-            put_varint(&mut index, d.times_len);
-            put_varint(&mut index, d.values_len);
+            // A one-point series has no value column: its value is v_min.
+            // Otherwise the column starts with v_0 − v_min instead of v_0.
+            let start = values.len();
+            if d.points > 1 {
+                let column = d.value_column(&self.values);
+                let mut pos = 0;
+                let v_0 = get_varint(column, &mut pos).map_err(|e| {
+                    Error::Invalid(format!("series {}: own value column: {}", d.id, e.0))
+                })?;
+                put_varint(&mut values, v_0.wrapping_sub(d.v_min));
+                values.extend_from_slice(column.get(pos..).unwrap_or(&[]));
+            }
+            put_varint(&mut index, (values.len() - start) as u64);
             points += d.points;
         }
         let region_len = |len: usize| {
@@ -120,20 +192,21 @@ impl GroupBuilder {
             first_series,
             last_series,
             series_count: self.drafts.len() as u32,
-            times_len: region_len(self.times.len())?,
-            values_len: region_len(self.values.len())?,
+            times_len: region_len(times.len())?,
+            values_len: region_len(values.len())?,
             index_len: region_len(index.len())?,
             offset: 0,
             t_min,
             t_max,
             points,
-            times_crc: crc32fast::hash(&self.times),
-            values_crc: crc32fast::hash(&self.values),
+            times_crc: crc32fast::hash(&times),
+            values_crc: crc32fast::hash(&values),
             index_crc: crc32fast::hash(&index),
+            flags: GROUP_SHARED_TIMES,
         };
-        let mut bytes = Vec::with_capacity(self.times.len() + self.values.len() + index.len());
-        bytes.extend_from_slice(&self.times);
-        bytes.extend_from_slice(&self.values);
+        let mut bytes = Vec::with_capacity(times.len() + values.len() + index.len());
+        bytes.extend_from_slice(&times);
+        bytes.extend_from_slice(&values);
         bytes.extend_from_slice(&index);
         self.times.clear();
         self.values.clear();
@@ -187,6 +260,7 @@ impl SegmentWriter {
                 t_max: i64::MIN,
                 first_series: 0,
                 last_series: 0,
+                version: SEGMENT_VERSION,
             },
             last_id: None,
         })

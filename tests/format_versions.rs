@@ -1,0 +1,100 @@
+//! Databases written by earlier format versions still open and answer
+//! (docs/format.md, "Version history"): `tests/fixtures/v1.db` was written
+//! by the format-1 writer and is checked against a database imported afresh
+//! from the same snapshot file by this build.
+
+use std::path::Path;
+
+use tally::import::{ImportOptions, Input};
+use tally::{Db, Query, TimeRange};
+
+fn fixture() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures"))
+}
+
+/// A copy of the fixture, so that nothing a test does touches the original.
+fn copy_of_v1(dir: &Path) -> std::path::PathBuf {
+    let to = dir.join("v1.db");
+    std::fs::create_dir(&to).unwrap();
+    for entry in std::fs::read_dir(fixture().join("v1.db")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
+    to
+}
+
+fn fresh_import(dir: &Path) -> Db {
+    let db = Db::open(dir.join("fresh.db")).unwrap();
+    let mut writer = db.writer().unwrap();
+    let input = [Input::Path(fixture().join("v1.csv"))];
+    writer
+        .import(&input, &ImportOptions::default(), |_| {})
+        .unwrap();
+    writer.commit().unwrap();
+    db
+}
+
+fn all_points(db: &Db) -> Vec<(String, String, i64, u64)> {
+    let mut out = Vec::new();
+    for metric in db.metrics() {
+        for s in db.series(&metric, |_| true) {
+            for p in db.points(&s.account, &metric, TimeRange::ALL).unwrap() {
+                out.push((s.account.clone(), metric.clone(), p.time, p.count));
+            }
+        }
+    }
+    out
+}
+
+const QUERIES: [&str; 4] = [
+    "drop(followers, 5%, 1h)",
+    "recovered_within(drop(followers, 5%, 1h), 1d)",
+    "summarize(drop(followers, 5%, 1h), 1h)",
+    "following{account=~\"a.*\"}",
+];
+
+fn answers(db: &Db) -> Vec<String> {
+    QUERIES
+        .iter()
+        .map(|q| format!("{:?}", Query::parse(q).unwrap().run(db).unwrap()))
+        .collect()
+}
+
+#[test]
+fn a_version_1_database_answers_as_a_fresh_import() {
+    let dir = tempfile::tempdir().unwrap();
+    let v1 = Db::open(copy_of_v1(dir.path())).unwrap();
+    let fresh = fresh_import(dir.path());
+    assert_eq!(v1.stats().unwrap().segments, 16);
+    let points = all_points(&v1);
+    assert!(points.len() > 3_000, "{}", points.len());
+    assert_eq!(points, all_points(&fresh));
+    assert_eq!(answers(&v1), answers(&fresh));
+    let report = Db::verify(v1.path()).unwrap();
+    assert!(report.is_clean(), "{:?}", report.problems);
+}
+
+#[test]
+fn a_version_1_database_takes_new_commits_and_merges() {
+    // New segments are written in the current version beside the old
+    // ones; a compaction rewrites everything in the current version.
+    let dir = tempfile::tempdir().unwrap();
+    let path = copy_of_v1(dir.path());
+    let fresh = fresh_import(dir.path());
+    let v1 = Db::open(&path).unwrap();
+    let mut writer = v1.writer().unwrap();
+    let mut fresh_writer = fresh.writer().unwrap();
+    for w in [&mut writer, &mut fresh_writer] {
+        w.append("newcomer", "followers", 1_542_672_000_000, 5)
+            .unwrap();
+        w.commit().unwrap();
+    }
+    assert_eq!(all_points(&v1), all_points(&fresh));
+    writer.compact().unwrap();
+    assert_eq!(v1.stats().unwrap().segments, 1);
+    assert_eq!(all_points(&v1), all_points(&fresh));
+    assert_eq!(answers(&v1), answers(&fresh));
+    drop(writer);
+    let report = Db::verify(&path).unwrap();
+    assert!(report.is_clean(), "{:?}", report.problems);
+}
