@@ -432,3 +432,70 @@ fn a_cancelled_query_stops_with_cancelled() {
     flag.store(true, Ordering::Relaxed);
     assert!(matches!(query.run(&db), Err(Error::Cancelled)));
 }
+
+#[test]
+fn reversed_and_empty_ranges_select_no_points() {
+    // [Q19a]: `from >= to` selects nothing, through `Db::points` and
+    // `Query::range`, without a panic. The reversed range cuts the series'
+    // points on both sides, which used to panic in the scanner.
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path()).unwrap();
+    for commit in 0..2 {
+        let mut w = db.writer().unwrap();
+        for h in 0..48 {
+            w.append(
+                "x",
+                "followers",
+                T0 + h * HOUR,
+                1_000 + commit * 7 + h as u64,
+            )
+            .unwrap();
+        }
+        w.commit().unwrap();
+    }
+    let reversed = TimeRange {
+        from: T0 + 24 * HOUR,
+        to: T0 + 23 * HOUR,
+    };
+    let empty = TimeRange {
+        from: T0 + 5 * HOUR,
+        to: T0 + 5 * HOUR,
+    };
+    let widest_reversed = TimeRange {
+        from: i64::MAX,
+        to: i64::MIN,
+    };
+    for range in [reversed, empty, widest_reversed] {
+        assert_eq!(db.points("x", "followers", range).unwrap(), [], "{range:?}");
+        for text in [
+            "followers{account=\"x\"}",
+            "drop(followers, 1, 1h)",
+            "latest(followers)",
+        ] {
+            let table = tally::Query::parse(text)
+                .unwrap()
+                .range(range)
+                .run(&db)
+                .unwrap();
+            assert!(table.is_empty(), "{text} in {range:?}");
+        }
+        let count = tally::Query::parse("count(followers)")
+            .unwrap()
+            .range(range)
+            .run(&db)
+            .unwrap();
+        assert_eq!(count.rows(), [vec![tally::Value::Int(0)]], "{range:?}");
+    }
+    // The range one hour long still holds its point.
+    let one = TimeRange {
+        from: T0 + 23 * HOUR,
+        to: T0 + 24 * HOUR,
+    };
+    assert_eq!(
+        db.points("x", "followers", one).unwrap(),
+        [Point {
+            time: T0 + 23 * HOUR,
+            count: 1_007 + 23
+        }]
+    );
+}

@@ -19,7 +19,9 @@ use crate::storage::segment::{Columns, Segment, SegmentCursor, SeriesEntry, segm
 
 pub(crate) const DICTIONARY: &str = "series.dict";
 
-/// A half-open time range `[from, to)` in milliseconds.
+/// A half-open time range `[from, to)` in milliseconds. A range with
+/// `from >= to` holds no time and selects no points (docs/query-language.md,
+/// [Q19a]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TimeRange {
     /// Inclusive start.
@@ -35,9 +37,26 @@ impl TimeRange {
         to: i64::MAX,
     };
 
-    /// True when `[lo, hi]` (closed) meets this range.
+    /// True when the range holds no time: `to` is not after `from`. An
+    /// empty or reversed range selects no points (docs/query-language.md,
+    /// [Q19a]), as `t >= from AND t < to` would in SQL.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.from >= self.to
+    }
+
+    /// True when `[lo, hi]` (closed) meets this range. An empty range meets
+    /// nothing ([Q19a]).
     pub(crate) fn overlaps(&self, lo: i64, hi: i64) -> bool {
-        hi >= self.from && lo < self.to
+        !self.is_empty() && hi >= self.from && lo < self.to
+    }
+
+    /// The positions `lo..hi` of the times of sorted `times` that lie in
+    /// the range. The end is never before the start, even for a reversed
+    /// range, so slicing or draining with it cannot panic ([Q19a]).
+    pub(crate) fn positions(&self, times: &[i64]) -> std::ops::Range<usize> {
+        let lo = times.partition_point(|&t| t < self.from);
+        let hi = times.partition_point(|&t| t < self.to).max(lo);
+        lo..hi
     }
 }
 
@@ -288,8 +307,7 @@ impl<'a, W: Word> Scanner<'a, W> {
                 pt,
                 pv,
             )?;
-            let lo = pt.partition_point(|&t| t < range.from);
-            let hi = pt.partition_point(|&t| t < range.to);
+            let std::ops::Range { start: lo, end: hi } = range.positions(pt);
             if lo > 0 || hi < pt.len() {
                 pt.truncate(hi);
                 pt.drain(..lo);
