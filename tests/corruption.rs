@@ -223,12 +223,16 @@ fn forged_segment(t_min: i64, points: u64) -> Vec<u8> {
 #[cfg(unix)]
 #[test]
 fn a_segment_claiming_billions_of_points_is_damage_not_an_allocation() {
-    // [S4]: a database whose one segment is the forged 255-byte file, the
-    // manifest entry patched to agree with it (length, count, times).
-    // `tally verify` and `tally query` run under a 1 GiB address-space
-    // limit, so that without the rule they fail at once on their 32 GiB
-    // allocation (an abort) instead of exhausting the machine; with it,
-    // they report the damaged file and exit 1.
+    // [S4], [M7]: a database whose one segment is the forged 255-byte
+    // file, the manifest entry patched to agree with it (length, count,
+    // times). `tally verify` and `tally query` run under a 1 GiB
+    // address-space limit, so that without the rules they fail at once on
+    // their 32 GiB allocation (an abort) instead of exhausting the machine;
+    // with them, they report a damaged file and exit 1. Either rule is
+    // enough here: the manifest's entry cannot claim more points than 255
+    // bytes can hold ([M7]), nor can the segment's directory ([S4]), which
+    // is the rule left for files large enough to pass [M7] (unit-tested in
+    // segment.rs).
     let dir = tempfile::tempdir().unwrap();
     {
         let db = Db::open(dir.path()).unwrap();
@@ -284,9 +288,111 @@ fn a_segment_claiming_billions_of_points_is_damage_not_an_allocation() {
             String::from_utf8_lossy(&out.stderr)
         );
         assert!(
-            text.contains("seg-0000000000000001.tseg") && text.contains("claims 4294967295 points"),
+            (text.contains("seg-0000000000000001.tseg") || text.contains("MANIFEST"))
+                && text.contains("4294967295")
+                && text.contains("can hold"),
             "{command:?}: {text}"
         );
         assert!(start.elapsed() < std::time::Duration::from_secs(30));
+    }
+}
+
+/// Rewrites the committed MANIFEST of `dir` through `edit`, then puts a
+/// checksum on it that holds, as a forger would.
+fn patch_manifest(dir: &Path, edit: impl FnOnce(&mut Vec<u8>)) {
+    let path = dir.join("MANIFEST");
+    let mut bytes = std::fs::read(&path).unwrap();
+    edit(&mut bytes);
+    let body = bytes.len() - 4;
+    let crc = crc32fast::hash(&bytes[..body]);
+    bytes[body..].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(&path, &bytes).unwrap();
+}
+
+fn put_u64(bytes: &mut [u8], at: usize, v: u64) {
+    bytes[at..at + 8].copy_from_slice(&v.to_le_bytes());
+}
+
+/// The damage every reader reports: by `Db::open`, by `Db::verify` and by
+/// `tally verify` (exit 1), each naming `file` and saying `what`.
+fn assert_damage_everywhere(dir: &Path, file: &str, what: &str) {
+    let err = Db::open(dir).unwrap_err().to_string();
+    assert!(err.contains(file) && err.contains(what), "open: {err}");
+    let report = Db::verify(dir).unwrap();
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.contains(file) && p.contains(what)),
+        "verify: {:?}",
+        report.problems
+    );
+    let out = Command::cargo_bin("tally")
+        .unwrap()
+        .args(["--db", dir.to_str().unwrap(), "verify"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(what));
+}
+
+#[test]
+fn a_manifest_at_generation_0_with_data_is_damage() {
+    // [M4]: issue 10's manifest. It used to verify clean, `stats` counted
+    // its points, every query returned no rows (the dictionary is ignored
+    // at generation 0) and the next commit left a database that would not
+    // open.
+    let dir = tempfile::tempdir().unwrap();
+    build(dir.path());
+    patch_manifest(dir.path(), |m| put_u64(m, 16, 0));
+    assert_damage_everywhere(
+        dir.path(),
+        "MANIFEST",
+        "generation is 0 (nothing committed) but the committed dictionary length is",
+    );
+    // Nothing opens it, so no writer can start on it and no commit can
+    // make it worse.
+}
+
+#[test]
+fn a_manifest_entry_that_disagrees_with_its_segment_is_damage() {
+    // [M3]: the footer says 240 points over the segment's hours; the
+    // manifest entry of the first segment is made to say 241, and then
+    // another time range.
+    let dir = tempfile::tempdir().unwrap();
+    build(dir.path());
+    patch_manifest(dir.path(), |m| put_u64(m, 72, 241));
+    assert_damage_everywhere(
+        dir.path(),
+        "seg-0000000000000001.tseg",
+        "disagree with the manifest's (241 points",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    build(dir.path());
+    patch_manifest(dir.path(), |m| put_u64(m, 80, (T0 - HOUR) as u64));
+    assert_damage_everywhere(
+        dir.path(),
+        "seg-0000000000000001.tseg",
+        "disagree with the manifest's",
+    );
+}
+
+#[test]
+fn manifest_fields_that_cannot_be_are_damage_naming_the_field() {
+    // [M7]: a segment entry with no points, and one whose times are
+    // reversed.
+    let cases: [(usize, u64, &str); 2] = [
+        (72, 0, "segment 1: the point count is 0"),
+        (
+            88,
+            (T0 - 2 * HOUR) as u64,
+            "segment 1: the smallest time 1550052000000 is after the largest",
+        ),
+    ];
+    for (at, value, what) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        build(dir.path());
+        patch_manifest(dir.path(), |m| put_u64(m, at, value));
+        assert_damage_everywhere(dir.path(), "MANIFEST", what);
     }
 }

@@ -15,7 +15,9 @@ use crate::error::{Error, Result};
 use crate::storage::dictionary::Dictionary;
 use crate::storage::encoding::Word;
 use crate::storage::merge::merge_parts;
-use crate::storage::segment::{Columns, Segment, SegmentCursor, SeriesEntry, segment_file_name};
+use crate::storage::segment::{
+    Columns, Segment, SegmentCursor, SegmentMeta, SeriesEntry, segment_file_name,
+};
 
 pub(crate) const DICTIONARY: &str = "series.dict";
 
@@ -116,14 +118,7 @@ impl Snapshot {
         for meta in &manifest.segments {
             match self.segments.iter().find(|s| s.number() == meta.number) {
                 Some(seg) => segments.push(Arc::clone(seg)),
-                None => {
-                    let path = self.dir.join(segment_file_name(meta.number));
-                    segments.push(Arc::new(Segment::open(
-                        &path,
-                        meta.number,
-                        Some(meta.file_len),
-                    )?));
-                }
+                None => segments.push(open_segment(&self.dir, meta, manifest.series)?),
             }
         }
         Ok(Snapshot {
@@ -188,11 +183,17 @@ fn open_segments(dir: &Path, manifest: &Manifest) -> Result<Vec<Arc<Segment>>> {
     manifest
         .segments
         .iter()
-        .map(|meta| {
-            let path = dir.join(segment_file_name(meta.number));
-            Segment::open(&path, meta.number, Some(meta.file_len)).map(Arc::new)
-        })
+        .map(|meta| open_segment(dir, meta, manifest.series))
         .collect()
+}
+
+/// Opens a segment the manifest names and checks it against its entry
+/// ([M3]).
+pub(crate) fn open_segment(dir: &Path, meta: &SegmentMeta, series: u32) -> Result<Arc<Segment>> {
+    let path = dir.join(segment_file_name(meta.number));
+    let segment = Segment::open(&path, meta.number, Some(meta.file_len))?;
+    segment.check_manifest_entry(meta, series)?;
+    Ok(Arc::new(segment))
 }
 
 /// Reads series in increasing id order with one forward cursor per segment,

@@ -414,6 +414,27 @@ impl Segment {
         self.number
     }
 
+    /// Checks the footer against the manifest's entry for this segment and
+    /// the manifest's series count ([M3]): the same point count and time
+    /// range, and no series the dictionary does not commit.
+    pub(crate) fn check_manifest_entry(&self, meta: &SegmentMeta, series: u32) -> Result<()> {
+        let f = &self.footer;
+        if (f.points, f.t_min, f.t_max) != (meta.points, meta.t_min, meta.t_max) {
+            return Err(self.corrupt(format!(
+                "its footer's point count and time range ({} points, {} ..= {}) disagree with \
+                 the manifest's ({} points, {} ..= {})",
+                f.points, f.t_min, f.t_max, meta.points, meta.t_min, meta.t_max
+            )));
+        }
+        if f.last_series >= series {
+            return Err(self.corrupt(format!(
+                "it holds series {} but the manifest commits {series} series",
+                f.last_series
+            )));
+        }
+        Ok(())
+    }
+
     pub(crate) fn footer(&self) -> &Footer {
         &self.footer
     }
@@ -1144,6 +1165,47 @@ mod tests {
                 .unwrap(),
             3
         );
+    }
+
+    #[test]
+    fn a_segment_must_agree_with_its_manifest_entry() {
+        // [M3]: the footer's count and time range, and the series the
+        // dictionary commits.
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = forge(&[regular(3, 2), regular(1, 1)], None);
+        let seg = open_forged(dir.path(), &bytes);
+        let f = *seg.footer();
+        let meta = SegmentMeta {
+            number: 1,
+            file_len: bytes.len() as u64,
+            points: f.points,
+            t_min: f.t_min,
+            t_max: f.t_max,
+        };
+        seg.check_manifest_entry(&meta, 2).unwrap();
+        let err = seg.check_manifest_entry(&meta, 1).unwrap_err().to_string();
+        assert!(
+            err.contains("it holds series 1 but the manifest commits 1 series"),
+            "{err}"
+        );
+        for other in [
+            SegmentMeta { points: 5, ..meta },
+            SegmentMeta {
+                t_min: f.t_min - 1,
+                ..meta
+            },
+            SegmentMeta {
+                t_max: f.t_max + 1,
+                ..meta
+            },
+        ] {
+            let err = seg.check_manifest_entry(&other, 2).unwrap_err().to_string();
+            assert!(
+                err.contains("seg-0000000000000001.tseg")
+                    && err.contains("disagree with the manifest's"),
+                "{err}"
+            );
+        }
     }
 
     #[test]
