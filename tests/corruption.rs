@@ -379,14 +379,19 @@ fn a_manifest_entry_that_disagrees_with_its_segment_is_damage() {
 
 #[test]
 fn manifest_fields_that_cannot_be_are_damage_naming_the_field() {
-    // [M7]: a segment entry with no points, and one whose times are
-    // reversed.
-    let cases: [(usize, u64, &str); 2] = [
+    // [M7], [M8]: a segment entry with no points, one whose times are
+    // reversed, and a next segment number past 16 digits.
+    let cases: [(usize, u64, &str); 3] = [
         (72, 0, "segment 1: the point count is 0"),
         (
             88,
             (T0 - 2 * HOUR) as u64,
             "segment 1: the smallest time 1550052000000 is after the largest",
+        ),
+        (
+            48,
+            u64::MAX,
+            "the next segment number 18446744073709551615 is",
         ),
     ];
     for (at, value, what) in cases {

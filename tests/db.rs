@@ -499,3 +499,95 @@ fn reversed_and_empty_ranges_select_no_points() {
         }]
     );
 }
+
+/// Rewrites the u64 at byte `at` of the committed MANIFEST of `dir` and
+/// recomputes its checksum, as a forger would.
+fn patch_manifest_u64(dir: &std::path::Path, at: usize, value: u64) {
+    let path = dir.join("MANIFEST");
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[at..at + 8].copy_from_slice(&value.to_le_bytes());
+    let body = bytes.len() - 4;
+    let crc = crc32fast::hash(&bytes[..body]);
+    bytes[body..].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(&path, &bytes).unwrap();
+}
+
+/// A database of two commits (two segments), its MANIFEST's u64 at `at`
+/// then set to `value`.
+fn two_segments_then_patch(dir: &std::path::Path, at: usize, value: u64) {
+    let db = Db::open(dir).unwrap();
+    for commit in 0..2 {
+        let mut w = db.writer().unwrap();
+        w.append("x", "followers", T0 + commit * HOUR, 5).unwrap();
+        w.commit().unwrap();
+    }
+    patch_manifest_u64(dir, at, value);
+}
+
+#[test]
+fn a_commit_past_the_largest_generation_is_refused_as_damage() {
+    // [M10]: generation 2^64 - 1 is read, but no commit can follow it; a
+    // commit and a compaction used to overflow (a panic in debug builds, a
+    // wrap to generation 0 in release ones).
+    let dir = tempfile::tempdir().unwrap();
+    two_segments_then_patch(dir.path(), 16, u64::MAX);
+    let db = Db::open(dir.path()).unwrap();
+    assert_eq!(
+        db.points("x", "followers", TimeRange::ALL).unwrap().len(),
+        2
+    );
+    let mut w = db.writer().unwrap();
+    w.append("x", "followers", T0 + 9 * HOUR, 6).unwrap();
+    let err = w.commit().unwrap_err().to_string();
+    assert!(
+        err.contains("MANIFEST: damaged: the generation is 18446744073709551615"),
+        "{err}"
+    );
+    let err = w.compact().unwrap_err().to_string();
+    assert!(
+        err.contains("the generation is 18446744073709551615"),
+        "{err}"
+    );
+    drop(w);
+    // Nothing was committed, and what was written is gone.
+    let db = Db::open(dir.path()).unwrap();
+    assert_eq!(
+        db.points("x", "followers", TimeRange::ALL).unwrap().len(),
+        2
+    );
+    assert_eq!(db.stats().unwrap().segments, 2);
+}
+
+#[test]
+fn a_segment_number_past_16_digits_is_refused_as_damage() {
+    // [M8], [M10]: at the next segment number 10^16 no number with 16
+    // digits is left. A commit used to write `seg-10000000000000000.tseg`,
+    // a name recovery does not recognise, and at 2^64 - 1 to overflow.
+    let dir = tempfile::tempdir().unwrap();
+    two_segments_then_patch(dir.path(), 48, 10_000_000_000_000_000);
+    let db = Db::open(dir.path()).unwrap();
+    let mut w = db.writer().unwrap();
+    w.append("x", "followers", T0 + 9 * HOUR, 6).unwrap();
+    let err = w.commit().unwrap_err().to_string();
+    assert!(
+        err.contains("MANIFEST: damaged: the next segment number is 10000000000000000"),
+        "{err}"
+    );
+    let err = w.compact().unwrap_err().to_string();
+    assert!(err.contains("the next segment number is"), "{err}");
+    drop(w);
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tseg"))
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    // Past 10^16 the manifest itself is refused.
+    let dir = tempfile::tempdir().unwrap();
+    two_segments_then_patch(dir.path(), 48, u64::MAX);
+    let err = Db::open(dir.path()).unwrap_err().to_string();
+    assert!(
+        err.contains("MANIFEST: damaged: the next segment number 18446744073709551615"),
+        "{err}"
+    );
+}

@@ -60,7 +60,7 @@ pub(crate) fn compact(writer: &mut Writer) -> Result<CompactSummary> {
             if current.is_none() {
                 current = Some(SegmentWriter::create(
                     &base.dir,
-                    writer.take_segment_number(),
+                    writer.take_segment_number()?,
                 )?);
             }
             if let Some(seg) = current.as_mut() {

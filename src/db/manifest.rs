@@ -20,6 +20,11 @@ const FIXED_LEN: usize = 56;
 /// (v_0) and an eight-byte index entry (eight varints).
 pub(crate) const MIN_SEGMENT_LEN: u64 = 16 + 72 + 72 + 2 + 1 + 8;
 
+/// Segment file names hold the number as 16 decimal digits, so every
+/// segment number is below this and the next segment number at most this
+/// ([M8]).
+pub(crate) const SEGMENT_NUMBER_LIMIT: u64 = 10_000_000_000_000_000;
+
 /// The committed state of a database.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Manifest {
@@ -46,6 +51,20 @@ impl Manifest {
             next_segment: 1,
             segments: Vec::new(),
         }
+    }
+
+    /// The generation the next commit writes ([M10]): one more, unless
+    /// that would pass 2^64 − 1, which only damage can bring about.
+    pub(crate) fn next_generation(&self, dir: &Path) -> Result<u64> {
+        self.generation.checked_add(1).ok_or_else(|| {
+            Error::corrupt(
+                dir.join(MANIFEST),
+                format!(
+                    "the generation is {}, the largest there is, so no commit can follow it",
+                    self.generation
+                ),
+            )
+        })
     }
 
     pub(crate) fn encode(&self) -> Vec<u8> {
@@ -94,6 +113,13 @@ impl Manifest {
         let next_segment = r.u64()?;
         if r.remaining() != count.saturating_mul(SEGMENT_ENTRY_LEN) {
             return Err(format!("length does not match its {count} segment entries"));
+        }
+        // [M8]
+        if next_segment > SEGMENT_NUMBER_LIMIT {
+            return Err(format!(
+                "the next segment number {next_segment} is above {SEGMENT_NUMBER_LIMIT}, \
+                 the most the 16 digits of a segment file name allow"
+            ));
         }
         // The length check above bounds `count` by the file's length, so
         // this reserves no more than the bytes just read call for.
@@ -166,6 +192,25 @@ impl Manifest {
         drop(file);
         std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))
     }
+}
+
+/// Takes the segment number `*next` for a new segment and advances
+/// `*next` ([M8], [M10]). Fails, naming `MANIFEST` in `dir`, when no
+/// number with 16 digits is left, which only damage can bring about.
+pub(crate) fn take_segment_number(dir: &Path, next: &mut u64) -> Result<u64> {
+    let number = *next;
+    if number >= SEGMENT_NUMBER_LIMIT {
+        return Err(Error::corrupt(
+            dir.join(MANIFEST),
+            format!(
+                "the next segment number is {number}, which needs more than the 16 digits \
+                 of a segment file name, so no segment can be added"
+            ),
+        ));
+    }
+    // `number` is below SEGMENT_NUMBER_LIMIT, so this cannot overflow.
+    *next = number + 1;
+    Ok(number)
 }
 
 /// [M4]–[M6]: what the generation and the committed counts imply of each

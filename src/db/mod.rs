@@ -304,17 +304,34 @@ impl Db {
     pub fn stats(&self) -> Result<Stats> {
         let snapshot = self.snapshot();
         let m = &snapshot.manifest;
-        let points = m.segments.iter().map(|s| s.points).sum();
+        // Reading the manifest checked that these sums fit ([M9]), and the
+        // files were found to have the lengths it records; the sums are
+        // still checked, so that a manifest that got past those checks is
+        // reported as damage rather than wrapped or panicked on.
+        let damaged = |what: &str| {
+            Error::corrupt(
+                self.inner.dir.join(manifest::MANIFEST),
+                format!("the {what} add up to more than 2^64 - 1"),
+            )
+        };
+        let points = m
+            .segments
+            .iter()
+            .try_fold(0u64, |sum, s| sum.checked_add(s.points))
+            .ok_or_else(|| damaged("segments' point counts"))?;
         let time_range = m
             .segments
             .iter()
             .map(|s| (s.t_min, s.t_max))
             .reduce(|a, b| (a.0.min(b.0), a.1.max(b.1)));
-        let mut bytes_on_disk: u64 = m.segments.iter().map(|s| s.file_len).sum();
-        bytes_on_disk += m.dict_len;
-        if m.generation > 0 {
-            bytes_on_disk += manifest_len(m);
-        }
+        let manifest_len = if m.generation > 0 { manifest_len(m) } else { 0 };
+        let bytes_on_disk = m
+            .segments
+            .iter()
+            .map(|s| s.file_len)
+            .chain([m.dict_len, manifest_len])
+            .try_fold(0u64, u64::checked_add)
+            .ok_or_else(|| damaged("lengths of the dictionary and the segments"))?;
         Ok(Stats {
             series: u64::from(m.series),
             accounts: u64::from(m.accounts),
@@ -339,5 +356,76 @@ impl Db {
 }
 
 fn manifest_len(m: &Manifest) -> u64 {
+    // At most u32::MAX segments: the product and sum fit a u64.
     60 + 40 * m.segments.len() as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::segment::SegmentMeta;
+
+    /// A handle on `manifest` as if it had been read, without the checks
+    /// of reading it.
+    fn db_with(dir: &Path, manifest: Manifest) -> Db {
+        let snapshot = Snapshot {
+            dir: dir.to_path_buf(),
+            manifest,
+            dict: Arc::default(),
+            segments: Vec::new(),
+        };
+        Db {
+            inner: Arc::new(Inner {
+                dir: dir.to_path_buf(),
+                options: Options::default(),
+                snapshot: RwLock::new(Arc::new(snapshot)),
+            }),
+        }
+    }
+
+    #[test]
+    fn stats_reports_totals_past_a_u64_as_damage_to_the_manifest() {
+        // [M9]: it used to panic on the sum in debug builds and wrap in
+        // release ones.
+        let dir = tempfile::tempdir().unwrap();
+        let segment = |number, points, file_len| SegmentMeta {
+            number,
+            file_len,
+            points,
+            t_min: 0,
+            t_max: 1,
+        };
+        let mut manifest = Manifest {
+            generation: 2,
+            dict_len: 100,
+            metrics: 1,
+            accounts: 1,
+            series: 1,
+            next_segment: 3,
+            segments: vec![segment(1, 1 << 63, 1000), segment(2, 1 << 63, 1000)],
+        };
+        let err = db_with(dir.path(), manifest.clone())
+            .stats()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("MANIFEST: damaged: the segments' point counts add up to more than"),
+            "{err}"
+        );
+        manifest.segments = vec![segment(1, 5, u64::MAX - 50), segment(2, 5, 10)];
+        let err = db_with(dir.path(), manifest.clone())
+            .stats()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("the lengths of the dictionary and the segments add up"),
+            "{err}"
+        );
+        manifest.segments = vec![segment(1, 5, 1000), segment(2, 5, 10)];
+        let stats = db_with(dir.path(), manifest).stats().unwrap();
+        assert_eq!(
+            (stats.points, stats.bytes_on_disk),
+            (10, 1000 + 10 + 100 + 60 + 80)
+        );
+    }
 }

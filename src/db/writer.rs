@@ -254,10 +254,9 @@ impl Writer {
 
     fn spawn_flush(&mut self) -> Result<()> {
         let pool = self.encoders()?;
+        let number = self.take_segment_number()?;
         let next = self.spare.take().unwrap_or_default();
         let log = std::mem::replace(&mut self.log, next);
-        let number = self.next_segment;
-        self.next_segment += 1;
         let dir = self.base.dir.clone();
         let handle = std::thread::Builder::new()
             .name("tally-flush".to_string())
@@ -298,8 +297,7 @@ impl Writer {
             return Ok(());
         }
         let pool = self.encoders()?;
-        let number = self.next_segment;
-        self.next_segment += 1;
+        let number = self.take_segment_number()?;
         if let Some(meta) = write_segment(&self.base.dir, number, &self.log, &pool)? {
             self.flushed.push(meta);
         }
@@ -420,7 +418,7 @@ impl Writer {
         let mut segments = self.base.manifest.segments.clone();
         segments.extend_from_slice(&self.flushed);
         let manifest = Manifest {
-            generation: self.base.manifest.generation + 1,
+            generation: self.base.manifest.next_generation(&dir)?,
             dict_len,
             metrics: dict.metrics.len() as u32,
             accounts: dict.accounts.len() as u32,
@@ -504,10 +502,9 @@ impl Writer {
         &self.base
     }
 
-    pub(crate) fn take_segment_number(&mut self) -> u64 {
-        let n = self.next_segment;
-        self.next_segment += 1;
-        n
+    /// The number of the next new segment; fails when none is left ([M10]).
+    pub(crate) fn take_segment_number(&mut self) -> Result<u64> {
+        crate::db::manifest::take_segment_number(&self.base.dir, &mut self.next_segment)
     }
 
     /// Commits a manifest that replaces every segment with `segments`.
@@ -515,7 +512,7 @@ impl Writer {
         let dir = self.base.dir.clone();
         sync_dir(&dir)?;
         let manifest = Manifest {
-            generation: self.base.manifest.generation + 1,
+            generation: self.base.manifest.next_generation(&dir)?,
             next_segment: self.next_segment,
             segments,
             ..self.base.manifest.clone()
