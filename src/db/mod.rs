@@ -165,7 +165,7 @@ impl Db {
                 )));
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && options.create => {
-                std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+                create_dir_durably(&dir)?;
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(Error::Invalid(format!(
@@ -355,6 +355,36 @@ impl Db {
     }
 }
 
+/// Creates `dir` and every missing ancestor, and makes each creation
+/// durable by syncing the directory that holds the new entry ([I7]): the
+/// parent of the first directory created, then each directory created but
+/// the last. Without that, a power loss after the first commit could lose
+/// the database's directory entry, and with it every file the commit made
+/// durable inside. Returns the directories synced, outermost first.
+pub(crate) fn create_dir_durably(dir: &Path) -> Result<Vec<PathBuf>> {
+    // The ancestors that do not exist yet, innermost first; `dir` is one.
+    let mut missing = Vec::new();
+    for ancestor in dir.ancestors() {
+        if ancestor.as_os_str().is_empty() || ancestor.exists() {
+            break;
+        }
+        missing.push(ancestor);
+    }
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let mut synced = Vec::with_capacity(missing.len());
+    for created in missing.iter().rev() {
+        // A relative path's first component has the empty path as its
+        // parent, which is the current directory.
+        let parent = match created.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        manifest::sync_dir(parent)?;
+        synced.push(parent.to_path_buf());
+    }
+    Ok(synced)
+}
+
 fn manifest_len(m: &Manifest) -> u64 {
     // At most u32::MAX segments: the product and sum fit a u64.
     60 + 40 * m.segments.len() as u64
@@ -381,6 +411,47 @@ mod tests {
                 snapshot: RwLock::new(Arc::new(snapshot)),
             }),
         }
+    }
+
+    #[test]
+    fn creating_a_database_directory_syncs_the_parent_of_each_new_directory() {
+        // [I7]
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("a").join("b").join("tally.db");
+        let synced = create_dir_durably(&dir).unwrap();
+        assert!(dir.is_dir());
+        assert_eq!(
+            synced,
+            [
+                root.path().to_path_buf(),
+                root.path().join("a"),
+                root.path().join("a").join("b"),
+            ]
+        );
+        // Only what is new: the parent of the one directory created.
+        let sibling = root.path().join("a").join("other.db");
+        assert_eq!(
+            create_dir_durably(&sibling).unwrap(),
+            [root.path().join("a")]
+        );
+        // Nothing is created, so nothing is synced.
+        assert_eq!(create_dir_durably(&sibling).unwrap(), Vec::<PathBuf>::new());
+        // Db::open creates through it.
+        let opened = root.path().join("c").join("tally.db");
+        Db::open(&opened).unwrap();
+        assert!(opened.is_dir());
+    }
+
+    #[test]
+    fn a_relative_directory_syncs_the_current_directory() {
+        // [I7]: the parent of a relative first component is ".". The test
+        // cannot change the process's current directory (tests run in
+        // parallel), so it creates under it a name no one else uses.
+        let name = format!("tally-create-test-{}", std::process::id());
+        let dir = Path::new(&name).join("x");
+        let synced = create_dir_durably(&dir).unwrap();
+        std::fs::remove_dir_all(&name).unwrap();
+        assert_eq!(synced, [PathBuf::from("."), PathBuf::from(&name)]);
     }
 
     #[test]
