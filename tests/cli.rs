@@ -218,3 +218,45 @@ fn stats_and_compact_report_what_the_database_holds() {
         .stdout(predicate::str::contains("points          12\n"))
         .stdout(predicate::str::contains("segments        1\n"));
 }
+
+#[test]
+fn a_reversed_or_empty_range_is_a_usage_error_naming_both_times() {
+    // [Q19a]: on the command line a range that holds no time is a usage
+    // error (exit 2), not an empty answer, and never a panic (this one
+    // used to exit 101 on "range end index out of range").
+    let dir = tempfile::tempdir().unwrap();
+    sample_db(dir.path());
+    tally(dir.path())
+        .args([
+            "query",
+            "--from",
+            "2019-02-13T13:00:00Z",
+            "--to",
+            "2019-02-13T11:00:00Z",
+            "followers{account=\"adela_mae\"}",
+        ])
+        .assert()
+        .code(2)
+        .stdout("")
+        .stderr(
+            "tally: --from 2019-02-13T13:00:00Z is after --to 2019-02-13T11:00:00Z, \
+             so no point could be in the range\n",
+        );
+    // Unix seconds are named as RFC 3339 too.
+    tally(dir.path())
+        .args(["query", "--from", "1550062800", "--to", "1550062800"])
+        .arg("count(followers)")
+        .assert()
+        .code(2)
+        .stdout("")
+        .stderr(predicate::str::starts_with(
+            "tally: --from 2019-02-13T13:00:00Z is the same time as --to 2019-02-13T13:00:00Z",
+        ));
+    // Checked before the database is opened.
+    tally(&dir.path().join("missing"))
+        .args(["query", "--from", "1550062800", "--to", "1550052000"])
+        .arg("followers")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("is after --to"));
+}

@@ -155,3 +155,250 @@ fn a_clean_database_verifies_with_exit_zero() {
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("ok: 3 segments, 720 points"));
 }
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push(v as u8 | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// The 255-byte segment of issue 10, built byte by byte from
+/// docs/format.md: one series claiming 2^32 − 1 points, one millisecond
+/// apart (a regular time column, `00 01 00`, is valid for any count), with
+/// a 76-byte value column; every checksum holds and every count agrees.
+fn forged_segment(t_min: i64, points: u64) -> Vec<u8> {
+    let header = |magic: &[u8]| {
+        let mut h = magic.to_vec();
+        h.extend_from_slice(&1u16.to_le_bytes());
+        h.extend_from_slice(&0u16.to_le_bytes());
+        let crc = crc32fast::hash(&h);
+        h.extend_from_slice(&crc.to_le_bytes());
+        h
+    };
+    let t_max = t_min + points as i64 - 1;
+    let times = [0u8, 1, 0];
+    let mut values = vec![5u8];
+    values.resize(76, 0);
+    let mut index = Vec::new();
+    for field in [0, points, 0, points - 1, 5, 0, 3, 76] {
+        put_varint(&mut index, field);
+    }
+    let mut file = header(b"TALLYSEG");
+    file.extend_from_slice(&times);
+    file.extend_from_slice(&values);
+    file.extend_from_slice(&index);
+    let mut directory = Vec::new();
+    for v in [0u32, 0, 1, 3, 76, index.len() as u32] {
+        directory.extend_from_slice(&v.to_le_bytes());
+    }
+    directory.extend_from_slice(&16u64.to_le_bytes());
+    directory.extend_from_slice(&t_min.to_le_bytes());
+    directory.extend_from_slice(&t_max.to_le_bytes());
+    directory.extend_from_slice(&points.to_le_bytes());
+    for region in [&times[..], &values, &index] {
+        directory.extend_from_slice(&crc32fast::hash(region).to_le_bytes());
+    }
+    directory.extend_from_slice(&0u32.to_le_bytes());
+    let mut footer = Vec::new();
+    footer.extend_from_slice(&(file.len() as u64).to_le_bytes());
+    footer.extend_from_slice(&1u32.to_le_bytes());
+    footer.extend_from_slice(&crc32fast::hash(&directory).to_le_bytes());
+    footer.extend_from_slice(&1u64.to_le_bytes());
+    footer.extend_from_slice(&points.to_le_bytes());
+    footer.extend_from_slice(&t_min.to_le_bytes());
+    footer.extend_from_slice(&t_max.to_le_bytes());
+    footer.extend_from_slice(&0u32.to_le_bytes());
+    footer.extend_from_slice(&0u32.to_le_bytes());
+    footer.extend_from_slice(b"TALLYEND");
+    footer.extend_from_slice(&1u16.to_le_bytes());
+    footer.extend_from_slice(&0u16.to_le_bytes());
+    let crc = crc32fast::hash(&footer);
+    footer.extend_from_slice(&crc.to_le_bytes());
+    file.extend_from_slice(&directory);
+    file.extend_from_slice(&footer);
+    file
+}
+
+#[cfg(unix)]
+#[test]
+fn a_segment_claiming_billions_of_points_is_damage_not_an_allocation() {
+    // [S4], [M7]: a database whose one segment is the forged 255-byte
+    // file, the manifest entry patched to agree with it (length, count,
+    // times). `tally verify` and `tally query` run under a 1 GiB
+    // address-space limit, so that without the rules they fail at once on
+    // their 32 GiB allocation (an abort) instead of exhausting the machine;
+    // with them, they report a damaged file and exit 1. Either rule is
+    // enough here: the manifest's entry cannot claim more points than 255
+    // bytes can hold ([M7]), nor can the segment's directory ([S4]), which
+    // is the rule left for files large enough to pass [M7] (unit-tested in
+    // segment.rs).
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = Db::open(dir.path()).unwrap();
+        let mut w = db.writer().unwrap();
+        w.append("x", "followers", T0, 5).unwrap();
+        w.commit().unwrap();
+    }
+    let points = u64::from(u32::MAX);
+    let segment = forged_segment(T0, points);
+    assert_eq!(segment.len(), 255);
+    std::fs::write(dir.path().join("seg-0000000000000001.tseg"), &segment).unwrap();
+    let manifest_path = dir.path().join("MANIFEST");
+    let mut manifest = std::fs::read(&manifest_path).unwrap();
+    assert_eq!(manifest.len(), 60 + 40, "one segment entry");
+    manifest[64..72].copy_from_slice(&255u64.to_le_bytes());
+    manifest[72..80].copy_from_slice(&points.to_le_bytes());
+    manifest[80..88].copy_from_slice(&T0.to_le_bytes());
+    manifest[88..96].copy_from_slice(&(T0 + points as i64 - 1).to_le_bytes());
+    let crc = crc32fast::hash(&manifest[..96]);
+    manifest[96..].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(&manifest_path, &manifest).unwrap();
+
+    let tally = env!("CARGO_BIN_EXE_tally");
+    for (command, stream) in [
+        (&["verify"][..], "stdout"),
+        (&["query", "count(followers)"][..], "stderr"),
+    ] {
+        let start = std::time::Instant::now();
+        let out = std::process::Command::new("sh")
+            .args([
+                "-c",
+                "ulimit -v 1048576 && exec \"$@\"",
+                "sh",
+                tally,
+                "--db",
+            ])
+            .arg(dir.path())
+            .args(command)
+            .env_remove("TALLY_DB")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(if stream == "stdout" {
+            &out.stdout
+        } else {
+            &out.stderr
+        })
+        .into_owned();
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{command:?}: {:?} {text} {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            (text.contains("seg-0000000000000001.tseg") || text.contains("MANIFEST"))
+                && text.contains("4294967295")
+                && text.contains("can hold"),
+            "{command:?}: {text}"
+        );
+        assert!(start.elapsed() < std::time::Duration::from_secs(30));
+    }
+}
+
+/// Rewrites the committed MANIFEST of `dir` through `edit`, then puts a
+/// checksum on it that holds, as a forger would.
+fn patch_manifest(dir: &Path, edit: impl FnOnce(&mut Vec<u8>)) {
+    let path = dir.join("MANIFEST");
+    let mut bytes = std::fs::read(&path).unwrap();
+    edit(&mut bytes);
+    let body = bytes.len() - 4;
+    let crc = crc32fast::hash(&bytes[..body]);
+    bytes[body..].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(&path, &bytes).unwrap();
+}
+
+fn put_u64(bytes: &mut [u8], at: usize, v: u64) {
+    bytes[at..at + 8].copy_from_slice(&v.to_le_bytes());
+}
+
+/// The damage every reader reports: by `Db::open`, by `Db::verify` and by
+/// `tally verify` (exit 1), each naming `file` and saying `what`.
+fn assert_damage_everywhere(dir: &Path, file: &str, what: &str) {
+    let err = Db::open(dir).unwrap_err().to_string();
+    assert!(err.contains(file) && err.contains(what), "open: {err}");
+    let report = Db::verify(dir).unwrap();
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.contains(file) && p.contains(what)),
+        "verify: {:?}",
+        report.problems
+    );
+    let out = Command::cargo_bin("tally")
+        .unwrap()
+        .args(["--db", dir.to_str().unwrap(), "verify"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(what));
+}
+
+#[test]
+fn a_manifest_at_generation_0_with_data_is_damage() {
+    // [M4]: issue 10's manifest. It used to verify clean, `stats` counted
+    // its points, every query returned no rows (the dictionary is ignored
+    // at generation 0) and the next commit left a database that would not
+    // open.
+    let dir = tempfile::tempdir().unwrap();
+    build(dir.path());
+    patch_manifest(dir.path(), |m| put_u64(m, 16, 0));
+    assert_damage_everywhere(
+        dir.path(),
+        "MANIFEST",
+        "generation is 0 (nothing committed) but the committed dictionary length is",
+    );
+    // Nothing opens it, so no writer can start on it and no commit can
+    // make it worse.
+}
+
+#[test]
+fn a_manifest_entry_that_disagrees_with_its_segment_is_damage() {
+    // [M3]: the footer says 240 points over the segment's hours; the
+    // manifest entry of the first segment is made to say 241, and then
+    // another time range.
+    let dir = tempfile::tempdir().unwrap();
+    build(dir.path());
+    patch_manifest(dir.path(), |m| put_u64(m, 72, 241));
+    assert_damage_everywhere(
+        dir.path(),
+        "seg-0000000000000001.tseg",
+        "disagree with the manifest's (241 points",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    build(dir.path());
+    patch_manifest(dir.path(), |m| put_u64(m, 80, (T0 - HOUR) as u64));
+    assert_damage_everywhere(
+        dir.path(),
+        "seg-0000000000000001.tseg",
+        "disagree with the manifest's",
+    );
+}
+
+#[test]
+fn manifest_fields_that_cannot_be_are_damage_naming_the_field() {
+    // [M7], [M8]: a segment entry with no points, one whose times are
+    // reversed, and a next segment number past 16 digits.
+    let cases: [(usize, u64, &str); 3] = [
+        (72, 0, "segment 1: the point count is 0"),
+        (
+            88,
+            (T0 - 2 * HOUR) as u64,
+            "segment 1: the smallest time 1550052000000 is after the largest",
+        ),
+        (
+            48,
+            u64::MAX,
+            "the next segment number 18446744073709551615 is",
+        ),
+    ];
+    for (at, value, what) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        build(dir.path());
+        patch_manifest(dir.path(), |m| put_u64(m, at, value));
+        assert_damage_everywhere(dir.path(), "MANIFEST", what);
+    }
+}

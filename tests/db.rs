@@ -432,3 +432,162 @@ fn a_cancelled_query_stops_with_cancelled() {
     flag.store(true, Ordering::Relaxed);
     assert!(matches!(query.run(&db), Err(Error::Cancelled)));
 }
+
+#[test]
+fn reversed_and_empty_ranges_select_no_points() {
+    // [Q19a]: `from >= to` selects nothing, through `Db::points` and
+    // `Query::range`, without a panic. The reversed range cuts the series'
+    // points on both sides, which used to panic in the scanner.
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path()).unwrap();
+    for commit in 0..2 {
+        let mut w = db.writer().unwrap();
+        for h in 0..48 {
+            w.append(
+                "x",
+                "followers",
+                T0 + h * HOUR,
+                1_000 + commit * 7 + h as u64,
+            )
+            .unwrap();
+        }
+        w.commit().unwrap();
+    }
+    let reversed = TimeRange {
+        from: T0 + 24 * HOUR,
+        to: T0 + 23 * HOUR,
+    };
+    let empty = TimeRange {
+        from: T0 + 5 * HOUR,
+        to: T0 + 5 * HOUR,
+    };
+    let widest_reversed = TimeRange {
+        from: i64::MAX,
+        to: i64::MIN,
+    };
+    for range in [reversed, empty, widest_reversed] {
+        assert_eq!(db.points("x", "followers", range).unwrap(), [], "{range:?}");
+        for text in [
+            "followers{account=\"x\"}",
+            "drop(followers, 1, 1h)",
+            "latest(followers)",
+        ] {
+            let table = tally::Query::parse(text)
+                .unwrap()
+                .range(range)
+                .run(&db)
+                .unwrap();
+            assert!(table.is_empty(), "{text} in {range:?}");
+        }
+        let count = tally::Query::parse("count(followers)")
+            .unwrap()
+            .range(range)
+            .run(&db)
+            .unwrap();
+        assert_eq!(count.rows(), [vec![tally::Value::Int(0)]], "{range:?}");
+    }
+    // The range one hour long still holds its point.
+    let one = TimeRange {
+        from: T0 + 23 * HOUR,
+        to: T0 + 24 * HOUR,
+    };
+    assert_eq!(
+        db.points("x", "followers", one).unwrap(),
+        [Point {
+            time: T0 + 23 * HOUR,
+            count: 1_007 + 23
+        }]
+    );
+}
+
+/// Rewrites the u64 at byte `at` of the committed MANIFEST of `dir` and
+/// recomputes its checksum, as a forger would.
+fn patch_manifest_u64(dir: &std::path::Path, at: usize, value: u64) {
+    let path = dir.join("MANIFEST");
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[at..at + 8].copy_from_slice(&value.to_le_bytes());
+    let body = bytes.len() - 4;
+    let crc = crc32fast::hash(&bytes[..body]);
+    bytes[body..].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(&path, &bytes).unwrap();
+}
+
+/// A database of two commits (two segments), its MANIFEST's u64 at `at`
+/// then set to `value`.
+fn two_segments_then_patch(dir: &std::path::Path, at: usize, value: u64) {
+    let db = Db::open(dir).unwrap();
+    for commit in 0..2 {
+        let mut w = db.writer().unwrap();
+        w.append("x", "followers", T0 + commit * HOUR, 5).unwrap();
+        w.commit().unwrap();
+    }
+    patch_manifest_u64(dir, at, value);
+}
+
+#[test]
+fn a_commit_past_the_largest_generation_is_refused_as_damage() {
+    // [M10]: generation 2^64 - 1 is read, but no commit can follow it; a
+    // commit and a compaction used to overflow (a panic in debug builds, a
+    // wrap to generation 0 in release ones).
+    let dir = tempfile::tempdir().unwrap();
+    two_segments_then_patch(dir.path(), 16, u64::MAX);
+    let db = Db::open(dir.path()).unwrap();
+    assert_eq!(
+        db.points("x", "followers", TimeRange::ALL).unwrap().len(),
+        2
+    );
+    let mut w = db.writer().unwrap();
+    w.append("x", "followers", T0 + 9 * HOUR, 6).unwrap();
+    let err = w.commit().unwrap_err().to_string();
+    assert!(
+        err.contains("MANIFEST: damaged: the generation is 18446744073709551615"),
+        "{err}"
+    );
+    let err = w.compact().unwrap_err().to_string();
+    assert!(
+        err.contains("the generation is 18446744073709551615"),
+        "{err}"
+    );
+    drop(w);
+    // Nothing was committed, and what was written is gone.
+    let db = Db::open(dir.path()).unwrap();
+    assert_eq!(
+        db.points("x", "followers", TimeRange::ALL).unwrap().len(),
+        2
+    );
+    assert_eq!(db.stats().unwrap().segments, 2);
+}
+
+#[test]
+fn a_segment_number_past_16_digits_is_refused_as_damage() {
+    // [M8], [M10]: at the next segment number 10^16 no number with 16
+    // digits is left. A commit used to write `seg-10000000000000000.tseg`,
+    // a name recovery does not recognise, and at 2^64 - 1 to overflow.
+    let dir = tempfile::tempdir().unwrap();
+    two_segments_then_patch(dir.path(), 48, 10_000_000_000_000_000);
+    let db = Db::open(dir.path()).unwrap();
+    let mut w = db.writer().unwrap();
+    w.append("x", "followers", T0 + 9 * HOUR, 6).unwrap();
+    let err = w.commit().unwrap_err().to_string();
+    assert!(
+        err.contains("MANIFEST: damaged: the next segment number is 10000000000000000"),
+        "{err}"
+    );
+    let err = w.compact().unwrap_err().to_string();
+    assert!(err.contains("the next segment number is"), "{err}");
+    drop(w);
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tseg"))
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    // Past 10^16 the manifest itself is refused.
+    let dir = tempfile::tempdir().unwrap();
+    two_segments_then_patch(dir.path(), 48, u64::MAX);
+    let err = Db::open(dir.path()).unwrap_err().to_string();
+    assert!(
+        err.contains("MANIFEST: damaged: the next segment number 18446744073709551615"),
+        "{err}"
+    );
+}

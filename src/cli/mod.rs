@@ -78,7 +78,7 @@ fn run(args: Args) -> Result<ExitCode, Error> {
         Command::Verify => verify(&args.db),
         Command::Compact => compact(&open_existing(&args.db)?),
         Command::Import(i) => import::run(&args.db, &i),
-        Command::Query(q) => query(&open_existing(&args.db)?, &q),
+        Command::Query(q) => query(&args.db, &q),
         Command::Demo(d) => demo::run(&args.db, &d),
         Command::Generate(g) => generate::run(&g),
         Command::Repl => repl::run(&open_existing(&args.db)?),
@@ -104,17 +104,47 @@ fn printer(format: OutputFormat) -> Box<dyn Printer> {
     }
 }
 
-/// Resolves `--from`/`--to` into a range.
-fn time_range(from: Option<i64>, to: Option<i64>) -> TimeRange {
-    TimeRange {
+/// Resolves `--from`/`--to` into a range. A range that holds no time is a
+/// usage error, as it is for the REPL's `.range` (docs/query-language.md,
+/// [Q19a]): on the command line it is a mistake, most often the two times
+/// swapped, and an empty answer would hide it.
+fn time_range(from: Option<i64>, to: Option<i64>) -> Result<TimeRange, String> {
+    if let (Some(from), Some(to)) = (from, to)
+        && from >= to
+    {
+        let (from_text, to_text) = (crate::time::format_time(from), crate::time::format_time(to));
+        return Err(if from > to {
+            format!("--from {from_text} is after --to {to_text}, so no point could be in the range")
+        } else {
+            format!(
+                "--from {from_text} is the same time as --to {to_text}, so no point could be in \
+                 the range (--to is exclusive)"
+            )
+        });
+    }
+    Ok(TimeRange {
         from: from.unwrap_or(i64::MIN),
         to: to.unwrap_or(i64::MAX),
-    }
+    })
 }
 
-fn query(db: &Db, args: &QueryArgs) -> Result<ExitCode, Error> {
-    let query = Query::parse(&args.query)?.range(time_range(args.from, args.to));
-    let table = query.run(db)?;
+/// Prints a usage error found after clap's parsing, in the one-line form of
+/// every error, and returns exit code 2.
+fn usage_error(message: &str) -> ExitCode {
+    let _ = writeln!(std::io::stderr().lock(), "tally: {message}");
+    ExitCode::from(2)
+}
+
+fn query(db: &std::path::Path, args: &QueryArgs) -> Result<ExitCode, Error> {
+    // The flags are checked before the database is opened: a usage error
+    // is reported as such even when the database is missing too.
+    let range = match time_range(args.from, args.to) {
+        Ok(range) => range,
+        Err(message) => return Ok(usage_error(&message)),
+    };
+    let db = open_existing(db)?;
+    let query = Query::parse(&args.query)?.range(range);
+    let table = query.run(&db)?;
     let mut out = std::io::stdout().lock();
     write_output(printer(resolve_format(args.format)).print(&table, &mut out))
 }

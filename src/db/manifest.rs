@@ -14,6 +14,16 @@ use crate::storage::segment::SegmentMeta;
 pub(crate) const MANIFEST: &str = "MANIFEST";
 const SEGMENT_ENTRY_LEN: usize = 40;
 const FIXED_LEN: usize = 56;
+/// The smallest a segment file can be ([M7]): its header, one directory
+/// entry and its footer (16 + 72 + 72 bytes), and for its one series at
+/// least a two-byte time column (mode 1 with d_1), a one-byte value column
+/// (v_0) and an eight-byte index entry (eight varints).
+pub(crate) const MIN_SEGMENT_LEN: u64 = 16 + 72 + 72 + 2 + 1 + 8;
+
+/// Segment file names hold the number as 16 decimal digits, so every
+/// segment number is below this and the next segment number at most this
+/// ([M8]).
+pub(crate) const SEGMENT_NUMBER_LIMIT: u64 = 10_000_000_000_000_000;
 
 /// The committed state of a database.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +53,20 @@ impl Manifest {
         }
     }
 
+    /// The generation the next commit writes ([M10]): one more, unless
+    /// that would pass 2^64 − 1, which only damage can bring about.
+    pub(crate) fn next_generation(&self, dir: &Path) -> Result<u64> {
+        self.generation.checked_add(1).ok_or_else(|| {
+            Error::corrupt(
+                dir.join(MANIFEST),
+                format!(
+                    "the generation is {}, the largest there is, so no commit can follow it",
+                    self.generation
+                ),
+            )
+        })
+    }
+
     pub(crate) fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(FIXED_LEN + 4 + SEGMENT_ENTRY_LEN * self.segments.len());
         put_header(&mut out, MAGIC_MANIFEST);
@@ -65,7 +89,8 @@ impl Manifest {
         out
     }
 
-    /// Parses and checks a manifest ([H1], [M1], [M2]); the error is a phrase.
+    /// Parses and checks a manifest ([H1], [M1], [M2], [M4]–[M9]); the error
+    /// is a phrase naming the field that is wrong.
     pub(crate) fn decode(bytes: &[u8]) -> Result<Manifest, String> {
         check_header(bytes, MAGIC_MANIFEST)?;
         if bytes.len() < FIXED_LEN + 4 {
@@ -89,8 +114,18 @@ impl Manifest {
         if r.remaining() != count.saturating_mul(SEGMENT_ENTRY_LEN) {
             return Err(format!("length does not match its {count} segment entries"));
         }
+        // [M8]
+        if next_segment > SEGMENT_NUMBER_LIMIT {
+            return Err(format!(
+                "the next segment number {next_segment} is above {SEGMENT_NUMBER_LIMIT}, \
+                 the most the 16 digits of a segment file name allow"
+            ));
+        }
+        // The length check above bounds `count` by the file's length, so
+        // this reserves no more than the bytes just read call for.
         let mut segments = Vec::with_capacity(count);
         let mut seen = std::collections::HashSet::new();
+        let (mut total_points, mut total_len) = (0u64, 0u64);
         for _ in 0..count {
             let s = SegmentMeta {
                 number: r.u64()?,
@@ -101,15 +136,21 @@ impl Manifest {
             };
             if s.number >= next_segment || !seen.insert(s.number) {
                 return Err(format!(
-                    "segment number {} is repeated or too large",
-                    s.number
+                    "segment number {} is repeated or not below the next segment number {}",
+                    s.number, next_segment
                 ));
             }
+            check_segment_entry(&s)?;
+            // [M9]: `stats` adds these up.
+            total_points = total_points.checked_add(s.points).ok_or_else(|| {
+                "the segments' point counts add up to more than 2^64 - 1".to_string()
+            })?;
+            total_len = total_len.checked_add(s.file_len).ok_or_else(|| {
+                "the segments' file lengths add up to more than 2^64 - 1".to_string()
+            })?;
             segments.push(s);
         }
-        if generation > 0 && dict_len < HEADER_LEN as u64 {
-            return Err("committed dictionary length is shorter than its header".to_string());
-        }
+        check_counts(generation, dict_len, metrics, accounts, series, count)?;
         Ok(Manifest {
             generation,
             dict_len,
@@ -145,6 +186,102 @@ impl Manifest {
         drop(file);
         std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))
     }
+}
+
+/// Takes the segment number `*next` for a new segment and advances
+/// `*next` ([M8], [M10]). Fails, naming `MANIFEST` in `dir`, when no
+/// number with 16 digits is left, which only damage can bring about.
+pub(crate) fn take_segment_number(dir: &Path, next: &mut u64) -> Result<u64> {
+    let number = *next;
+    if number >= SEGMENT_NUMBER_LIMIT {
+        return Err(Error::corrupt(
+            dir.join(MANIFEST),
+            format!(
+                "the next segment number is {number}, which needs more than the 16 digits \
+                 of a segment file name, so no segment can be added"
+            ),
+        ));
+    }
+    // `number` is below SEGMENT_NUMBER_LIMIT, so this cannot overflow.
+    *next = number + 1;
+    Ok(number)
+}
+
+/// [M4]–[M6]: what the generation and the committed counts imply of each
+/// other.
+fn check_counts(
+    generation: u64,
+    dict_len: u64,
+    metrics: u32,
+    accounts: u32,
+    series: u32,
+    segments: usize,
+) -> Result<(), String> {
+    if generation == 0 {
+        // [M4]: generation 0 is the state before the first commit.
+        let fields = [
+            ("committed dictionary length", dict_len),
+            ("metric count", u64::from(metrics)),
+            ("account count", u64::from(accounts)),
+            ("series count", u64::from(series)),
+            ("segment count", segments as u64),
+        ];
+        if let Some((field, value)) = fields.iter().find(|(_, v)| *v != 0) {
+            return Err(format!(
+                "generation is 0 (nothing committed) but the {field} is {value}"
+            ));
+        }
+        return Ok(());
+    }
+    // [M5]
+    if dict_len < HEADER_LEN as u64 {
+        return Err(format!(
+            "generation is {generation} but the committed dictionary length {dict_len} is \
+             shorter than the dictionary's {HEADER_LEN}-byte header"
+        ));
+    }
+    // [M6]
+    if series > 0 && (metrics == 0 || accounts == 0) {
+        return Err(format!(
+            "the series count is {series} but the metric count is {metrics} and the account \
+             count {accounts}"
+        ));
+    }
+    if segments > 0 && series == 0 {
+        return Err(format!(
+            "the series count is 0 but {segments} segments hold points"
+        ));
+    }
+    Ok(())
+}
+
+/// [M7]: what one segment entry must say of any segment.
+fn check_segment_entry(s: &SegmentMeta) -> Result<(), String> {
+    let n = s.number;
+    if s.points == 0 {
+        return Err(format!("segment {n}: the point count is 0"));
+    }
+    if s.t_min > s.t_max {
+        return Err(format!(
+            "segment {n}: the smallest time {} is after the largest {}",
+            s.t_min, s.t_max
+        ));
+    }
+    if s.file_len < MIN_SEGMENT_LEN {
+        return Err(format!(
+            "segment {n}: the file length {} is below the {MIN_SEGMENT_LEN} bytes of the \
+             smallest segment",
+            s.file_len
+        ));
+    }
+    // [S4]: the segment's value columns are shorter than the file.
+    if s.points > crate::storage::encoding::max_points(s.file_len) {
+        return Err(format!(
+            "segment {n}: the point count {} is more than a file of {} bytes can hold",
+            s.points, s.file_len
+        ));
+    }
+    Ok(())
 }
 
 /// Makes renames and creations in `dir` durable.
@@ -192,6 +329,156 @@ mod tests {
         let bytes = m.encode();
         assert_eq!(bytes.len(), 60 + 40 * 2);
         assert_eq!(Manifest::decode(&bytes), Ok(m));
+    }
+
+    /// What a damaged field makes decoding say, and how to damage it.
+    type Damage<T> = (&'static str, fn(&mut T));
+
+    /// Encodes `m` and returns what decoding says of it.
+    fn decode_error(m: &Manifest) -> String {
+        Manifest::decode(&m.encode()).expect_err("the manifest was accepted")
+    }
+
+    #[test]
+    fn generation_0_names_nothing() {
+        // [M4]: the state before the first commit. Issue 10's manifest had
+        // generation 0 with segments and names: it verified, `stats`
+        // counted its points and every query returned no rows.
+        let empty = Manifest::empty();
+        assert_eq!(Manifest::decode(&empty.encode()), Ok(empty.clone()));
+        let cases: [Damage<Manifest>; 5] = [
+            ("committed dictionary length is 120", |m| m.dict_len = 120),
+            ("metric count is 1", |m| m.metrics = 1),
+            ("account count is 1", |m| m.accounts = 1),
+            ("series count is 1", |m| m.series = 1),
+            ("segment count is 2", |m| {
+                m.segments = sample().segments;
+                m.next_segment = 8;
+            }),
+        ];
+        for (expected, damage) in cases {
+            let mut m = Manifest::empty();
+            damage(&mut m);
+            let err = decode_error(&m);
+            assert!(
+                err.starts_with("generation is 0 (nothing committed) but the ")
+                    && err.ends_with(expected),
+                "{err}"
+            );
+        }
+        // The whole of issue 10's manifest: a committed state at generation 0.
+        let mut m = sample();
+        m.generation = 0;
+        assert!(decode_error(&m).contains("generation is 0"));
+    }
+
+    #[test]
+    fn a_committed_generation_has_a_dictionary_header() {
+        // [M5]
+        let mut m = sample();
+        m.dict_len = 15;
+        assert!(
+            decode_error(&m)
+                .contains("generation is 3 but the committed dictionary length 15 is shorter than")
+        );
+        m.dict_len = 16;
+        m.metrics = 0;
+        m.accounts = 0;
+        m.series = 0;
+        m.segments.clear();
+        assert!(Manifest::decode(&m.encode()).is_ok());
+    }
+
+    #[test]
+    fn series_need_metrics_and_accounts_and_segments_need_series() {
+        // [M6]
+        let mut m = sample();
+        m.metrics = 0;
+        assert!(decode_error(&m).contains("the series count is 9 but the metric count is 0"));
+        let mut m = sample();
+        m.accounts = 0;
+        assert!(decode_error(&m).contains("and the account count 0"));
+        let mut m = sample();
+        m.series = 0;
+        assert!(decode_error(&m).contains("the series count is 0 but 2 segments hold points"));
+        // Names without series are fine: a point refused after its names
+        // were added leaves them in the dictionary.
+        let mut m = sample();
+        m.series = 0;
+        m.segments.clear();
+        assert!(Manifest::decode(&m.encode()).is_ok());
+    }
+
+    #[test]
+    fn each_segment_entry_is_possible() {
+        // [M7]
+        let cases: [Damage<SegmentMeta>; 5] = [
+            ("segment 2: the point count is 0", |s| s.points = 0),
+            (
+                "segment 2: the smallest time 2 is after the largest 1",
+                |s| s.t_min = 2,
+            ),
+            (
+                "segment 2: the file length 170 is below the 171 bytes of the smallest segment",
+                |s| s.file_len = 170,
+            ),
+            (
+                "segment 2: the point count 76801 is more than a file of 300 bytes can hold",
+                |s| s.points = 256 * 300 + 1,
+            ),
+            (
+                "segment 2: the point count 18446744073709551615 is more",
+                |s| s.points = u64::MAX,
+            ),
+        ];
+        for (expected, damage) in cases {
+            let mut m = sample();
+            damage(&mut m.segments[1]);
+            let err = decode_error(&m);
+            assert!(err.starts_with(expected), "{err}");
+        }
+        let mut m = sample();
+        m.segments[1].file_len = MIN_SEGMENT_LEN;
+        m.segments[1].points = 256 * (MIN_SEGMENT_LEN - 1) + 1;
+        m.segments[1].t_min = 1;
+        assert!(Manifest::decode(&m.encode()).is_ok());
+    }
+
+    #[test]
+    fn segment_numbers_are_below_the_next_one() {
+        // [M2]
+        let mut m = sample();
+        m.next_segment = 7;
+        assert!(
+            decode_error(&m)
+                .contains("segment number 7 is repeated or not below the next segment number 7")
+        );
+        let mut m = sample();
+        m.segments[1].number = 7;
+        assert!(decode_error(&m).contains("segment number 7 is repeated"));
+    }
+
+    #[test]
+    fn totals_fit_a_u64() {
+        // [M9]: each entry is possible, but 2^56 segments' worth of bytes
+        // and points, twice over, would wrap `stats`'s sums.
+        let mut m = sample();
+        for s in &mut m.segments {
+            s.file_len = 1 << 63;
+            s.points = 1 << 62;
+        }
+        assert_eq!(
+            decode_error(&m),
+            "the segments' file lengths add up to more than 2^64 - 1"
+        );
+        for s in &mut m.segments {
+            s.file_len = 1 << 62;
+            s.points = (1 << 63) + 1;
+        }
+        assert_eq!(
+            decode_error(&m),
+            "the segments' point counts add up to more than 2^64 - 1"
+        );
     }
 
     #[test]

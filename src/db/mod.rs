@@ -180,7 +180,7 @@ impl Db {
                 )));
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && options.create => {
-                std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+                create_dir_durably(&dir)?;
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(Error::Invalid(format!(
@@ -319,17 +319,34 @@ impl Db {
     pub fn stats(&self) -> Result<Stats> {
         let snapshot = self.snapshot();
         let m = &snapshot.manifest;
-        let points = m.segments.iter().map(|s| s.points).sum();
+        // Reading the manifest checked that these sums fit ([M9]), and the
+        // files were found to have the lengths it records; the sums are
+        // still checked, so that a manifest that got past those checks is
+        // reported as damage rather than wrapped or panicked on.
+        let damaged = |what: &str| {
+            Error::corrupt(
+                self.inner.dir.join(manifest::MANIFEST),
+                format!("the {what} add up to more than 2^64 - 1"),
+            )
+        };
+        let points = m
+            .segments
+            .iter()
+            .try_fold(0u64, |sum, s| sum.checked_add(s.points))
+            .ok_or_else(|| damaged("segments' point counts"))?;
         let time_range = m
             .segments
             .iter()
             .map(|s| (s.t_min, s.t_max))
             .reduce(|a, b| (a.0.min(b.0), a.1.max(b.1)));
-        let mut bytes_on_disk: u64 = m.segments.iter().map(|s| s.file_len).sum();
-        bytes_on_disk += m.dict_len;
-        if m.generation > 0 {
-            bytes_on_disk += manifest_len(m);
-        }
+        let manifest_len = if m.generation > 0 { manifest_len(m) } else { 0 };
+        let bytes_on_disk = m
+            .segments
+            .iter()
+            .map(|s| s.file_len)
+            .chain([m.dict_len, manifest_len])
+            .try_fold(0u64, u64::checked_add)
+            .ok_or_else(|| damaged("lengths of the dictionary and the segments"))?;
         Ok(Stats {
             series: u64::from(m.series),
             accounts: u64::from(m.accounts),
@@ -353,6 +370,148 @@ impl Db {
     }
 }
 
+/// Creates `dir` and every missing ancestor, and makes each creation
+/// durable by syncing the directory that holds the new entry ([I7]): the
+/// parent of the first directory created, then each directory created but
+/// the last. Without that, a power loss after the first commit could lose
+/// the database's directory entry, and with it every file the commit made
+/// durable inside. Returns the directories synced, outermost first.
+pub(crate) fn create_dir_durably(dir: &Path) -> Result<Vec<PathBuf>> {
+    // The ancestors that do not exist yet, innermost first; `dir` is one.
+    let mut missing = Vec::new();
+    for ancestor in dir.ancestors() {
+        if ancestor.as_os_str().is_empty() || ancestor.exists() {
+            break;
+        }
+        missing.push(ancestor);
+    }
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let mut synced = Vec::with_capacity(missing.len());
+    for created in missing.iter().rev() {
+        // A relative path's first component has the empty path as its
+        // parent, which is the current directory.
+        let parent = match created.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        manifest::sync_dir(parent)?;
+        synced.push(parent.to_path_buf());
+    }
+    Ok(synced)
+}
+
 fn manifest_len(m: &Manifest) -> u64 {
+    // At most u32::MAX segments: the product and sum fit a u64.
     60 + 40 * m.segments.len() as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::segment::SegmentMeta;
+
+    /// A handle on `manifest` as if it had been read, without the checks
+    /// of reading it.
+    fn db_with(dir: &Path, manifest: Manifest) -> Db {
+        let snapshot = Snapshot {
+            dir: dir.to_path_buf(),
+            manifest,
+            dict: Arc::default(),
+            segments: Vec::new(),
+        };
+        Db {
+            inner: Arc::new(Inner {
+                dir: dir.to_path_buf(),
+                options: Options::default(),
+                snapshot: RwLock::new(Arc::new(snapshot)),
+            }),
+        }
+    }
+
+    #[test]
+    fn creating_a_database_directory_syncs_the_parent_of_each_new_directory() {
+        // [I7]
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("a").join("b").join("tally.db");
+        let synced = create_dir_durably(&dir).unwrap();
+        assert!(dir.is_dir());
+        assert_eq!(
+            synced,
+            [
+                root.path().to_path_buf(),
+                root.path().join("a"),
+                root.path().join("a").join("b"),
+            ]
+        );
+        // Only what is new: the parent of the one directory created.
+        let sibling = root.path().join("a").join("other.db");
+        assert_eq!(
+            create_dir_durably(&sibling).unwrap(),
+            [root.path().join("a")]
+        );
+        // Nothing is created, so nothing is synced.
+        assert_eq!(create_dir_durably(&sibling).unwrap(), Vec::<PathBuf>::new());
+        // Db::open creates through it.
+        let opened = root.path().join("c").join("tally.db");
+        Db::open(&opened).unwrap();
+        assert!(opened.is_dir());
+    }
+
+    #[test]
+    fn a_relative_directory_syncs_the_current_directory() {
+        // [I7]: the parent of a relative first component is ".". The test
+        // cannot change the process's current directory (tests run in
+        // parallel), so it creates under it a name no one else uses.
+        let name = format!("tally-create-test-{}", std::process::id());
+        let dir = Path::new(&name).join("x");
+        let synced = create_dir_durably(&dir).unwrap();
+        std::fs::remove_dir_all(&name).unwrap();
+        assert_eq!(synced, [PathBuf::from("."), PathBuf::from(&name)]);
+    }
+
+    #[test]
+    fn stats_reports_totals_past_a_u64_as_damage_to_the_manifest() {
+        // [M9]: it used to panic on the sum in debug builds and wrap in
+        // release ones.
+        let dir = tempfile::tempdir().unwrap();
+        let segment = |number, points, file_len| SegmentMeta {
+            number,
+            file_len,
+            points,
+            t_min: 0,
+            t_max: 1,
+        };
+        let mut manifest = Manifest {
+            generation: 2,
+            dict_len: 100,
+            metrics: 1,
+            accounts: 1,
+            series: 1,
+            next_segment: 3,
+            segments: vec![segment(1, 1 << 63, 1000), segment(2, 1 << 63, 1000)],
+        };
+        let err = db_with(dir.path(), manifest.clone())
+            .stats()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("MANIFEST: damaged: the segments' point counts add up to more than"),
+            "{err}"
+        );
+        manifest.segments = vec![segment(1, 5, u64::MAX - 50), segment(2, 5, 10)];
+        let err = db_with(dir.path(), manifest.clone())
+            .stats()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("the lengths of the dictionary and the segments add up"),
+            "{err}"
+        );
+        manifest.segments = vec![segment(1, 5, 1000), segment(2, 5, 10)];
+        let stats = db_with(dir.path(), manifest).stats().unwrap();
+        assert_eq!(
+            (stats.points, stats.bytes_on_disk),
+            (10, 1000 + 10 + 100 + 60 + 80)
+        );
+    }
 }

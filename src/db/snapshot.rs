@@ -15,11 +15,15 @@ use crate::error::{Error, Result};
 use crate::storage::dictionary::Dictionary;
 use crate::storage::encoding::Word;
 use crate::storage::merge::merge_parts;
-use crate::storage::segment::{Columns, Segment, SegmentCursor, SeriesEntry, segment_file_name};
+use crate::storage::segment::{
+    Columns, Segment, SegmentCursor, SegmentMeta, SeriesEntry, segment_file_name,
+};
 
 pub(crate) const DICTIONARY: &str = "series.dict";
 
-/// A half-open time range `[from, to)` in milliseconds.
+/// A half-open time range `[from, to)` in milliseconds. A range with
+/// `from >= to` holds no time and selects no points (docs/query-language.md,
+/// [Q19a]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TimeRange {
     /// Inclusive start.
@@ -35,9 +39,26 @@ impl TimeRange {
         to: i64::MAX,
     };
 
-    /// True when `[lo, hi]` (closed) meets this range.
+    /// True when the range holds no time: `to` is not after `from`. An
+    /// empty or reversed range selects no points (docs/query-language.md,
+    /// [Q19a]), as `t >= from AND t < to` would in SQL.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.from >= self.to
+    }
+
+    /// True when `[lo, hi]` (closed) meets this range. An empty range meets
+    /// nothing ([Q19a]).
     pub(crate) fn overlaps(&self, lo: i64, hi: i64) -> bool {
-        hi >= self.from && lo < self.to
+        !self.is_empty() && hi >= self.from && lo < self.to
+    }
+
+    /// The positions `lo..hi` of the times of sorted `times` that lie in
+    /// the range. The end is never before the start, even for a reversed
+    /// range, so slicing or draining with it cannot panic ([Q19a]).
+    pub(crate) fn positions(&self, times: &[i64]) -> std::ops::Range<usize> {
+        let lo = times.partition_point(|&t| t < self.from);
+        let hi = times.partition_point(|&t| t < self.to).max(lo);
+        lo..hi
     }
 }
 
@@ -97,14 +118,7 @@ impl Snapshot {
         for meta in &manifest.segments {
             match self.segments.iter().find(|s| s.number() == meta.number) {
                 Some(seg) => segments.push(Arc::clone(seg)),
-                None => {
-                    let path = self.dir.join(segment_file_name(meta.number));
-                    segments.push(Arc::new(Segment::open(
-                        &path,
-                        meta.number,
-                        Some(meta.file_len),
-                    )?));
-                }
+                None => segments.push(open_segment(&self.dir, meta, manifest.series)?),
             }
         }
         Ok(Snapshot {
@@ -169,11 +183,17 @@ fn open_segments(dir: &Path, manifest: &Manifest) -> Result<Vec<Arc<Segment>>> {
     manifest
         .segments
         .iter()
-        .map(|meta| {
-            let path = dir.join(segment_file_name(meta.number));
-            Segment::open(&path, meta.number, Some(meta.file_len)).map(Arc::new)
-        })
+        .map(|meta| open_segment(dir, meta, manifest.series))
         .collect()
+}
+
+/// Opens a segment the manifest names and checks it against its entry
+/// ([M3]).
+pub(crate) fn open_segment(dir: &Path, meta: &SegmentMeta, series: u32) -> Result<Arc<Segment>> {
+    let path = dir.join(segment_file_name(meta.number));
+    let segment = Segment::open(&path, meta.number, Some(meta.file_len))?;
+    segment.check_manifest_entry(meta, series)?;
+    Ok(Arc::new(segment))
 }
 
 /// Reads series in increasing id order with one forward cursor per segment,
@@ -293,8 +313,7 @@ impl<'a, W: Word> Scanner<'a, W> {
                 pt,
                 pv,
             )?;
-            let lo = pt.partition_point(|&t| t < range.from);
-            let hi = pt.partition_point(|&t| t < range.to);
+            let std::ops::Range { start: lo, end: hi } = range.positions(pt);
             if lo > 0 || hi < pt.len() {
                 pt.truncate(hi);
                 pt.drain(..lo);

@@ -260,8 +260,8 @@ impl Writer {
 
     fn spawn_flush(&mut self) -> Result<()> {
         let pool = self.encoders()?;
-        let next = self.spare.take().unwrap_or_default();
         let number = self.take_segment_number()?;
+        let next = self.spare.take().unwrap_or_default();
         let log = std::mem::replace(&mut self.log, next);
         let dir = self.base.dir.clone();
         let handle = std::thread::Builder::new()
@@ -438,18 +438,6 @@ impl Writer {
         Ok(())
     }
 
-    /// The generation the next commit writes. A manifest at `u64::MAX`
-    /// cannot be followed; wrapping to 0 would make the database read as
-    /// empty.
-    fn next_generation(&self) -> Result<u64> {
-        self.base.manifest.generation.checked_add(1).ok_or_else(|| {
-            Error::corrupt(
-                self.base.dir.join(crate::db::manifest::MANIFEST),
-                "generation is at its largest value, so no commit can follow it",
-            )
-        })
-    }
-
     /// Everything of a commit before its manifest replaces the old one:
     /// flushes the rest, makes the dictionary frame and the segments
     /// durable, and leaves the manifest to write in `pending_manifest`
@@ -489,7 +477,7 @@ impl Writer {
         let mut segments = self.base.manifest.segments.clone();
         segments.extend_from_slice(&self.flushed);
         let manifest = Manifest {
-            generation: self.next_generation()?,
+            generation: self.base.manifest.next_generation(&dir)?,
             dict_len,
             metrics: dict.metrics.len() as u32,
             accounts: dict.accounts.len() as u32,
@@ -573,16 +561,9 @@ impl Writer {
         &self.base
     }
 
-    /// The number of the next segment file, which is then used up.
+    /// The number of the next new segment; fails when none is left ([M10]).
     pub(crate) fn take_segment_number(&mut self) -> Result<u64> {
-        let n = self.next_segment;
-        self.next_segment = n.checked_add(1).ok_or_else(|| {
-            Error::corrupt(
-                self.base.dir.join(crate::db::manifest::MANIFEST),
-                "the next segment number is at its largest value",
-            )
-        })?;
-        Ok(n)
+        crate::db::manifest::take_segment_number(&self.base.dir, &mut self.next_segment)
     }
 
     /// Commits a manifest whose segments are `segments` (a merge's or a
@@ -594,7 +575,7 @@ impl Writer {
         // before the manifest names them.
         sync_dir(&dir)?;
         let manifest = Manifest {
-            generation: self.next_generation()?,
+            generation: self.base.manifest.next_generation(&dir)?,
             next_segment: self.next_segment,
             segments,
             ..self.base.manifest.clone()

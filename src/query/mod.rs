@@ -54,7 +54,8 @@ impl Query {
     }
 
     /// Restricts every point the query sees — including the points searched
-    /// for a recovery — to `range` (`from` inclusive, `to` exclusive).
+    /// for a recovery — to `range` (`from` inclusive, `to` exclusive). A
+    /// range with `from >= to` selects no points ([Q19a]).
     pub fn range(mut self, range: TimeRange) -> Query {
         self.range = range;
         self

@@ -43,9 +43,15 @@ pub(crate) const FOOTER_LEN: usize = 72;
 
 /// Appends the 16-byte header of docs/format.md ("Common 16-byte file header").
 pub(crate) fn put_header(out: &mut Vec<u8>, magic: &[u8; 8]) {
+    put_header_version(out, magic, newest_version(magic));
+}
+
+/// Appends a header of an explicit format version (tests build files of
+/// older versions with it).
+pub(crate) fn put_header_version(out: &mut Vec<u8>, magic: &[u8; 8], version: u16) {
     let start = out.len();
     out.put_slice(magic);
-    out.put_u16_le(newest_version(magic));
+    out.put_u16_le(version);
     out.put_u16_le(0);
     let crc = crc32fast::hash(&out[start..]);
     out.put_u32_le(crc);

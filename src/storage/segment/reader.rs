@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 
 use memmap2::Mmap;
 
-use super::Columns;
+use super::{Columns, SegmentMeta};
 use crate::error::{Error, Result};
 use crate::storage::encoding::{self, get_varint};
 use crate::storage::format::{
@@ -100,6 +100,27 @@ impl Segment {
         self.number
     }
 
+    /// Checks the footer against the manifest's entry for this segment and
+    /// the manifest's series count ([M3]): the same point count and time
+    /// range, and no series the dictionary does not commit.
+    pub(crate) fn check_manifest_entry(&self, meta: &SegmentMeta, series: u32) -> Result<()> {
+        let f = &self.footer;
+        if (f.points, f.t_min, f.t_max) != (meta.points, meta.t_min, meta.t_max) {
+            return Err(self.corrupt(format!(
+                "its footer's point count and time range ({} points, {} ..= {}) disagree with \
+                 the manifest's ({} points, {} ..= {})",
+                f.points, f.t_min, f.t_max, meta.points, meta.t_min, meta.t_max
+            )));
+        }
+        if f.last_series >= series {
+            return Err(self.corrupt(format!(
+                "it holds series {} but the manifest commits {series} series",
+                f.last_series
+            )));
+        }
+        Ok(())
+    }
+
     pub(crate) fn footer(&self) -> &Footer {
         &self.footer
     }
@@ -154,6 +175,29 @@ impl Segment {
                     || g.t_min > g.t_max
                 {
                     return Err(format!("group at byte {} is out of order", g.offset));
+                }
+                // [S4]: each series has a point, and at most what its value
+                // column can hold; summed over the group, at most
+                // 256·(values region) − 255·(series), or, where a one-point
+                // series has no column ([S5]), 256·(values region) +
+                // (series). The products fit a u64 (a u32 times 256).
+                let most = if g.flags & GROUP_SHARED_TIMES != 0 {
+                    256 * u64::from(g.values_len) + u64::from(g.series_count)
+                } else {
+                    (256 * u64::from(g.values_len)).saturating_sub(255 * u64::from(g.series_count))
+                };
+                if g.points < u64::from(g.series_count) {
+                    return Err(format!(
+                        "group at byte {} claims {} points, fewer than its {} series",
+                        g.offset, g.points, g.series_count
+                    ));
+                }
+                if g.points > most {
+                    return Err(format!(
+                        "group at byte {} claims {} points, more than its {}-byte values \
+                         region can hold",
+                        g.offset, g.points, g.values_len
+                    ));
                 }
                 prev_last = Some(g.last_series);
                 expected_offset += g.len();
@@ -258,16 +302,19 @@ impl Segment {
         self.check_directory()?;
         let mut times = Vec::new();
         let mut values: Vec<u64> = Vec::new();
-        let mut points = 0;
+        let mut points = 0u64;
         for g in 0..self.group_count() {
             let data = self.load_group(g, Columns::BOTH)?;
             let mut count = 0u32;
+            let mut group_points = 0u64;
             let mut entries = data.entries()?;
             while let Some(entry) = entries.next_entry()? {
                 times.clear();
                 values.clear();
                 entry.decode(Columns::BOTH, &mut times, &mut values)?;
-                points += entry.points;
+                // Saturating: a sum past 2^64 - 1 cannot equal the
+                // directory's count, so it is reported below.
+                group_points = group_points.saturating_add(entry.points);
                 count += 1;
             }
             entries.finish()?;
@@ -277,6 +324,16 @@ impl Segment {
                     data.entry.series_count
                 )));
             }
+            // [S4]: the entries' counts add up to the directory's.
+            if group_points != data.entry.points {
+                return Err(self.corrupt(format!(
+                    "group {g} holds {group_points} points but its directory entry says {}",
+                    data.entry.points
+                )));
+            }
+            // The directory's counts add up to the footer's without passing
+            // 2^64 - 1 ([S3], checked by `check_directory`).
+            points = points.saturating_add(group_points);
         }
         Ok(points)
     }
@@ -446,6 +503,19 @@ impl<'a> EntryIter<'a> {
                 (points, t_min, t_max, times, v_min, v_span, values_len)
             }
         };
+        // [S4]: the count must fit in the value column before anything is
+        // decoded or allocated for it; a regular time column would vouch
+        // for any count. A one-point series of a shared-times group has no
+        // column at all ([S5], checked above).
+        if values_len > 0 && points > encoding::max_points(values_len) {
+            return Err(self.corrupt(&format!(
+                "series {id} claims {points} points, more than its {values_len}-byte value \
+                 column can hold"
+            )));
+        }
+        if values_len == 0 && self.shared.is_none() {
+            return Err(self.corrupt(&format!("series {id} has no value column")));
+        }
         // [S2]: counts are at most 2^63 - 1, so readers may treat them as i64.
         let Some(v_max) = v_min.checked_add(v_span).filter(|&m| m <= i64::MAX as u64) else {
             return Err(self.corrupt("a series' value range is above 2^63 - 1"));
@@ -553,9 +623,230 @@ impl SeriesEntry<'_> {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::super::segment_file_name;
     use super::super::tests::{sample, write_segment};
     use super::*;
+    use crate::storage::encoding::put_varint;
+    use crate::storage::format::put_header_version;
+    use crate::storage::segment::SegmentCursor;
+
+    /// One series of a hand-made group: its count, time range and columns,
+    /// with values all 5.
+    struct Forged {
+        points: u64,
+        t_min: i64,
+        t_span: u64,
+        times: Vec<u8>,
+        values: Vec<u8>,
+    }
+
+    /// A one-group segment of `series` (ids 0, 1, …) whose checksums all
+    /// hold, whatever it claims; the directory and footer count
+    /// `dir_points` points, or the sum of the series' counts.
+    fn forge(series: &[Forged], dir_points: Option<u64>) -> Vec<u8> {
+        let (mut times, mut values, mut index) = (Vec::new(), Vec::new(), Vec::new());
+        let t_min = series.iter().map(|s| s.t_min).min().unwrap();
+        let t_max = series
+            .iter()
+            .map(|s| s.t_min + s.t_span as i64)
+            .max()
+            .unwrap();
+        for (i, s) in series.iter().enumerate() {
+            for field in [
+                u64::from(i > 0),
+                s.points,
+                (s.t_min - t_min) as u64,
+                s.t_span,
+                5,
+                0,
+                s.times.len() as u64,
+                s.values.len() as u64,
+            ] {
+                put_varint(&mut index, field);
+            }
+            times.extend_from_slice(&s.times);
+            values.extend_from_slice(&s.values);
+        }
+        let n = series.len() as u32;
+        let points = dir_points.unwrap_or(series.iter().map(|s| s.points).sum());
+        let entry = GroupEntry {
+            first_series: 0,
+            last_series: n - 1,
+            series_count: n,
+            times_len: times.len() as u32,
+            values_len: values.len() as u32,
+            index_len: index.len() as u32,
+            offset: HEADER_LEN as u64,
+            t_min,
+            t_max,
+            points,
+            times_crc: crc32fast::hash(&times),
+            values_crc: crc32fast::hash(&values),
+            index_crc: crc32fast::hash(&index),
+            // A version-1 group, as the file's header says.
+            flags: 0,
+        };
+        let mut file = Vec::new();
+        put_header_version(&mut file, MAGIC_SEGMENT, 1);
+        file.extend_from_slice(&times);
+        file.extend_from_slice(&values);
+        file.extend_from_slice(&index);
+        let mut directory = Vec::new();
+        entry.put(&mut directory);
+        let footer = Footer {
+            directory_offset: file.len() as u64,
+            group_count: 1,
+            directory_crc: crc32fast::hash(&directory),
+            series_count: u64::from(n),
+            points,
+            t_min,
+            t_max,
+            first_series: 0,
+            last_series: n - 1,
+            version: 1,
+        };
+        file.extend_from_slice(&directory);
+        footer.put(&mut file);
+        file
+    }
+
+    /// A series that claims `points` points one millisecond apart: a
+    /// regular time column (`00 01 00`, valid for any count) and a value
+    /// column of `values_len` bytes (v_0, then all-zero blocks).
+    fn regular(points: u64, values_len: usize) -> Forged {
+        let mut values = vec![5];
+        values.resize(values_len, 0);
+        Forged {
+            points,
+            t_min: 1_550_052_000_000,
+            t_span: points - 1,
+            times: vec![0, 1, 0],
+            values,
+        }
+    }
+
+    fn open_forged(dir: &Path, bytes: &[u8]) -> Segment {
+        let path = dir.join(segment_file_name(1));
+        std::fs::write(&path, bytes).unwrap();
+        Segment::open(&path, 1, Some(bytes.len() as u64)).unwrap()
+    }
+
+    #[test]
+    fn a_255_byte_segment_claiming_4_billion_points_is_damage_not_32_gib() {
+        // [S4]: the segment of issue 10. Every checksum holds and every
+        // count agrees with every other, but a 76-byte value column holds
+        // at most 256·75 + 1 points. Before the rule, verify and every
+        // query reserved 2^32 - 1 times (32 GiB) and aborted; now the
+        // directory is refused before any column is decoded.
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = forge(&[regular(u64::from(u32::MAX), 76)], None);
+        assert_eq!(bytes.len(), 255);
+        let seg = open_forged(dir.path(), &bytes);
+        let err = seg.verify().unwrap_err().to_string();
+        assert!(
+            err.contains("seg-0000000000000001.tseg")
+                && err.contains("claims 4294967295 points, more than its 76-byte values region"),
+            "{err}"
+        );
+        let err = SegmentCursor::new(&seg, Columns::BOTH)
+            .seek(0)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("claims 4294967295 points"), "{err}");
+    }
+
+    #[test]
+    fn an_index_entry_claiming_more_than_its_value_column_holds_is_damage() {
+        // [S4], per series: the group as a whole is within its bound (the
+        // second series leaves room), but the first series claims one
+        // point more than its 76 bytes can hold.
+        let dir = tempfile::tempdir().unwrap();
+        let most = 256 * 75 + 1;
+        let bytes = forge(&[regular(most + 1, 76), regular(1, 76)], None);
+        let seg = open_forged(dir.path(), &bytes);
+        let err = seg.verify().unwrap_err().to_string();
+        assert!(
+            err.contains("series 0 claims 19202 points, more than its 76-byte value column"),
+            "{err}"
+        );
+        let mut cursor = SegmentCursor::new(&seg, Columns::BOTH);
+        assert!(cursor.seek(0).is_err());
+        // At the bound, the same series is valid and reads back (and so is
+        // the group, at its own bound: 256·77 − 255·2 points).
+        let bytes = forge(&[regular(most, 76), regular(1, 1)], None);
+        let seg = open_forged(dir.path(), &bytes);
+        assert_eq!(seg.verify().unwrap(), most + 1);
+        let entry = SegmentCursor::new(&seg, Columns::BOTH)
+            .seek(0)
+            .unwrap()
+            .unwrap();
+        let (mut t, mut v) = (Vec::new(), Vec::<u64>::new());
+        entry.decode(Columns::BOTH, &mut t, &mut v).unwrap();
+        assert_eq!((t.len(), v.len()), (most as usize, most as usize));
+    }
+
+    #[test]
+    fn a_group_whose_entries_do_not_add_up_to_its_directory_count_is_damage() {
+        // [S4]: three points in the index, four in the directory (and so
+        // in the footer), within every bound.
+        let dir = tempfile::tempdir().unwrap();
+        let seg = open_forged(dir.path(), &forge(&[regular(3, 2)], Some(4)));
+        let err = seg.verify().unwrap_err().to_string();
+        assert!(
+            err.contains("group 0 holds 3 points but its directory entry says 4"),
+            "{err}"
+        );
+        assert_eq!(
+            open_forged(dir.path(), &forge(&[regular(3, 2)], None))
+                .verify()
+                .unwrap(),
+            3
+        );
+    }
+
+    #[test]
+    fn a_segment_must_agree_with_its_manifest_entry() {
+        // [M3]: the footer's count and time range, and the series the
+        // dictionary commits.
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = forge(&[regular(3, 2), regular(1, 1)], None);
+        let seg = open_forged(dir.path(), &bytes);
+        let f = *seg.footer();
+        let meta = SegmentMeta {
+            number: 1,
+            file_len: bytes.len() as u64,
+            points: f.points,
+            t_min: f.t_min,
+            t_max: f.t_max,
+        };
+        seg.check_manifest_entry(&meta, 2).unwrap();
+        let err = seg.check_manifest_entry(&meta, 1).unwrap_err().to_string();
+        assert!(
+            err.contains("it holds series 1 but the manifest commits 1 series"),
+            "{err}"
+        );
+        for other in [
+            SegmentMeta { points: 5, ..meta },
+            SegmentMeta {
+                t_min: f.t_min - 1,
+                ..meta
+            },
+            SegmentMeta {
+                t_max: f.t_max + 1,
+                ..meta
+            },
+        ] {
+            let err = seg.check_manifest_entry(&other, 2).unwrap_err().to_string();
+            assert!(
+                err.contains("seg-0000000000000001.tseg")
+                    && err.contains("disagree with the manifest's"),
+                "{err}"
+            );
+        }
+    }
 
     #[test]
     fn every_flipped_byte_and_every_truncation_is_an_error() {

@@ -41,6 +41,18 @@ use sparse::{SPARSE, SparsePlan, decode_sparse};
 /// Deltas per block; the last block of a column may be shorter.
 pub const BLOCK_LEN: usize = 256;
 
+/// The most points a value column of `len` bytes can hold ([S4]): `v_0`
+/// takes at least a byte and each block of up to [`BLOCK_LEN`] deltas at
+/// least its header byte, so `256·(len − 1) + 1`, and 0 for an empty
+/// column. Readers check an index entry's count against this before they
+/// allocate anything for it.
+pub fn max_points(len: u64) -> u64 {
+    match len.checked_sub(1) {
+        None => 0,
+        Some(blocks) => blocks.saturating_mul(BLOCK_LEN as u64).saturating_add(1),
+    }
+}
+
 /// The widest a block can be packed: every delta is a `u64`.
 const MAX_WIDTH: usize = 64;
 
@@ -400,6 +412,21 @@ mod tests {
             values.push(v);
         }
         values
+    }
+
+    #[test]
+    fn max_points_is_the_most_a_column_of_that_length_holds() {
+        // [S4]: v_0 and one all-zero block per 256 deltas is the shortest
+        // column of n points, and it reaches the bound exactly.
+        for n in [1usize, 2, 256, 257, 258, 513, 5000] {
+            let col = encode(&vec![7; n]);
+            assert_eq!(col.len(), 1 + (n - 1).div_ceil(BLOCK_LEN), "n = {n}");
+            assert!(n as u64 <= max_points(col.len() as u64), "n = {n}");
+        }
+        assert_eq!(max_points(0), 0);
+        assert_eq!(max_points(1), 1);
+        assert_eq!(max_points(2), 257);
+        assert_eq!(max_points(u64::MAX), u64::MAX);
     }
 
     #[test]
