@@ -45,9 +45,14 @@ pub(crate) const WINDOWS_MS: [i64; 6] = [
 /// and bounds the segments of commits made more often than that.
 pub(crate) const FAN_IN: usize = 8;
 
-/// At most this many merges run after one commit, so that a commit's cost
-/// stays bounded; whatever is left is merged after the next commit ([MG4]).
-pub(crate) const MAX_MERGES_PER_STEP: usize = 8;
+/// The merges after one commit read at most this many times the bytes the
+/// commit wrote (but always one merge, if the policy asks for any), so that
+/// the work a commit triggers stays in proportion to the commit; whatever is
+/// left runs after the next commit ([MG4]).
+pub(crate) const STEP_READ_FACTOR: u64 = 4;
+
+/// And never more than this many merges, however large the commit.
+pub(crate) const MAX_MERGES_PER_STEP: u64 = 64;
 
 /// A merge's output is cut into a new segment once it passes this size, so
 /// that no single file grows without bound.
@@ -174,6 +179,9 @@ pub struct MergeSummary {
     pub bytes_in: u64,
     /// Bytes of the segments the merges wrote.
     pub bytes_written: u64,
+    /// The step stopped at its bound with merges still to do; the next
+    /// commit, or another [`Writer::merge`](crate::Writer::merge), goes on.
+    pub pending: bool,
 }
 
 impl MergeSummary {
@@ -186,14 +194,18 @@ impl MergeSummary {
     }
 }
 
-/// Runs the merges the policy asks for, up to [`MAX_MERGES_PER_STEP`], each
-/// committed on its own ([MG4]).
-pub(crate) fn merge_step(writer: &mut Writer) -> Result<MergeSummary> {
+/// Runs the merges the policy asks for, each committed on its own, until
+/// none is left or they have read [`STEP_READ_FACTOR`] times `written` bytes
+/// (the size of the commit before them) or run [`MAX_MERGES_PER_STEP`]
+/// times ([MG4]).
+pub(crate) fn merge_step(writer: &mut Writer, written: u64) -> Result<MergeSummary> {
     let mut total = MergeSummary::default();
-    for _ in 0..MAX_MERGES_PER_STEP {
-        let Some(plan) = plan(&writer.base().manifest.segments) else {
+    let budget = written.saturating_mul(STEP_READ_FACTOR);
+    while let Some(plan) = plan(&writer.base().manifest.segments) {
+        if total.merges > 0 && (total.bytes_in >= budget || total.merges >= MAX_MERGES_PER_STEP) {
+            total.pending = true;
             break;
-        };
+        }
         let done = merge(writer, &plan.inputs)?;
         total.add(&done);
     }
@@ -232,6 +244,7 @@ pub(crate) fn merge(writer: &mut Writer, inputs: &[usize]) -> Result<MergeSummar
         segments_out: outputs.len() as u64,
         bytes_in: chosen_meta.iter().map(|s| s.file_len).sum(),
         bytes_written: outputs.iter().map(|s| s.file_len).sum(),
+        pending: false,
     };
     if let Err(e) = writer.commit_segments(segments) {
         // The inputs are still the live segments; the outputs are named by

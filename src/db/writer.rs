@@ -94,6 +94,9 @@ pub struct Writer {
     #[cfg(test)]
     fail_after_manifest: bool,
     max_logged_points: usize,
+    /// Bytes of the segments the last commit wrote: what bounds the merges
+    /// after it ([MG4]).
+    last_commit_bytes: u64,
     flushed: Vec<SegmentMeta>,
     next_segment: u64,
     batch_points: u64,
@@ -140,6 +143,7 @@ impl Writer {
             #[cfg(test)]
             fail_after_manifest: false,
             max_logged_points,
+            last_commit_bytes: 0,
             flushed: Vec::new(),
             batch_points: 0,
         })
@@ -336,6 +340,7 @@ impl Writer {
             Err(CommitError::After(e)) => Err(self.stop("the batch was committed", e)),
         }
         .and_then(|mut summary| {
+            self.last_commit_bytes = summary.segment_bytes;
             if self.db.options().auto_merge {
                 summary.merged = self.merge().map_err(|e| {
                     Error::Writer(format!(
@@ -348,14 +353,16 @@ impl Writer {
     }
 
     /// Runs the merges the policy of docs/format.md ("Merging") asks for,
-    /// each committed atomically on its own, at most a bounded number of
-    /// them ([MG4]). [`commit`](Writer::commit) calls this after every
+    /// each committed atomically on its own, as many as read up to four
+    /// times the bytes of the last commit (at least one), so that the work
+    /// stays in proportion to what was committed ([MG4]); the summary says
+    /// whether more is left. [`commit`](Writer::commit) calls this after every
     /// batch unless [`Options::auto_merge`](crate::Options::auto_merge) is
     /// off. A merge that fails leaves the database as it was before that
     /// merge, and the writer goes on.
     pub fn merge(&mut self) -> Result<MergeSummary> {
         self.check_usable()?;
-        crate::db::merge::merge_step(self)
+        crate::db::merge::merge_step(self, self.last_commit_bytes)
     }
 
     /// Marks this writer as unable to go on after a commit failed past its

@@ -14,6 +14,7 @@ use bytes::BufMut;
 
 use crate::storage::encoding::{get_varint, put_varint};
 use crate::storage::format::{ByteReader, HEADER_LEN, MAGIC_DICTIONARY, check_header};
+use crate::storage::name_hash::{NameHasher, PassThroughState};
 
 /// Longest metric name, in bytes ([D1]).
 pub(crate) const MAX_METRIC_LEN: usize = 255;
@@ -243,7 +244,13 @@ impl Dictionary {
 /// collects the new entries for the commit's frame.
 pub(crate) struct DictionaryBuilder {
     dict: Dictionary,
-    account_ids: HashMap<Box<str>, u32>,
+    /// Account ids by the hash of their name. The names stay in the
+    /// dictionary's arena, so building this for a million accounts makes
+    /// no allocation per name; a lookup compares the name it finds.
+    account_ids: HashMap<u64, u32, PassThroughState>,
+    /// The rare accounts whose hash another account took first.
+    collided: HashMap<Box<str>, u32>,
+    hasher: NameHasher,
     /// `series_ids[metric][account]` is the series id, or `u32::MAX`.
     series_ids: Vec<Vec<u32>>,
     pending: Vec<u8>,
@@ -253,9 +260,16 @@ const NO_SERIES: u32 = u32::MAX;
 
 impl DictionaryBuilder {
     pub(crate) fn new(dict: Dictionary) -> DictionaryBuilder {
-        let mut account_ids = HashMap::with_capacity(dict.accounts.len());
+        let hasher = NameHasher::new();
+        let mut account_ids =
+            HashMap::with_capacity_and_hasher(dict.accounts.len(), PassThroughState::default());
+        let mut collided = HashMap::new();
         for (id, name) in dict.accounts.iter() {
-            account_ids.insert(Box::from(name), id);
+            if let Some(first) = account_ids.insert(hasher.hash(name.as_bytes()), id) {
+                // Keep the first owner of the hash; this one goes aside.
+                account_ids.insert(hasher.hash(name.as_bytes()), first);
+                collided.insert(Box::from(name), id);
+            }
         }
         let mut series_ids = vec![Vec::new(); dict.metrics.len()];
         for (id, key) in dict.series.iter().enumerate() {
@@ -264,6 +278,8 @@ impl DictionaryBuilder {
         DictionaryBuilder {
             dict,
             account_ids,
+            collided,
+            hasher,
             series_ids,
             pending: Vec::new(),
         }
@@ -291,7 +307,16 @@ impl DictionaryBuilder {
     }
 
     pub(crate) fn account_id(&mut self, name: &str) -> Result<u32, String> {
-        if let Some(&id) = self.account_ids.get(name) {
+        let hash = self.hasher.hash(name.as_bytes());
+        let owner = self.account_ids.get(&hash).copied();
+        if let Some(id) = owner
+            && self.dict.accounts.get(id) == name
+        {
+            return Ok(id);
+        }
+        if owner.is_some()
+            && let Some(&id) = self.collided.get(name)
+        {
             return Ok(id);
         }
         check_account_name(name)?;
@@ -302,7 +327,11 @@ impl DictionaryBuilder {
         put_varint(&mut self.pending, name.len() as u64);
         self.pending.put_slice(name.as_bytes());
         let id = self.dict.accounts.push(name);
-        self.account_ids.insert(Box::from(name), id);
+        if owner.is_some() {
+            self.collided.insert(Box::from(name), id);
+        } else {
+            self.account_ids.insert(hash, id);
+        }
         Ok(id)
     }
 
@@ -376,6 +405,25 @@ mod tests {
             bytes.extend_from_slice(f);
         }
         bytes
+    }
+
+    #[test]
+    fn an_account_whose_hash_is_taken_gets_its_own_id() {
+        // Two names with one 64-bit hash cannot be found on purpose, so the
+        // map is made to say that "x"'s hash belongs to "y".
+        let mut b = DictionaryBuilder::new(Dictionary::default());
+        let y = b.account_id("y").unwrap();
+        let hash = b.hasher.hash(b"x");
+        b.account_ids.insert(hash, y);
+        let x = b.account_id("x").unwrap();
+        assert_ne!(x, y);
+        assert_eq!(b.account_id("x").unwrap(), x);
+        assert_eq!(b.account_id("y").unwrap(), y);
+        // A builder over the same names finds both.
+        let mut again = DictionaryBuilder::new(b.dictionary().clone());
+        assert_eq!(again.account_id("x").unwrap(), x);
+        assert_eq!(again.account_id("y").unwrap(), y);
+        assert!(!again.has_pending());
     }
 
     #[test]
