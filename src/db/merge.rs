@@ -198,9 +198,24 @@ impl MergeSummary {
 /// none is left or they have read [`STEP_READ_FACTOR`] times `written` bytes
 /// (the size of the commit before them) or run [`MAX_MERGES_PER_STEP`]
 /// times ([MG4]).
-pub(crate) fn merge_step(writer: &mut Writer, written: u64) -> Result<MergeSummary> {
+pub(crate) fn merge_step(writer: &mut Writer, written: u64, batch: &[u64]) -> Result<MergeSummary> {
     let mut total = MergeSummary::default();
     let budget = written.saturating_mul(STEP_READ_FACTOR);
+    // [MG2]: a batch larger than the memory budget was spilled into several
+    // segments, each a slice of every series; they are joined first. They
+    // were appended together, so they stand side by side in the manifest
+    // and nothing lies between them ([MG3]).
+    if batch.len() >= 2 {
+        let segments = &writer.base().manifest.segments;
+        let inputs: Vec<usize> = batch
+            .iter()
+            .filter_map(|&n| segments.iter().position(|s| s.number == n))
+            .collect();
+        if inputs.len() == batch.len() && inputs.windows(2).all(|w| w[1] == w[0] + 1) {
+            let done = merge(writer, &inputs)?;
+            total.add(&done);
+        }
+    }
     while let Some(plan) = plan(&writer.base().manifest.segments) {
         if total.merges > 0 && (total.bytes_in >= budget || total.merges >= MAX_MERGES_PER_STEP) {
             total.pending = true;

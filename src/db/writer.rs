@@ -97,6 +97,9 @@ pub struct Writer {
     /// Bytes of the segments the last commit wrote: what bounds the merges
     /// after it ([MG4]).
     last_commit_bytes: u64,
+    /// The segments the last commit wrote, which the merge after it joins
+    /// first when there are several ([MG2]).
+    last_commit_segments: Vec<u64>,
     flushed: Vec<SegmentMeta>,
     next_segment: u64,
     batch_points: u64,
@@ -144,6 +147,7 @@ impl Writer {
             fail_after_manifest: false,
             max_logged_points,
             last_commit_bytes: 0,
+            last_commit_segments: Vec::new(),
             flushed: Vec::new(),
             batch_points: 0,
         })
@@ -362,7 +366,8 @@ impl Writer {
     /// merge, and the writer goes on.
     pub fn merge(&mut self) -> Result<MergeSummary> {
         self.check_usable()?;
-        crate::db::merge::merge_step(self, self.last_commit_bytes)
+        let batch = std::mem::take(&mut self.last_commit_segments);
+        crate::db::merge::merge_step(self, self.last_commit_bytes, &batch)
     }
 
     /// Marks this writer as unable to go on after a commit failed past its
@@ -404,6 +409,7 @@ impl Writer {
         if !matches!(installed, Err(CommitError::Before(_))) {
             // From the manifest's rename on, the batch is committed: its
             // segments belong to the database, not to the batch.
+            self.last_commit_segments = self.flushed.iter().map(|s| s.number).collect();
             self.flushed.clear();
             self.batch_points = 0;
         }
