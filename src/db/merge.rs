@@ -20,7 +20,11 @@ use std::sync::Arc;
 use crate::db::snapshot::{Scanner, TimeRange};
 use crate::db::writer::Writer;
 use crate::error::Result;
-use crate::storage::segment::{Columns, Segment, SegmentMeta, SegmentWriter, segment_file_name};
+use rayon::prelude::*;
+
+use crate::storage::segment::{
+    Columns, GroupBuilder, SealedGroup, Segment, SegmentMeta, SegmentWriter, segment_file_name,
+};
 
 const HOUR_MS: i64 = 3_600_000;
 const DAY_MS: i64 = 24 * HOUR_MS;
@@ -279,31 +283,48 @@ pub(crate) fn merge(writer: &mut Writer, inputs: &[usize]) -> Result<MergeSummar
     Ok(summary)
 }
 
+/// Series a merge reads and encodes as one unit of work: about one group.
+const CHUNK_SERIES: u32 = 1024;
+
 /// Streams the series of `inputs` (in commit order) into new segments,
 /// later input winning ([I5]); nothing is visible until a manifest names
-/// them. On error nothing is left behind.
+/// them. The series are cut into chunks of [`CHUNK_SERIES`] ids that are
+/// read and encoded on every core (each with its own cursors over the
+/// inputs), a wave at a time, and appended in id order. On error nothing is
+/// left behind.
 fn write_merged(writer: &mut Writer, inputs: &[Arc<Segment>]) -> Result<Vec<SegmentMeta>> {
     let base = Arc::clone(writer.base());
+    let pool = writer.encoders()?;
     let series_count = u32::try_from(base.dict.series_count()).unwrap_or(u32::MAX);
-    let mut scanner: Scanner<'_, u64> = Scanner::over(inputs, Columns::BOTH);
-    let (mut times, mut values) = (Vec::new(), Vec::new());
+    let chunks: Vec<(u32, u32)> = (0..series_count)
+        .step_by(CHUNK_SERIES as usize)
+        .map(|lo| (lo, lo.saturating_add(CHUNK_SERIES).min(series_count)))
+        .collect();
+    let wave_len = 2 * pool.current_num_threads().max(1);
     let mut outputs = Vec::new();
     let mut current: Option<SegmentWriter> = None;
     let result = (|| {
-        for id in 0..series_count {
-            scanner.read(id, TimeRange::ALL, &mut times, &mut values)?;
-            if times.is_empty() {
-                continue;
+        for wave in chunks.chunks(wave_len) {
+            let encoded: Vec<Result<Vec<SealedGroup>>> = pool.install(|| {
+                wave.par_iter()
+                    .map(|&(lo, hi)| encode_chunk(inputs, lo, hi))
+                    .collect()
+            });
+            for groups in encoded {
+                for group in groups? {
+                    let segment = match current.as_mut() {
+                        Some(segment) => segment,
+                        None => current.insert(SegmentWriter::create(
+                            &base.dir,
+                            writer.take_segment_number()?,
+                        )?),
+                    };
+                    segment.append_group(group)?;
+                }
             }
-            let segment = match current.as_mut() {
-                Some(segment) => segment,
-                None => current.insert(SegmentWriter::create(
-                    &base.dir,
-                    writer.take_segment_number()?,
-                )?),
-            };
-            segment.add_series(id, &times, &values)?;
-            if segment.bytes_written() >= MAX_OUTPUT_BYTES
+            if current
+                .as_ref()
+                .is_some_and(|segment| segment.bytes_written() >= MAX_OUTPUT_BYTES)
                 && let Some(full) = current.take()
                 && let Some(meta) = full.finish()?
             {
@@ -325,6 +346,23 @@ fn write_merged(writer: &mut Writer, inputs: &[Arc<Segment>]) -> Result<Vec<Segm
         return Err(e);
     }
     Ok(outputs)
+}
+
+/// Reads the series `lo .. hi` of `inputs`, merged ([I5]), and encodes them
+/// into sealed groups.
+fn encode_chunk(inputs: &[Arc<Segment>], lo: u32, hi: u32) -> Result<Vec<SealedGroup>> {
+    let mut scanner: Scanner<'_, u64> = Scanner::over(inputs, Columns::BOTH);
+    let (mut times, mut values) = (Vec::new(), Vec::new());
+    let mut builder = GroupBuilder::default();
+    let mut groups = Vec::new();
+    for id in lo..hi {
+        scanner.read(id, TimeRange::ALL, &mut times, &mut values)?;
+        if !times.is_empty() && builder.add_series(id, &times, &values)? {
+            groups.extend(builder.seal()?);
+        }
+    }
+    groups.extend(builder.seal()?);
+    Ok(groups)
 }
 
 fn remove_segments(writer: &Writer, segments: &[SegmentMeta]) {

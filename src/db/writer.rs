@@ -236,7 +236,7 @@ impl Writer {
     }
 
     /// The threads flushes encode on, started the first time.
-    fn encoders(&mut self) -> Result<Arc<rayon::ThreadPool>> {
+    pub(crate) fn encoders(&mut self) -> Result<Arc<rayon::ThreadPool>> {
         if let Some(pool) = &self.encoders {
             return Ok(Arc::clone(pool));
         }

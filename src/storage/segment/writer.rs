@@ -272,6 +272,9 @@ impl SegmentWriter {
         self.written + (self.open.times.len() + self.open.values.len()) as u64
     }
 
+    // Tests write segments a series at a time; the database writes sealed
+    // groups (flushes and merges encode them on every core).
+    #[cfg(test)]
     /// Adds one series to the open group. Its id must be greater than every
     /// id added before, `times` strictly increasing and as long as `values`,
     /// and not empty.
