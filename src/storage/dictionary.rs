@@ -244,13 +244,14 @@ impl Dictionary {
 /// collects the new entries for the commit's frame.
 pub(crate) struct DictionaryBuilder {
     dict: Dictionary,
-    /// Account ids by the hash of their name. The names stay in the
-    /// dictionary's arena, so building this for a million accounts makes
-    /// no allocation per name; a lookup compares the name it finds.
-    account_ids: HashMap<u64, u32, PassThroughState>,
-    /// The rare accounts whose hash another account took first.
-    collided: HashMap<Box<str>, u32>,
-    hasher: NameHasher,
+    /// The id to try first for the next account: the one after the account
+    /// found last. Snapshots list accounts in the same order file after
+    /// file, and ids were given in order of first appearance, so an hourly
+    /// import mostly walks the names in id order, one comparison each,
+    /// and never needs `index`.
+    next_guess: u32,
+    /// Built the first time a name is not where the guess looks.
+    index: Option<NameIndex>,
     /// `series_ids[metric][account]` is the series id, or `u32::MAX`.
     series_ids: Vec<Vec<u32>>,
     pending: Vec<u8>,
@@ -258,28 +259,52 @@ pub(crate) struct DictionaryBuilder {
 
 const NO_SERIES: u32 = u32::MAX;
 
-impl DictionaryBuilder {
-    pub(crate) fn new(dict: Dictionary) -> DictionaryBuilder {
+/// How many ids from the guess on an account is looked for before the
+/// index is asked.
+const GUESS_AHEAD: u64 = 4;
+
+/// Account ids by the hash of their name. The names stay in the
+/// dictionary's arena, so building this for a million accounts makes no
+/// allocation per name; a lookup compares the name it finds.
+struct NameIndex {
+    by_hash: HashMap<u64, u32, PassThroughState>,
+    /// The rare accounts whose hash another account took first.
+    collided: HashMap<Box<str>, u32>,
+    hasher: NameHasher,
+}
+
+impl NameIndex {
+    fn new(dict: &Dictionary) -> NameIndex {
         let hasher = NameHasher::new();
-        let mut account_ids =
+        let mut by_hash =
             HashMap::with_capacity_and_hasher(dict.accounts.len(), PassThroughState::default());
         let mut collided = HashMap::new();
         for (id, name) in dict.accounts.iter() {
-            if let Some(first) = account_ids.insert(hasher.hash(name.as_bytes()), id) {
+            let hash = hasher.hash(name.as_bytes());
+            if let Some(first) = by_hash.insert(hash, id) {
                 // Keep the first owner of the hash; this one goes aside.
-                account_ids.insert(hasher.hash(name.as_bytes()), first);
+                by_hash.insert(hash, first);
                 collided.insert(Box::from(name), id);
             }
         }
+        NameIndex {
+            by_hash,
+            collided,
+            hasher,
+        }
+    }
+}
+
+impl DictionaryBuilder {
+    pub(crate) fn new(dict: Dictionary) -> DictionaryBuilder {
         let mut series_ids = vec![Vec::new(); dict.metrics.len()];
         for (id, key) in dict.series.iter().enumerate() {
             set_series(&mut series_ids, *key, id as u32);
         }
         DictionaryBuilder {
             dict,
-            account_ids,
-            collided,
-            hasher,
+            next_guess: 0,
+            index: None,
             series_ids,
             pending: Vec::new(),
         }
@@ -307,16 +332,35 @@ impl DictionaryBuilder {
     }
 
     pub(crate) fn account_id(&mut self, name: &str) -> Result<u32, String> {
-        let hash = self.hasher.hash(name.as_bytes());
-        let owner = self.account_ids.get(&hash).copied();
+        // The guess, and a few after it: an account missing from one
+        // snapshot makes the next one sit an id or two further on.
+        let count = self.dict.accounts.len() as u64;
+        for ahead in 0..GUESS_AHEAD {
+            let id = u64::from(self.next_guess) + ahead;
+            if id >= count {
+                break;
+            }
+            // id < count <= u32::MAX - 1.
+            let id = id as u32;
+            if self.dict.accounts.get(id) == name {
+                self.next_guess = id + 1;
+                return Ok(id);
+            }
+        }
+        let dict = &self.dict;
+        let index = self.index.get_or_insert_with(|| NameIndex::new(dict));
+        let hash = index.hasher.hash(name.as_bytes());
+        let owner = index.by_hash.get(&hash).copied();
         if let Some(id) = owner
-            && self.dict.accounts.get(id) == name
+            && dict.accounts.get(id) == name
         {
+            self.next_guess = id + 1;
             return Ok(id);
         }
         if owner.is_some()
-            && let Some(&id) = self.collided.get(name)
+            && let Some(&id) = index.collided.get(name)
         {
+            self.next_guess = id + 1;
             return Ok(id);
         }
         check_account_name(name)?;
@@ -327,11 +371,14 @@ impl DictionaryBuilder {
         put_varint(&mut self.pending, name.len() as u64);
         self.pending.put_slice(name.as_bytes());
         let id = self.dict.accounts.push(name);
-        if owner.is_some() {
-            self.collided.insert(Box::from(name), id);
-        } else {
-            self.account_ids.insert(hash, id);
+        if let Some(index) = self.index.as_mut() {
+            if owner.is_some() {
+                index.collided.insert(Box::from(name), id);
+            } else {
+                index.by_hash.insert(hash, id);
+            }
         }
+        self.next_guess = id + 1;
         Ok(id)
     }
 
@@ -413,8 +460,12 @@ mod tests {
         // map is made to say that "x"'s hash belongs to "y".
         let mut b = DictionaryBuilder::new(Dictionary::default());
         let y = b.account_id("y").unwrap();
-        let hash = b.hasher.hash(b"x");
-        b.account_ids.insert(hash, y);
+        b.next_guess = 7; // past every id, so the index is asked
+        let index = b
+            .index
+            .get_or_insert_with(|| NameIndex::new(&Dictionary::default()));
+        let hash = index.hasher.hash(b"x");
+        index.by_hash.insert(hash, y);
         let x = b.account_id("x").unwrap();
         assert_ne!(x, y);
         assert_eq!(b.account_id("x").unwrap(), x);
