@@ -23,7 +23,7 @@ pub(crate) const DICTIONARY: &str = "series.dict";
 
 /// A half-open time range `[from, to)` in milliseconds. A range with
 /// `from >= to` holds no time and selects no points (docs/query-language.md,
-/// [Q19a]).
+/// rule Q19a).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TimeRange {
     /// Inclusive start.

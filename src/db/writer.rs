@@ -359,7 +359,7 @@ impl Writer {
     /// Runs the merges the policy of docs/format.md ("Merging") asks for,
     /// each committed atomically on its own, as many as read up to four
     /// times the bytes of the last commit (at least one), so that the work
-    /// stays in proportion to what was committed ([MG4]); the summary says
+    /// stays in proportion to what was committed (docs/format.md, rule MG4); the summary says
     /// whether more is left. [`commit`](Writer::commit) calls this after every
     /// batch unless [`Options::auto_merge`](crate::Options::auto_merge) is
     /// off. A merge that fails leaves the database as it was before that

@@ -55,7 +55,7 @@ impl Query {
 
     /// Restricts every point the query sees — including the points searched
     /// for a recovery — to `range` (`from` inclusive, `to` exclusive). A
-    /// range with `from >= to` selects no points ([Q19a]).
+    /// range with `from >= to` selects no points (docs/query-language.md, rule Q19a).
     pub fn range(mut self, range: TimeRange) -> Query {
         self.range = range;
         self

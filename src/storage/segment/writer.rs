@@ -131,7 +131,9 @@ impl GroupBuilder {
         // The time column most series of the group have (snapshots counted
         // at the same hours have one column between them), the first such
         // on a tie.
-        let mut counts: std::collections::HashMap<(u64, i64, i64, &[u8]), (usize, usize)> =
+        // (points, t_min, t_max, column) -> (series with it, first of them).
+        type TimesKey<'a> = (u64, i64, i64, &'a [u8]);
+        let mut counts: std::collections::HashMap<TimesKey<'_>, (usize, usize)> =
             std::collections::HashMap::with_capacity(self.drafts.len());
         for (k, d) in self.drafts.iter().enumerate() {
             counts.entry(d.times_key(&self.times)).or_insert((0, k)).0 += 1;
