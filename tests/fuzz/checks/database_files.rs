@@ -132,8 +132,67 @@ pub fn check(data: &[u8]) {
     let db_dir = dir.path().join("db");
     common::write_files(&db_dir, &files);
     let _limit = crate::alloc_limit::limit((64 << 20) + 8192 * bytes);
+    if SKIP_DECODE_REGULAR_RESERVE && regular_column_claims_too_many(&files) {
+        return;
+    }
     let skip_stats = SKIP_STATS_POINTS_OVERFLOW && manifest_points_overflow(&files);
     exercise(&db_dir, unchanged, skip_stats);
+}
+
+/// `decode_regular` (src/storage/encoding/times.rs) reserves the point
+/// count of the series' index entry once the time column's exceptions
+/// check out, and a regular column of three bytes describes any count: a
+/// damaged index entry whose checksum holds makes it reserve up to
+/// 2^32 - 1 times 8 bytes before the value column, far too short for that
+/// many points, is read
+/// (tests/fuzz/known/database_files/decode-regular-reserves-index-count).
+/// Another engineer is fixing it; until that lands this target skips inputs
+/// with a regular (mode 0) time column whose count no value column of its
+/// length can hold, so that fuzzing goes on to find other things. Set to
+/// false once the fix is in.
+const SKIP_DECODE_REGULAR_RESERVE: bool = true;
+
+/// Whether an index entry of a segment has a mode 0 time column and more
+/// points than its value column can hold: at least one byte for the first
+/// value and one per block of 256 deltas (docs/format.md, [C2]), so at most
+/// 256 points per byte.
+fn regular_column_claims_too_many(files: &Files) -> bool {
+    files
+        .iter()
+        .filter(|(name, _)| name.ends_with(".tseg"))
+        .any(|(_, b)| segment_claims_too_many(b).unwrap_or(false))
+}
+
+fn segment_claims_too_many(b: &[u8]) -> Option<bool> {
+    let footer = b.len().checked_sub(72)?;
+    let directory = usize::try_from(get_u64(b, footer)?).ok()?;
+    let groups = get_u32(b, footer + 8)? as usize;
+    for g in 0..groups.min(b.len() / 72) {
+        // Inside the file, so that the offsets below cannot overflow.
+        let entry = directory
+            .checked_add(g.checked_mul(72)?)
+            .filter(|&e| e <= b.len())?;
+        let times_len = get_u32(b, entry + 12)? as usize;
+        let values_len = get_u32(b, entry + 16)? as usize;
+        let index_len = get_u32(b, entry + 20)? as usize;
+        let times = usize::try_from(get_u64(b, entry + 24)?).ok()?;
+        let index = times.checked_add(times_len)?.checked_add(values_len)?;
+        let region = b.get(index..index.checked_add(index_len)?)?;
+        let mut pos = 0;
+        let mut column = times;
+        while pos < region.len() {
+            let mut fields = [0u64; 8];
+            for field in &mut fields {
+                *field = varint(region, &mut pos)?;
+            }
+            let [_, count, _, _, _, _, t_len, v_len] = fields;
+            if b.get(column) == Some(&0) && count > 256u64.saturating_mul(v_len).saturating_add(1) {
+                return Some(true);
+            }
+            column = column.checked_add(usize::try_from(t_len).ok()?)?;
+        }
+    }
+    Some(false)
 }
 
 /// `Db::stats` adds up the point counts of the manifest's segment entries
