@@ -136,7 +136,37 @@ pub fn check(data: &[u8]) {
         return;
     }
     let skip_stats = SKIP_STATS_POINTS_OVERFLOW && manifest_points_overflow(&files);
-    exercise(&db_dir, unchanged, skip_stats);
+    let skip_commit_check = SKIP_ORPHAN_SERIES_IDS && segments_hold_undefined_ids(&files);
+    exercise(&db_dir, unchanged, skip_stats, skip_commit_check);
+}
+
+/// A segment may hold series ids the dictionary does not define (its
+/// committed frames end before them, with counts in the manifest to
+/// match): `Db::verify` reports nothing, reads never show those points,
+/// and the next new series the writer defines takes the first such id and
+/// with it the orphaned points, so a commit of one point makes a series
+/// of many appear
+/// (tests/fuzz/known/database_files/orphan-series-id-reused-by-commit).
+/// Until that is fixed this target does not compare what such a database
+/// holds after its commit, so that fuzzing goes on to find other things.
+/// Set to false once the fix is in.
+const SKIP_ORPHAN_SERIES_IDS: bool = true;
+
+/// Whether a segment's footer names a last series id at or past the
+/// manifest's series count.
+fn segments_hold_undefined_ids(files: &Files) -> bool {
+    let Some(series) = files
+        .iter()
+        .find(|(n, _)| n == "MANIFEST")
+        .and_then(|(_, m)| get_u32(m, 40))
+    else {
+        return false;
+    };
+    files
+        .iter()
+        .filter(|(name, _)| name.ends_with(".tseg"))
+        .filter_map(|(_, b)| get_u32(b, b.len().checked_sub(72 - 52)?))
+        .any(|last| last >= series)
 }
 
 /// `decode_regular` (src/storage/encoding/times.rs) reserves the point
@@ -216,7 +246,7 @@ fn manifest_points_overflow(files: &Files) -> bool {
         .is_none()
 }
 
-fn exercise(dir: &std::path::Path, unchanged: bool, skip_stats: bool) {
+fn exercise(dir: &std::path::Path, unchanged: bool, skip_stats: bool, skip_commit_check: bool) {
     let verified = Db::verify(dir);
     let clean = matches!(&verified, Ok(report) if report.is_clean());
     let opened = Db::open_with(dir, Options::default().create(false));
@@ -324,7 +354,7 @@ fn exercise(dir: &std::path::Path, unchanged: bool, skip_stats: bool) {
             "the committed point reads back as {points:?}"
         );
     }
-    if clean {
+    if clean && !skip_commit_check {
         let report = Db::verify(dir).expect("verify runs");
         assert!(
             report.is_clean(),
@@ -338,7 +368,17 @@ fn exercise(dir: &std::path::Path, unchanged: bool, skip_stats: bool) {
             .push(point);
         let reopened = Db::open(dir).expect("a clean database reopens");
         let after = common::dump(&reopened).expect("a clean database reads");
-        assert!(after == expected, "the commit changed more than its point");
+        let differ: Vec<_> = after
+            .iter()
+            .filter(|(key, points)| expected.get(*key) != Some(*points))
+            .map(|(key, _)| key)
+            .chain(expected.keys().filter(|key| !after.contains_key(*key)))
+            .map(|key| (key, expected.get(key), after.get(key)))
+            .collect();
+        assert!(
+            differ.is_empty(),
+            "the commit changed more than its point (expected, found): {differ:?}"
+        );
     }
 }
 
