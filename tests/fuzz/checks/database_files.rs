@@ -175,12 +175,12 @@ fn segments_hold_undefined_ids(files: &Files) -> bool {
 /// damaged index entry whose checksum holds makes it reserve up to
 /// 2^32 - 1 times 8 bytes before the value column, far too short for that
 /// many points, is read
-/// (tests/fuzz/known/database_files/decode-regular-reserves-index-count).
+/// (tests/fuzz/corpus/database_files/decode-regular-reserves-index-count).
 /// Another engineer is fixing it; until that lands this target skips inputs
 /// with a regular (mode 0) time column whose count no value column of its
-/// length can hold, so that fuzzing goes on to find other things. Set to
-/// false once the fix is in.
-const SKIP_DECODE_REGULAR_RESERVE: bool = true;
+/// length can hold, so that fuzzing goes on to find other things. The fix landed
+/// (f9f63fa, [S4]) and the switch is off.
+const SKIP_DECODE_REGULAR_RESERVE: bool = false;
 
 /// Whether an index entry of a segment has a mode 0 time column and more
 /// points than its value column can hold: at least one byte for the first
@@ -229,10 +229,10 @@ fn segment_claims_too_many(b: &[u8]) -> Option<bool> {
 /// with `+` (src/db/mod.rs), which panics in a debug build, and wraps in a
 /// release one, when a manifest whose checksum holds has counts summing past
 /// `u64::MAX`; opening does not compare an entry's count with its segment
-/// (tests/fuzz/known/database_files/stats-points-sum-overflow). Until that
+/// (tests/fuzz/corpus/database_files/stats-points-sum-overflow). Until that
 /// is fixed this target does not call `stats` on such a manifest, so that
-/// fuzzing goes on to find other things. Set to false once the fix is in.
-const SKIP_STATS_POINTS_OVERFLOW: bool = true;
+/// fuzzing goes on to find other things. The fix landed (f9f63fa, [M9]) and the switch is off.
+const SKIP_STATS_POINTS_OVERFLOW: bool = false;
 
 /// Whether the point counts of the manifest's entries sum past `u64::MAX`.
 fn manifest_points_overflow(files: &Files) -> bool {
