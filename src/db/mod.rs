@@ -3,6 +3,7 @@
 //! verification.
 
 mod compact;
+mod flush;
 mod lock;
 mod manifest;
 mod merge;

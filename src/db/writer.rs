@@ -2,10 +2,9 @@
 //! memory budget is reached, and commits a batch atomically ([I2], [I3]).
 //!
 //! Points are logged in append order into three flat columns (series, time,
-//! count). A flush sorts the log by series with a counting sort (stable, so
-//! that among points of the same series and time the one appended last
-//! wins) and streams the series into a new segment. Nothing a flush writes is
-//! visible until `commit` writes the manifest that names it.
+//! count); db/flush.rs turns a full log into a segment. Nothing a flush
+//! writes is visible until `commit` writes the manifest that names it, and
+//! `install` is the one commit protocol of batches, merges and compactions.
 //!
 //! A flush that the budget forces runs on a thread of its own while the
 //! writer goes on logging into a second log, so that a bulk import keeps
@@ -15,11 +14,11 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::path::Path;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use crate::db::Db;
+use crate::db::flush::{FlushOutcome, Log, write_segment};
 use crate::db::lock::WriteLock;
 use crate::db::manifest::{Manifest, sync_dir};
 use crate::db::recovery;
@@ -27,10 +26,9 @@ use crate::db::snapshot::{DICTIONARY, Snapshot};
 use crate::error::{Error, Result};
 use crate::storage::dictionary::DictionaryBuilder;
 use crate::storage::format::{MAGIC_DICTIONARY, put_header};
-use crate::storage::segment::{GroupBuilder, SealedGroup, SegmentMeta, SegmentWriter};
+use crate::storage::segment::SegmentMeta;
 
 use crate::time::{MAX_TIME_MS, MIN_TIME_MS};
-use rayon::prelude::*;
 
 /// Bytes of the memory budget one logged point is charged: its series id,
 /// time and count in the log being filled (20 bytes), the same again in a
@@ -614,243 +612,11 @@ impl Drop for Writer {
 
 pub use crate::db::compact::CompactSummary;
 pub use crate::db::merge::MergeSummary;
-
-/// The log: the points appended since the last flush, in append order, as
-/// three columns.
-#[derive(Debug, Default)]
-struct Log {
-    series: Vec<u32>,
-    times: Vec<i64>,
-    values: Vec<u64>,
-}
-
-impl Log {
-    fn len(&self) -> usize {
-        self.series.len()
-    }
-
-    /// Appends a point. The columns grow by doubling, but never past `cap`
-    /// points (the point at which the log is flushed), so that a full log
-    /// takes what the budget counts and not up to twice that.
-    #[inline]
-    fn push(&mut self, series: u32, time_ms: i64, count: u64, cap: usize) {
-        if self.series.len() == self.series.capacity() {
-            let len = self.series.len();
-            let more = len.max(1024).min(cap.saturating_sub(len)).max(1);
-            self.series.reserve_exact(more);
-            self.times.reserve_exact(more);
-            self.values.reserve_exact(more);
-        }
-        self.series.push(series);
-        self.times.push(time_ms);
-        self.values.push(count);
-    }
-
-    fn clear(&mut self) {
-        self.series.clear();
-        self.times.clear();
-        self.values.clear();
-    }
-}
-
 /// How a commit failed: before its manifest replaced the old one (the
 /// batch is discarded), or after (the batch is committed).
 enum CommitError {
     Before(Error),
     After(Error),
-}
-
-/// What a flush on its own thread hands back: the segment it wrote, and
-/// the log's columns for reuse.
-struct FlushOutcome {
-    result: Result<Option<SegmentMeta>>,
-    log: Log,
-}
-
-/// Writes `log` as segment `number` in `dir` (not yet visible); `None` for
-/// an empty log. The log is sorted by series (a counting sort), then cut
-/// into chunks of whole series that are gathered and encoded into sealed
-/// groups on every core at once; the groups are appended to the segment in
-/// series order, a wave of chunks at a time so that the encoded bytes
-/// waiting to be written stay small. The chunks are encoded on `pool`. On
-/// error, nothing is left behind (but for a panic, whose temporary file
-/// the next writer's recovery removes).
-fn write_segment(
-    dir: &Path,
-    number: u64,
-    log: &Log,
-    pool: &rayon::ThreadPool,
-) -> Result<Option<SegmentMeta>> {
-    if log.len() == 0 {
-        return Ok(None);
-    }
-    let sorted = SortedLog::new(&log.series);
-    let mut segment = SegmentWriter::create(dir, number)?;
-    let columns = LogColumns {
-        order: &sorted.order,
-        times: &log.times,
-        values: &log.values,
-    };
-    let chunks = sorted.chunks();
-    let wave_len = 2 * pool.current_num_threads().max(1);
-    let result = (|| {
-        for wave in chunks.chunks(wave_len) {
-            let encoded: Vec<Result<Vec<SealedGroup>>> =
-                pool.install(|| wave.par_iter().map(|runs| columns.encode(runs)).collect());
-            for groups in encoded {
-                for group in groups? {
-                    segment.append_group(group)?;
-                }
-            }
-        }
-        Ok::<(), Error>(())
-    })();
-    if let Err(e) = result {
-        segment.abandon();
-        return Err(e);
-    }
-    segment.finish()
-}
-
-/// A flush chunk holds at most this many series, so that it makes about one
-/// group (docs/format.md: at most 1024 series per group).
-const CHUNK_MAX_SERIES: usize = 1024;
-/// … and at most about this many points, so that the chunks of a wave, encoded
-/// and waiting to be written, stay a few MiB even for incompressible counts.
-const CHUNK_MAX_POINTS: usize = 1 << 18;
-
-/// The points of one series in the sorted log: `order[start..end]`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Run {
-    series: u32,
-    start: u32,
-    end: u32,
-}
-
-/// The log ordered by series: a permutation of its indexes, and the run of
-/// each series present, in increasing id.
-struct SortedLog {
-    order: Vec<u32>,
-    runs: Vec<Run>,
-}
-
-impl SortedLog {
-    /// Sorts the indexes of `series` by series id, stably (a counting sort:
-    /// two passes over the log and one array over the ids' range), so that
-    /// among the points of one series the order of appends is kept.
-    fn new(series: &[u32]) -> SortedLog {
-        let (Some(&lo), Some(&hi)) = (series.iter().min(), series.iter().max()) else {
-            return SortedLog {
-                order: Vec::new(),
-                runs: Vec::new(),
-            };
-        };
-        // next[k] is where the next point of series lo + k goes: first the
-        // start of its run, and after the scatter the end of it.
-        let mut next = vec![0u32; (hi - lo) as usize + 2];
-        for &s in series {
-            // s - lo <= hi - lo, so the index is in bounds.
-            next[(s - lo) as usize + 1] += 1;
-        }
-        for i in 1..next.len() {
-            next[i] += next[i - 1];
-        }
-        let mut order = vec![0u32; series.len()];
-        for (i, &s) in series.iter().enumerate() {
-            let slot = &mut next[(s - lo) as usize];
-            order[*slot as usize] = i as u32;
-            *slot += 1;
-        }
-        let mut runs = Vec::new();
-        let mut start = 0;
-        for (k, &end) in next.iter().enumerate().take((hi - lo) as usize + 1) {
-            if end > start {
-                runs.push(Run {
-                    series: lo + k as u32,
-                    start,
-                    end,
-                });
-            }
-            start = end;
-        }
-        SortedLog { order, runs }
-    }
-
-    /// The runs cut into chunks of at most `CHUNK_MAX_SERIES` series and
-    /// about `CHUNK_MAX_POINTS` points (a longer series makes a chunk alone).
-    fn chunks(&self) -> Vec<&[Run]> {
-        let mut chunks = Vec::new();
-        let mut first = 0;
-        let mut points = 0;
-        for (i, run) in self.runs.iter().enumerate() {
-            let len = (run.end - run.start) as usize;
-            if i > first && (i - first >= CHUNK_MAX_SERIES || points + len > CHUNK_MAX_POINTS) {
-                chunks.push(&self.runs[first..i]);
-                first = i;
-                points = 0;
-            }
-            points += len;
-        }
-        if first < self.runs.len() {
-            chunks.push(&self.runs[first..]);
-        }
-        chunks
-    }
-}
-
-/// The columns of the log, read through the sorted order.
-struct LogColumns<'a> {
-    order: &'a [u32],
-    times: &'a [i64],
-    values: &'a [u64],
-}
-
-impl LogColumns<'_> {
-    /// Gathers and encodes the series of `runs` into sealed groups. Among
-    /// points of one series with the same time, the last appended wins
-    /// ([I5]).
-    fn encode(&self, runs: &[Run]) -> Result<Vec<SealedGroup>> {
-        let mut groups = Vec::new();
-        let mut builder = GroupBuilder::default();
-        let mut pairs: Vec<(i64, u64)> = Vec::new();
-        let (mut times, mut values) = (Vec::new(), Vec::new());
-        for run in runs {
-            pairs.clear();
-            // The runs partition `order` and every index in it is below the
-            // log's length (SortedLog::new), so neither lookup can fail; a
-            // failure would be a bug, reported rather than a panic.
-            let Some(indexes) = self.order.get(run.start as usize..run.end as usize) else {
-                return Err(Error::Invalid("the flush's sort lost its place".into()));
-            };
-            for &i in indexes {
-                let (Some(&t), Some(&v)) =
-                    (self.times.get(i as usize), self.values.get(i as usize))
-                else {
-                    return Err(Error::Invalid("the flush's sort lost its place".into()));
-                };
-                pairs.push((t, v));
-            }
-            // A stable sort keeps equal times in append order, so keeping the
-            // last of each run of equal times keeps the latest append.
-            if pairs.windows(2).any(|w| w[0].0 >= w[1].0) {
-                pairs.sort_by_key(|p| p.0);
-            }
-            times.clear();
-            values.clear();
-            for (k, &(t, v)) in pairs.iter().enumerate() {
-                if pairs.get(k + 1).is_some_and(|next| next.0 == t) {
-                    continue;
-                }
-                times.push(t);
-                values.push(v);
-            }
-            if builder.add_series(run.series, &times, &values)? {
-                groups.extend(builder.seal()?);
-            }
-        }
-        groups.extend(builder.seal()?);
-        Ok(groups)
-    }
 }
 
 #[cfg(test)]
@@ -900,43 +666,5 @@ mod tests {
         let mut w = db.writer().expect("a new writer opens");
         w.append("next", "followers", T0, 3).expect("appended");
         assert_eq!(w.commit().expect("committed").points, 1);
-    }
-
-    #[test]
-    fn counting_sort_is_stable_and_finds_the_runs() {
-        let series = [5, 3, 5, 3, 9, 5];
-        let sorted = SortedLog::new(&series);
-        assert_eq!(sorted.order, vec![1, 3, 0, 2, 5, 4]);
-        let run = |series, start, end| Run { series, start, end };
-        assert_eq!(sorted.runs, vec![run(3, 0, 2), run(5, 2, 5), run(9, 5, 6)]);
-        let empty = SortedLog::new(&[]);
-        assert!(empty.order.is_empty() && empty.runs.is_empty());
-    }
-
-    #[test]
-    fn chunks_hold_whole_series_within_both_limits() {
-        // 3000 series of 200 points each: the point limit (2^18 = 262144)
-        // would cut every 1310 series, the series limit cuts every 1024.
-        let mut series = Vec::new();
-        for s in 0..3000u32 {
-            series.extend(std::iter::repeat_n(s, 200));
-        }
-        let sorted = SortedLog::new(&series);
-        let sizes: Vec<usize> = sorted.chunks().iter().map(|c| c.len()).collect();
-        assert_eq!(sizes, vec![1024, 1024, 952]);
-        // 1000 series of 1000 points: the point limit cuts every 262.
-        let mut series = Vec::new();
-        for s in 0..1000u32 {
-            series.extend(std::iter::repeat_n(s, 1000));
-        }
-        let sorted = SortedLog::new(&series);
-        let sizes: Vec<usize> = sorted.chunks().iter().map(|c| c.len()).collect();
-        assert_eq!(sizes, vec![262, 262, 262, 214]);
-        // One long series is a chunk alone, whatever its length.
-        let mut series = vec![7u32; CHUNK_MAX_POINTS + 5];
-        series.extend([8, 9]);
-        let sorted = SortedLog::new(&series);
-        let sizes: Vec<usize> = sorted.chunks().iter().map(|c| c.len()).collect();
-        assert_eq!(sizes, vec![1, 2]);
     }
 }
