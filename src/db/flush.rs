@@ -6,10 +6,12 @@
 //! visible until a commit names it (db/writer.rs).
 
 use std::path::Path;
+use std::sync::Arc;
 
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
+use crate::storage::fs::FileSystem;
 use crate::storage::segment::{GroupBuilder, SealedGroup, SegmentMeta, SegmentWriter};
 
 /// The log: the points appended since the last flush, in append order, as
@@ -66,6 +68,7 @@ pub(super) struct FlushOutcome {
 /// error, nothing is left behind (but for a panic, whose temporary file
 /// the next writer's recovery removes).
 pub(super) fn write_segment(
+    fs: &Arc<dyn FileSystem>,
     dir: &Path,
     number: u64,
     log: &Log,
@@ -75,7 +78,7 @@ pub(super) fn write_segment(
         return Ok(None);
     }
     let sorted = SortedLog::new(&log.series);
-    let mut segment = SegmentWriter::create(dir, number)?;
+    let mut segment = SegmentWriter::create(fs, dir, number)?;
     let columns = LogColumns {
         order: &sorted.order,
         times: &log.times,

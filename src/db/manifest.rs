@@ -1,14 +1,13 @@
 //! The manifest (docs/format.md, "MANIFEST"): the one file whose atomic
 //! replacement commits a batch ([I2]).
 
-use std::fs::File;
-use std::io::Write;
 use std::path::Path;
 
 use bytes::BufMut;
 
 use crate::error::{Error, Result};
 use crate::storage::format::{ByteReader, HEADER_LEN, MAGIC_MANIFEST, check_header, put_header};
+use crate::storage::fs::FileSystem;
 use crate::storage::segment::SegmentMeta;
 
 pub(crate) const MANIFEST: &str = "MANIFEST";
@@ -176,15 +175,15 @@ impl Manifest {
     /// over the old one ([I2]).
     /// Once it returns `Ok`, the new manifest is the one readers see; the
     /// caller then makes the rename durable with [`sync_dir`].
-    pub(crate) fn replace(&self, dir: &Path) -> Result<()> {
+    pub(crate) fn replace(&self, fs: &dyn FileSystem, dir: &Path) -> Result<()> {
         let tmp = dir.join(format!("{MANIFEST}.tmp"));
         let path = dir.join(MANIFEST);
-        let mut file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        let mut file = fs.create(&tmp).map_err(|e| Error::io(&tmp, e))?;
         file.write_all(&self.encode())
             .map_err(|e| Error::io(&tmp, e))?;
-        file.sync_all().map_err(|e| Error::io(&tmp, e))?;
+        file.sync().map_err(|e| Error::io(&tmp, e))?;
         drop(file);
-        std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))
+        fs.rename(&tmp, &path).map_err(|e| Error::io(&path, e))
     }
 }
 
@@ -285,10 +284,8 @@ fn check_segment_entry(s: &SegmentMeta) -> Result<(), String> {
 }
 
 /// Makes renames and creations in `dir` durable.
-pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| Error::io(dir, e))
+pub(crate) fn sync_dir(fs: &dyn FileSystem, dir: &Path) -> Result<()> {
+    fs.sync_dir(dir).map_err(|e| Error::io(dir, e))
 }
 
 #[cfg(test)]

@@ -294,6 +294,7 @@ const CHUNK_SERIES: u32 = 1024;
 /// left behind.
 fn write_merged(writer: &mut Writer, inputs: &[Arc<Segment>]) -> Result<Vec<SegmentMeta>> {
     let base = Arc::clone(writer.base());
+    let fs = Arc::clone(writer.fs());
     let pool = writer.encoders()?;
     let series_count = u32::try_from(base.dict.series_count()).unwrap_or(u32::MAX);
     let chunks: Vec<(u32, u32)> = (0..series_count)
@@ -315,6 +316,7 @@ fn write_merged(writer: &mut Writer, inputs: &[Arc<Segment>]) -> Result<Vec<Segm
                     let segment = match current.as_mut() {
                         Some(segment) => segment,
                         None => current.insert(SegmentWriter::create(
+                            &fs,
                             &base.dir,
                             writer.take_segment_number()?,
                         )?),
@@ -368,7 +370,9 @@ fn encode_chunk(inputs: &[Arc<Segment>], lo: u32, hi: u32) -> Result<Vec<SealedG
 fn remove_segments(writer: &Writer, segments: &[SegmentMeta]) {
     let dir = &writer.base().dir;
     for meta in segments {
-        let _ = std::fs::remove_file(dir.join(segment_file_name(meta.number)));
+        let _ = writer
+            .fs()
+            .remove_file(&dir.join(segment_file_name(meta.number)));
     }
 }
 

@@ -3,6 +3,8 @@
 //! verification.
 
 mod compact;
+#[cfg(test)]
+mod durability_tests;
 mod flush;
 mod lock;
 mod manifest;
@@ -24,6 +26,7 @@ pub use verify::VerifyReport;
 pub use writer::{CommitSummary, Writer};
 
 use crate::error::{Error, Result};
+use crate::storage::fs::{FileSystem, std_fs};
 use manifest::Manifest;
 use snapshot::Snapshot;
 
@@ -158,6 +161,8 @@ pub struct Db {
 struct Inner {
     dir: PathBuf,
     options: Options,
+    /// Where every write goes (docs/format.md, [I8]).
+    fs: Arc<dyn FileSystem>,
     snapshot: RwLock<Arc<Snapshot>>,
 }
 
@@ -176,7 +181,12 @@ impl Db {
 
     /// Opens the database in directory `path` with `options`.
     pub fn open_with(path: impl AsRef<Path>, options: Options) -> Result<Db> {
-        let dir = path.as_ref().to_path_buf();
+        Db::open_on(std_fs(), path.as_ref(), options)
+    }
+
+    /// Opens the database in `dir` with every write going through `fs`.
+    pub(crate) fn open_on(fs: Arc<dyn FileSystem>, dir: &Path, options: Options) -> Result<Db> {
+        let dir = dir.to_path_buf();
         match std::fs::metadata(&dir) {
             Ok(meta) if meta.is_dir() => {}
             Ok(_) => {
@@ -186,7 +196,7 @@ impl Db {
                 )));
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && options.create => {
-                create_dir_durably(&dir)?;
+                create_dir_durably(&*fs, &dir)?;
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(Error::Invalid(format!(
@@ -201,6 +211,7 @@ impl Db {
             inner: Arc::new(Inner {
                 dir,
                 options,
+                fs,
                 snapshot: RwLock::new(Arc::new(snapshot)),
             }),
         })
@@ -213,6 +224,10 @@ impl Db {
 
     pub(crate) fn options(&self) -> &Options {
         &self.inner.options
+    }
+
+    pub(crate) fn fs(&self) -> &Arc<dyn FileSystem> {
+        &self.inner.fs
     }
 
     /// Takes the write lock and returns a writer. Fails with
@@ -382,7 +397,7 @@ impl Db {
 /// the last. Without that, a power loss after the first commit could lose
 /// the database's directory entry, and with it every file the commit made
 /// durable inside. Returns the directories synced, outermost first.
-pub(crate) fn create_dir_durably(dir: &Path) -> Result<Vec<PathBuf>> {
+pub(crate) fn create_dir_durably(fs: &dyn FileSystem, dir: &Path) -> Result<Vec<PathBuf>> {
     // The ancestors that do not exist yet, innermost first; `dir` is one.
     let mut missing = Vec::new();
     for ancestor in dir.ancestors() {
@@ -391,16 +406,21 @@ pub(crate) fn create_dir_durably(dir: &Path) -> Result<Vec<PathBuf>> {
         }
         missing.push(ancestor);
     }
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let mut synced = Vec::with_capacity(missing.len());
     for created in missing.iter().rev() {
+        match fs.create_dir(created) {
+            Ok(()) => {}
+            // Another process made it meanwhile; whoever made it syncs it.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && created.is_dir() => {}
+            Err(e) => return Err(Error::io(created, e)),
+        }
         // A relative path's first component has the empty path as its
         // parent, which is the current directory.
         let parent = match created.parent() {
             Some(p) if !p.as_os_str().is_empty() => p,
             _ => Path::new("."),
         };
-        manifest::sync_dir(parent)?;
+        manifest::sync_dir(fs, parent)?;
         synced.push(parent.to_path_buf());
     }
     Ok(synced)
@@ -414,6 +434,7 @@ fn manifest_len(m: &Manifest) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::fs::StdFs;
     use crate::storage::segment::SegmentMeta;
 
     /// A handle on `manifest` as if it had been read, without the checks
@@ -429,6 +450,7 @@ mod tests {
             inner: Arc::new(Inner {
                 dir: dir.to_path_buf(),
                 options: Options::default(),
+                fs: std_fs(),
                 snapshot: RwLock::new(Arc::new(snapshot)),
             }),
         }
@@ -439,7 +461,7 @@ mod tests {
         // [I7]
         let root = tempfile::tempdir().unwrap();
         let dir = root.path().join("a").join("b").join("tally.db");
-        let synced = create_dir_durably(&dir).unwrap();
+        let synced = create_dir_durably(&StdFs, &dir).unwrap();
         assert!(dir.is_dir());
         assert_eq!(
             synced,
@@ -452,11 +474,14 @@ mod tests {
         // Only what is new: the parent of the one directory created.
         let sibling = root.path().join("a").join("other.db");
         assert_eq!(
-            create_dir_durably(&sibling).unwrap(),
+            create_dir_durably(&StdFs, &sibling).unwrap(),
             [root.path().join("a")]
         );
         // Nothing is created, so nothing is synced.
-        assert_eq!(create_dir_durably(&sibling).unwrap(), Vec::<PathBuf>::new());
+        assert_eq!(
+            create_dir_durably(&StdFs, &sibling).unwrap(),
+            Vec::<PathBuf>::new()
+        );
         // Db::open creates through it.
         let opened = root.path().join("c").join("tally.db");
         Db::open(&opened).unwrap();
@@ -470,7 +495,7 @@ mod tests {
         // parallel), so it creates under it a name no one else uses.
         let name = format!("tally-create-test-{}", std::process::id());
         let dir = Path::new(&name).join("x");
-        let synced = create_dir_durably(&dir).unwrap();
+        let synced = create_dir_durably(&StdFs, &dir).unwrap();
         std::fs::remove_dir_all(&name).unwrap();
         assert_eq!(synced, [PathBuf::from("."), PathBuf::from(&name)]);
     }

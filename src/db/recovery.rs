@@ -10,10 +10,11 @@ use std::path::Path;
 use crate::db::manifest::Manifest;
 use crate::db::snapshot::DICTIONARY;
 use crate::error::{Error, Result};
+use crate::storage::fs::FileSystem;
 use crate::storage::segment::parse_segment_file_name;
 
 /// Removes the leftovers of unfinished writes in `dir`.
-pub(crate) fn clean_up(dir: &Path, manifest: &Manifest) -> Result<()> {
+pub(crate) fn clean_up(fs: &dyn FileSystem, dir: &Path, manifest: &Manifest) -> Result<()> {
     let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
     for entry in entries {
         let entry = entry.map_err(|e| Error::io(dir, e))?;
@@ -24,18 +25,13 @@ pub(crate) fn clean_up(dir: &Path, manifest: &Manifest) -> Result<()> {
                 .is_some_and(|n| !manifest.segments.iter().any(|s| s.number == n));
         if leftover {
             let path = entry.path();
-            std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+            fs.remove_file(&path).map_err(|e| Error::io(&path, e))?;
         }
     }
     let dict = dir.join(DICTIONARY);
     match std::fs::metadata(&dict) {
         Ok(meta) if meta.len() > manifest.dict_len => {
-            let file = std::fs::OpenOptions::new()
-                .write(true)
-                .open(&dict)
-                .map_err(|e| Error::io(&dict, e))?;
-            file.set_len(manifest.dict_len)
-                .and_then(|()| file.sync_all())
+            fs.truncate(&dict, manifest.dict_len)
                 .map_err(|e| Error::io(&dict, e))?;
         }
         Ok(meta) if meta.len() < manifest.dict_len => {

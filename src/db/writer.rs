@@ -12,8 +12,6 @@
 //! runs at a time. The flush at commit runs on the committing thread. Either
 //! way, the series of a flush are encoded in chunks on every core.
 
-use std::fs::{File, OpenOptions};
-use std::io::Write;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -120,7 +118,7 @@ impl Writer {
         // We hold the lock: nobody else can commit, so the state we load now
         // is the one we build on.
         let manifest = Manifest::load(&dir)?;
-        recovery::clean_up(&dir, &manifest)?;
+        recovery::clean_up(&**db.fs(), &dir, &manifest)?;
         let base = Arc::new(Snapshot::load(&dir)?);
         db.publish(Arc::clone(&base));
         let dict = DictionaryBuilder::new((*base.dict).clone());
@@ -270,10 +268,11 @@ impl Writer {
         let next = self.spare.take().unwrap_or_default();
         let log = std::mem::replace(&mut self.log, next);
         let dir = self.base.dir.clone();
+        let fs = Arc::clone(self.db.fs());
         let handle = std::thread::Builder::new()
             .name("tally-flush".to_string())
             .spawn(move || {
-                let result = write_segment(&dir, number, &log, &pool);
+                let result = write_segment(&fs, &dir, number, &log, &pool);
                 FlushOutcome { result, log }
             })
             .map_err(|e| Error::Writer(format!("cannot start a flush thread: {e}")))?;
@@ -310,7 +309,7 @@ impl Writer {
         }
         let pool = self.encoders()?;
         let number = self.take_segment_number()?;
-        if let Some(meta) = write_segment(&self.base.dir, number, &self.log, &pool)? {
+        if let Some(meta) = write_segment(self.db.fs(), &self.base.dir, number, &self.log, &pool)? {
             self.flushed.push(meta);
         }
         self.log.clear();
@@ -429,7 +428,8 @@ impl Writer {
         dict: Arc<crate::storage::dictionary::Dictionary>,
     ) -> std::result::Result<(), CommitError> {
         let dir = self.base.dir.clone();
-        manifest.replace(&dir).map_err(CommitError::Before)?;
+        let fs = Arc::clone(self.db.fs());
+        manifest.replace(&*fs, &dir).map_err(CommitError::Before)?;
         // The point of no return: readers may see the new state from here
         // on, so nothing below may undo it.
         #[cfg(test)]
@@ -438,7 +438,7 @@ impl Writer {
                 "a failure injected after the manifest".into(),
             )));
         }
-        sync_dir(&dir).map_err(CommitError::After)?;
+        sync_dir(&*fs, &dir).map_err(CommitError::After)?;
         let snapshot = Arc::new(
             self.base
                 .after_commit(manifest, dict)
@@ -464,10 +464,24 @@ impl Writer {
         let dict_path = dir.join(DICTIONARY);
         let mut dict_len = self.base.manifest.dict_len;
         if let Some(frame) = frame {
-            let mut file = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&dict_path)
+            // [I9]: a discarded batch's frame may still be past the committed
+            // length (cutting it back failed); the new frame must follow the
+            // committed bytes directly, or the manifest would cover the old
+            // frame in its place.
+            match std::fs::metadata(&dict_path) {
+                Ok(meta) if meta.len() != dict_len => self
+                    .db
+                    .fs()
+                    .truncate(&dict_path, dict_len)
+                    .map_err(|e| Error::io(&dict_path, e))?,
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io(&dict_path, e)),
+            }
+            let mut file = self
+                .db
+                .fs()
+                .append(&dict_path)
                 .map_err(|e| Error::io(&dict_path, e))?;
             if dict_len == 0 {
                 let mut header = Vec::new();
@@ -478,12 +492,12 @@ impl Writer {
             }
             file.write_all(&frame)
                 .map_err(|e| Error::io(&dict_path, e))?;
-            file.sync_all().map_err(|e| Error::io(&dict_path, e))?;
+            file.sync().map_err(|e| Error::io(&dict_path, e))?;
             dict_len += frame.len() as u64;
         }
         // The new segments were renamed into place; make the renames durable
         // before the manifest names them.
-        sync_dir(&dir)?;
+        sync_dir(&**self.db.fs(), &dir)?;
         let dict = self.dict.dictionary();
         let mut segments = self.base.manifest.segments.clone();
         segments.extend_from_slice(&self.flushed);
@@ -512,7 +526,7 @@ impl Writer {
                 .base
                 .dir
                 .join(crate::storage::segment::segment_file_name(meta.number));
-            let _ = std::fs::remove_file(path);
+            let _ = self.db.fs().remove_file(&path);
         }
         self.log.clear();
         self.batch_points = 0;
@@ -523,12 +537,10 @@ impl Writer {
         }
         // The dictionary file may hold a frame written before the failure;
         // it is past the committed length and the next writer cuts it ([R1]).
-        if let Ok(file) = File::options()
-            .write(true)
-            .open(self.base.dir.join(DICTIONARY))
-        {
-            let _ = file.set_len(self.base.manifest.dict_len);
-        }
+        let _ = self
+            .db
+            .fs()
+            .truncate(&self.base.dir.join(DICTIONARY), self.base.manifest.dict_len);
     }
 
     /// Reads snapshot files (CSV or JSON lines, gzipped or not, folders,
@@ -572,6 +584,10 @@ impl Writer {
         &self.base
     }
 
+    pub(crate) fn fs(&self) -> &Arc<dyn crate::storage::fs::FileSystem> {
+        self.db.fs()
+    }
+
     /// The number of the next new segment; fails when none is left ([M10]).
     pub(crate) fn take_segment_number(&mut self) -> Result<u64> {
         crate::db::manifest::take_segment_number(&self.base.dir, &mut self.next_segment)
@@ -584,7 +600,7 @@ impl Writer {
         let dir = self.base.dir.clone();
         // The new segments were renamed into place; make the renames durable
         // before the manifest names them.
-        sync_dir(&dir)?;
+        sync_dir(&**self.db.fs(), &dir)?;
         let manifest = Manifest {
             generation: self.base.manifest.next_generation(&dir)?,
             next_segment: self.next_segment,

@@ -5,6 +5,7 @@
 pub(crate) mod dictionary;
 pub(crate) mod encoding;
 pub(crate) mod format;
+pub(crate) mod fs;
 pub(crate) mod merge;
 pub(crate) mod name_hash;
 pub(crate) mod segment;

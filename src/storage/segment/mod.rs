@@ -64,7 +64,7 @@ mod tests {
     use super::*;
 
     pub(super) fn write_segment(dir: &Path, series: &[(u32, Vec<(i64, u64)>)]) -> SegmentMeta {
-        let mut w = SegmentWriter::create(dir, 7).unwrap();
+        let mut w = SegmentWriter::create(&crate::storage::fs::std_fs(), dir, 7).unwrap();
         for (id, points) in series {
             let times: Vec<i64> = points.iter().map(|p| p.0).collect();
             let values: Vec<u64> = points.iter().map(|p| p.1).collect();

@@ -6,9 +6,8 @@
 //! regions tile the file ([S1], [S3]), and renames the file into place only
 //! once it is durable.
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::{SegmentMeta, segment_file_name};
 use crate::error::{Error, Result};
@@ -16,6 +15,7 @@ use crate::storage::encoding::{self, get_varint, put_varint};
 use crate::storage::format::{
     Footer, GROUP_SHARED_TIMES, GroupEntry, HEADER_LEN, MAGIC_SEGMENT, SEGMENT_VERSION, put_header,
 };
+use crate::storage::fs::{BufferedFile, FileSystem};
 
 /// At most this many series per group.
 const GROUP_MAX_SERIES: usize = 1024;
@@ -220,10 +220,11 @@ impl GroupBuilder {
 /// Streams series or sealed groups, in increasing id, into a new segment
 /// file.
 pub(crate) struct SegmentWriter {
+    fs: Arc<dyn FileSystem>,
     number: u64,
     tmp_path: PathBuf,
     final_path: PathBuf,
-    out: BufWriter<File>,
+    out: BufferedFile,
     written: u64,
     open: GroupBuilder,
     directory: Vec<u8>,
@@ -233,17 +234,23 @@ pub(crate) struct SegmentWriter {
 }
 
 impl SegmentWriter {
-    /// Starts segment `number` in `dir`, under a temporary name.
-    pub(crate) fn create(dir: &Path, number: u64) -> Result<SegmentWriter> {
+    /// Starts segment `number` in `dir`, under a temporary name, written
+    /// through `fs`.
+    pub(crate) fn create(
+        fs: &Arc<dyn FileSystem>,
+        dir: &Path,
+        number: u64,
+    ) -> Result<SegmentWriter> {
         let final_path = dir.join(segment_file_name(number));
         let tmp_path = dir.join(format!("{}.tmp", segment_file_name(number)));
-        let file = File::create(&tmp_path).map_err(|e| Error::io(&tmp_path, e))?;
-        let mut out = BufWriter::with_capacity(1 << 20, file);
+        let file = fs.create(&tmp_path).map_err(|e| Error::io(&tmp_path, e))?;
+        let mut out = BufferedFile::new(file, 1 << 20);
         let mut header = Vec::new();
         put_header(&mut header, MAGIC_SEGMENT);
         out.write_all(&header)
             .map_err(|e| Error::io(&tmp_path, e))?;
         Ok(SegmentWriter {
+            fs: Arc::clone(fs),
             number,
             tmp_path,
             final_path,
@@ -344,11 +351,12 @@ impl SegmentWriter {
     /// (and removes the file) when no series was added.
     pub(crate) fn finish(self) -> Result<Option<SegmentMeta>> {
         let tmp_path = self.tmp_path.clone();
+        let fs = Arc::clone(&self.fs);
         let finished = self.finish_inner();
         if finished.is_err() {
             // Nothing of a failed segment is left behind (the rename, the
             // last step, did not happen, so the file has its temporary name).
-            let _ = std::fs::remove_file(&tmp_path);
+            let _ = fs.remove_file(&tmp_path);
         }
         finished
     }
@@ -357,7 +365,7 @@ impl SegmentWriter {
         self.close_group()?;
         if self.groups == 0 {
             drop(self.out);
-            let _ = std::fs::remove_file(&self.tmp_path);
+            let _ = self.fs.remove_file(&self.tmp_path);
             return Ok(None);
         }
         self.footer.directory_offset = self.written;
@@ -368,13 +376,10 @@ impl SegmentWriter {
         let path = self.tmp_path.clone();
         self.out.write_all(&tail).map_err(|e| Error::io(&path, e))?;
         self.written += tail.len() as u64;
-        let file = self
-            .out
-            .into_inner()
-            .map_err(|e| Error::io(&path, e.into_error()))?;
-        file.sync_all().map_err(|e| Error::io(&path, e))?;
-        drop(file);
-        std::fs::rename(&path, &self.final_path).map_err(|e| Error::io(&self.final_path, e))?;
+        self.out.finish().map_err(|e| Error::io(&path, e))?;
+        self.fs
+            .rename(&path, &self.final_path)
+            .map_err(|e| Error::io(&self.final_path, e))?;
         Ok(Some(SegmentMeta {
             number: self.number,
             file_len: self.written,
@@ -386,8 +391,7 @@ impl SegmentWriter {
 
     /// Abandons the segment and removes its temporary file.
     pub(crate) fn abandon(self) {
-        let path = self.tmp_path.clone();
         drop(self.out);
-        let _ = std::fs::remove_file(path);
+        let _ = self.fs.remove_file(&self.tmp_path);
     }
 }
