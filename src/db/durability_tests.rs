@@ -150,10 +150,10 @@ fn no_leftovers(db: &Db) -> Result<(), String> {
 /// Commits that survive or fail fast live on tmpfs when there is one.
 fn scratch() -> tempfile::TempDir {
     let shm = Path::new("/dev/shm");
-    if shm.is_dir() {
-        if let Ok(dir) = tempfile::tempdir_in(shm) {
-            return dir;
-        }
+    if shm.is_dir()
+        && let Ok(dir) = tempfile::tempdir_in(shm)
+    {
+        return dir;
     }
     tempfile::tempdir().expect("a temporary folder")
 }

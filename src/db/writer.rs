@@ -543,34 +543,6 @@ impl Writer {
             .truncate(&self.base.dir.join(DICTIONARY), self.base.manifest.dict_len);
     }
 
-    /// Reads snapshot files (CSV or JSON lines, gzipped or not, folders,
-    /// `-` for standard input; docs/import.md) into this writer's batch.
-    /// Nothing is visible until [`commit`](Writer::commit); on error, drop
-    /// the writer (or keep it and the batch is discarded at the next
-    /// failure) and nothing of the import remains.
-    ///
-    /// ```
-    /// # fn main() -> tally::Result<()> {
-    /// # let dir = tempfile::tempdir().unwrap();
-    /// # let csv = dir.path().join("snap.csv");
-    /// # std::fs::write(&csv, "time,account,followers\n2019-02-13T10:00:00Z,adela_mae,10234\n").unwrap();
-    /// use tally::import::{ImportOptions, Input};
-    /// let db = tally::Db::open(dir.path().join("db"))?;
-    /// let mut writer = db.writer()?;
-    /// let summary = writer.import(&[Input::Path(csv)], &ImportOptions::default(), |_| {})?;
-    /// writer.commit()?;
-    /// assert_eq!((summary.rows, summary.points), (1, 1));
-    /// # Ok(()) }
-    /// ```
-    pub fn import(
-        &mut self,
-        inputs: &[crate::import::Input],
-        options: &crate::import::ImportOptions,
-        mut progress: impl FnMut(crate::import::Progress),
-    ) -> Result<crate::import::ImportSummary> {
-        crate::import::import_into(self, inputs, options, &mut progress)
-    }
-
     /// Merges every segment into as few as possible, dropping overwritten
     /// points; commits pending points first. Safe to kill at any moment:
     /// the old segments stay live until the manifest naming the new ones is

@@ -320,6 +320,38 @@ pub(crate) fn import_with_stdin(
 }
 
 /// The real writer is a sink: points go into its uncommitted batch.
+/// The importer calls the writer, never the other way round: this method
+/// lives here, beside the importer it runs, though it is the writer's.
+impl crate::Writer {
+    /// Reads snapshot files (CSV or JSON lines, gzipped or not, folders,
+    /// `-` for standard input; docs/import.md) into this writer's batch.
+    /// Nothing is visible until [`commit`](Writer::commit); on error, drop
+    /// the writer (or keep it and the batch is discarded at the next
+    /// failure) and nothing of the import remains.
+    ///
+    /// ```
+    /// # fn main() -> tally::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let csv = dir.path().join("snap.csv");
+    /// # std::fs::write(&csv, "time,account,followers\n2019-02-13T10:00:00Z,adela_mae,10234\n").unwrap();
+    /// use tally::import::{ImportOptions, Input};
+    /// let db = tally::Db::open(dir.path().join("db"))?;
+    /// let mut writer = db.writer()?;
+    /// let summary = writer.import(&[Input::Path(csv)], &ImportOptions::default(), |_| {})?;
+    /// writer.commit()?;
+    /// assert_eq!((summary.rows, summary.points), (1, 1));
+    /// # Ok(()) }
+    /// ```
+    pub fn import(
+        &mut self,
+        inputs: &[Input],
+        options: &ImportOptions,
+        mut progress: impl FnMut(Progress),
+    ) -> Result<ImportSummary> {
+        import_into(self, inputs, options, &mut progress)
+    }
+}
+
 impl SnapshotSink for crate::Writer {
     fn metric_id(&mut self, name: &str) -> Result<u32> {
         crate::Writer::metric_id(self, name)
