@@ -325,7 +325,7 @@ pub(crate) fn import_with_stdin(
 impl crate::Writer {
     /// Reads snapshot files (CSV or JSON lines, gzipped or not, folders,
     /// `-` for standard input; docs/import.md) into this writer's batch.
-    /// Nothing is visible until [`commit`](Writer::commit); on error, drop
+    /// Nothing is visible until [`commit`](crate::Writer::commit); on error, drop
     /// the writer (or keep it and the batch is discarded at the next
     /// failure) and nothing of the import remains.
     ///
