@@ -477,8 +477,14 @@ fn notices_go_to_stderr_and_plot_draws_the_last_result() {
         "note: no account `adela_mea`; did you mean `adela_mae`?\n"
     );
     assert_eq!(code, 0);
-    assert!(out.starts_with("account,metric,time,value\naccount,metric,start,"), "{out}");
-    assert!(out.ends_with(&format!("wrote {}\n", path.display())), "{out}");
+    assert!(
+        out.starts_with("account,metric,time,value\naccount,metric,start,"),
+        "{out}"
+    );
+    assert!(
+        out.ends_with(&format!("wrote {}\n", path.display())),
+        "{out}"
+    );
     let svg = std::fs::read_to_string(&path).unwrap();
     let doc = roxmltree::Document::parse(&svg).unwrap();
     let count = |class: &str| {

@@ -211,7 +211,9 @@ impl TimeAxis {
         } else {
             time
         };
-        let previous_date = previous.and_then(|p| i64::try_from(p).ok()).map(format_time);
+        let previous_date = previous
+            .and_then(|p| i64::try_from(p).ok())
+            .map(format_time);
         let new_day = previous_date
             .as_deref()
             .and_then(|p| p.split_once('T'))
@@ -228,7 +230,14 @@ mod tests {
     fn value_ticks_are_round() {
         // [Q63]
         let axis = ValueAxis::new(5_000, 10_047);
-        assert_eq!(axis, ValueAxis { low: 4_000, high: 12_000, step: 2_000 });
+        assert_eq!(
+            axis,
+            ValueAxis {
+                low: 4_000,
+                high: 12_000,
+                step: 2_000
+            }
+        );
         assert_eq!(axis.ticks().len(), 5);
         assert_eq!(axis.label(8_000), "8k");
         for (lo, hi) in [(0, 1), (3, 1_000_003), (999, 1_001), (0, 7_777_777_777)] {
@@ -272,9 +281,18 @@ mod tests {
         assert_eq!(axis.step, 6 * HOUR);
         let ticks = axis.ticks();
         assert!(ticks.iter().all(|t| t % (6 * HOUR) == 0));
-        assert_eq!(axis.label(ticks[0], None), ("12:00".to_string(), Some("2019-02-13".to_string())));
-        assert_eq!(axis.label(ticks[1], Some(ticks[0])), ("18:00".to_string(), None));
-        assert_eq!(axis.label(ticks[2], Some(ticks[1])).1, Some("2019-02-14".to_string()));
+        assert_eq!(
+            axis.label(ticks[0], None),
+            ("12:00".to_string(), Some("2019-02-13".to_string()))
+        );
+        assert_eq!(
+            axis.label(ticks[1], Some(ticks[0])),
+            ("18:00".to_string(), None)
+        );
+        assert_eq!(
+            axis.label(ticks[2], Some(ticks[1])).1,
+            Some("2019-02-14".to_string())
+        );
         let axis = TimeAxis::new(t0, t0 + 365 * 86_400_000, 10);
         assert_eq!(axis.label(axis.ticks()[0], None).1, None);
         // Extreme times do not overflow.

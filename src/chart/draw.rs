@@ -113,7 +113,12 @@ impl Frame {
         for v in self.value.ticks() {
             let y = TOP + (1.0 - self.value.fraction(v)) * PLOT_HEIGHT;
             svg.line(LEFT, y, LEFT + self.width, y, "stroke=\"#e4e4e4\"");
-            svg.text(LEFT - 6.0, y + 4.0, "text-anchor=\"end\"", &self.value.label(v));
+            svg.text(
+                LEFT - 6.0,
+                y + 4.0,
+                "text-anchor=\"end\"",
+                &self.value.label(v),
+            );
         }
         let mut previous = None;
         let bottom = TOP + PLOT_HEIGHT;
@@ -381,7 +386,10 @@ pub(crate) fn lines(chart: &LinesChart) -> String {
                     num(frame.x(*t)),
                     num(frame.y(*v))
                 ));
-                svg.raw(&format!("<title>{}</title></circle>\n", super::svg::escape(&name)));
+                svg.raw(&format!(
+                    "<title>{}</title></circle>\n",
+                    super::svg::escape(&name)
+                ));
             }
             many => {
                 let mut coords = String::with_capacity(many.len() * 12);
@@ -424,9 +432,16 @@ pub(crate) fn bars(chart: &BarsChart) -> String {
         }
         None => Vec::new(),
     };
-    let mut subtitle = format!("falls (episodes) per {} bucket, by the time each fall started", chart.step);
+    let mut subtitle = format!(
+        "falls (episodes) per {} bucket, by the time each fall started",
+        chart.step
+    );
     if shown.len() < total {
-        subtitle.push_str(&format!(" · the last {} of {} buckets drawn", shown.len(), total));
+        subtitle.push_str(&format!(
+            " · the last {} of {} buckets drawn",
+            shown.len(),
+            total
+        ));
     }
     let (Some(first), Some(last)) = (shown.first(), shown.last()) else {
         return empty(&chart.title, &subtitle);

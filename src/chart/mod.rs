@@ -16,13 +16,13 @@ mod svg;
 
 use std::collections::HashSet;
 
+use crate::Db;
 use crate::db::snapshot::Snapshot;
 use crate::error::Result;
 use crate::query::check::{Kind, Plan, SeriesExpr};
 use crate::query::eval::{FallSpec, chart_lines};
 use crate::query::functions::{Percent, Threshold};
 use crate::query::{Query, Table, Value};
-use crate::Db;
 
 use draw::{Bar, BarsChart, Fall, Line, LinesChart, MAX_LINES};
 
@@ -134,7 +134,12 @@ fn draw_result(snapshot: &Snapshot, query: &Query, table: &Table) -> Result<Opti
                 .map(|((_, (account, metric)), data)| Line {
                     account: account.clone(),
                     metric: metric.clone(),
-                    points: data.times.iter().copied().zip(data.values.iter().copied()).collect(),
+                    points: data
+                        .times
+                        .iter()
+                        .copied()
+                        .zip(data.values.iter().copied())
+                        .collect(),
                     falls: data
                         .falls
                         .iter()
@@ -187,14 +192,17 @@ fn bars_of(table: &Table) -> Vec<Bar> {
         .rows()
         .iter()
         .filter_map(|row| match row.as_slice() {
-            [Value::Time(bucket), Value::Int(episodes), Value::Int(accounts), Value::Int(lost)] => {
-                Some(Bar {
-                    bucket: *bucket,
-                    episodes: *episodes,
-                    accounts: *accounts,
-                    lost: *lost,
-                })
-            }
+            [
+                Value::Time(bucket),
+                Value::Int(episodes),
+                Value::Int(accounts),
+                Value::Int(lost),
+            ] => Some(Bar {
+                bucket: *bucket,
+                episodes: *episodes,
+                accounts: *accounts,
+                lost: *lost,
+            }),
             _ => None,
         })
         .collect()

@@ -154,7 +154,10 @@ mod tests {
             escape("a<b>&\"c\"'d'"),
             "a&lt;b&gt;&amp;&quot;c&quot;&apos;d&apos;"
         );
-        assert_eq!(escape("x\u{0}y\u{1b}z\u{FFFF}"), "x\u{FFFD}y\u{FFFD}z\u{FFFD}");
+        assert_eq!(
+            escape("x\u{0}y\u{1b}z\u{FFFF}"),
+            "x\u{FFFD}y\u{FFFD}z\u{FFFD}"
+        );
         assert_eq!(escape("ünï\tcode"), "ünï code");
     }
 

@@ -47,8 +47,9 @@ fn parse(svg: &str) -> roxmltree::Document<'_> {
 fn with_class<'a>(doc: &'a roxmltree::Document<'a>, class: &str) -> Vec<roxmltree::Node<'a, 'a>> {
     doc.descendants()
         .filter(|n| {
-            n.attribute("class")
-                .is_some_and(|c| c.split(' ').collect::<Vec<_>>() == class.split(' ').collect::<Vec<_>>())
+            n.attribute("class").is_some_and(|c| {
+                c.split(' ').collect::<Vec<_>>() == class.split(' ').collect::<Vec<_>>()
+            })
         })
         .collect()
 }
@@ -145,7 +146,10 @@ fn hostile_names_are_escaped() {
     // The name comes back out of the XML as text (shortened, control
     // character replaced).
     let texts: String = doc.descendants().filter_map(|n| n.text()).collect();
-    assert!(texts.contains("</text><script>alert(1)</script>&\u{FFFD}"), "{texts}");
+    assert!(
+        texts.contains("</text><script>alert(1)</script>&\u{FFFD}"),
+        "{texts}"
+    );
 }
 
 #[test]
@@ -200,8 +204,13 @@ fn many_series_are_capped_and_the_picture_says_so() {
     let mut w = db.writer().unwrap();
     for a in 0..20 {
         for h in 0..3 {
-            w.append(&format!("acct{a:02}"), "followers", T0 + h * HOUR, 100 + a as u64)
-                .unwrap();
+            w.append(
+                &format!("acct{a:02}"),
+                "followers",
+                T0 + h * HOUR,
+                100 + a as u64,
+            )
+            .unwrap();
         }
     }
     w.commit().unwrap();
@@ -231,6 +240,18 @@ fn durations_and_percentages_read_as_written() {
     assert_eq!(duration_text(5_400_000), "1h30m");
     assert_eq!(duration_text(0), "0s");
     assert_eq!(percent_text(Percent::FULL), "100%");
-    assert_eq!(percent_text(Percent { mantissa: 25, scale: 1 }), "2.5%");
-    assert_eq!(percent_text(Percent { mantissa: 5, scale: 2 }), "0.05%");
+    assert_eq!(
+        percent_text(Percent {
+            mantissa: 25,
+            scale: 1
+        }),
+        "2.5%"
+    );
+    assert_eq!(
+        percent_text(Percent {
+            mantissa: 5,
+            scale: 2
+        }),
+        "0.05%"
+    );
 }

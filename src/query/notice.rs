@@ -135,8 +135,7 @@ pub(crate) fn find(snapshot: &Snapshot, plan: &Plan, selected: usize) -> Vec<Not
     }
     let mut notices = Vec::new();
     for matcher in &selector.matchers {
-        if matcher.op != MatchOp::Equal
-            || notices.iter().any(|n: &Notice| n.name == matcher.value)
+        if matcher.op != MatchOp::Equal || notices.iter().any(|n: &Notice| n.name == matcher.value)
         {
             continue;
         }
@@ -146,11 +145,7 @@ pub(crate) fn find(snapshot: &Snapshot, plan: &Plan, selected: usize) -> Vec<Not
         }
         let suggestion = closest(name, dict.accounts.iter().map(|(_, a)| a)).map(str::to_string);
         let message = match &suggestion {
-            Some(s) => format!(
-                "no account {}; did you mean {}?",
-                quoted(name),
-                quoted(s)
-            ),
+            Some(s) => format!("no account {}; did you mean {}?", quoted(name), quoted(s)),
             None => format!("no account {}", quoted(name)),
         };
         notices.push(Notice {

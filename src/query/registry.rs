@@ -240,7 +240,11 @@ mod tests {
     #[test]
     fn usage_follows_the_parameters() {
         for f in FUNCTIONS {
-            let head = if f.prefix { "not recovered_within" } else { f.name };
+            let head = if f.prefix {
+                "not recovered_within"
+            } else {
+                f.name
+            };
             let mut text = format!("{head}(");
             for (i, p) in f.params.iter().enumerate() {
                 match (p.optional, i) {
@@ -279,10 +283,20 @@ mod tests {
         let doc = include_str!("../../docs/query-language.md");
         for f in FUNCTIONS {
             let label = format!("- **[{}] `", f.rule);
-            let at = doc.find(&label).unwrap_or_else(|| panic!("docs lack {label}"));
+            let at = doc
+                .find(&label)
+                .unwrap_or_else(|| panic!("docs lack {label}"));
             let paragraph = doc[at..].split("\n- **[").next().unwrap_or("");
-            let head = if f.prefix { "not recovered_within" } else { f.name };
-            assert!(paragraph.contains(&format!("`{head}(")), "{} in {label}", f.name);
+            let head = if f.prefix {
+                "not recovered_within"
+            } else {
+                f.name
+            };
+            assert!(
+                paragraph.contains(&format!("`{head}(")),
+                "{} in {label}",
+                f.name
+            );
         }
     }
 }

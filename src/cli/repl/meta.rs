@@ -117,7 +117,10 @@ pub(super) fn argument_words(command: &str) -> &'static [&'static str] {
 /// The text `.help` prints.
 pub(super) fn help_text() -> String {
     let usage_width = crate::functions()
-        .iter().map(|f| f.usage.len()).max().unwrap_or(0);
+        .iter()
+        .map(|f| f.usage.len())
+        .max()
+        .unwrap_or(0);
     let mut out = String::from(
         "A query is a selector, such as followers or followers{account=~\"ad.*\"},\n\
          or a function of one (docs/query-language.md describes them in full):\n",
