@@ -418,24 +418,21 @@ pub(crate) fn lines(chart: &LinesChart) -> String {
 pub(crate) fn bars(chart: &BarsChart) -> String {
     let total = chart.bars.len();
     let step = chart.step_ms.max(1);
-    // The last MAX_BARS buckets: the bars whose bucket is within that many
-    // steps of the last one.
-    let shown: Vec<Bar> = match chart.bars.last() {
-        Some(last) => {
-            let first_kept = i128::from(last.bucket) - i128::from(step) * (MAX_BARS as i128 - 1);
-            chart
-                .bars
-                .iter()
-                .filter(|b| i128::from(b.bucket) >= first_kept)
-                .copied()
-                .collect()
-        }
-        None => Vec::new(),
+    // The last MAX_BARS buckets that hold a row (rule Q62); the start is
+    // at most the length, so the slice cannot panic.
+    let shown = &chart.bars[total.saturating_sub(MAX_BARS)..];
+    let mut subtitle = match (shown.first(), shown.last()) {
+        (Some(first), Some(last)) => format!(
+            "{} to {} · ",
+            format_time(first.bucket),
+            format_time(last.bucket.saturating_add(step))
+        ),
+        _ => String::new(),
     };
-    let mut subtitle = format!(
+    subtitle.push_str(&format!(
         "falls (episodes) per {} bucket, by the time each fall started",
         chart.step
-    );
+    ));
     if shown.len() < total {
         subtitle.push_str(&format!(
             " · the last {} of {} buckets drawn",
@@ -450,7 +447,12 @@ pub(crate) fn bars(chart: &BarsChart) -> String {
     let top = shown.iter().map(|b| b.episodes).max().unwrap_or(0);
     let width = WIDTH - LEFT - RIGHT;
     let frame = Frame {
-        time: TimeAxis::new(first.bucket, end, 10),
+        // No more ticks than buckets, so that hourly bars get hourly ticks.
+        time: TimeAxis::new(
+            first.bucket,
+            end,
+            ((i128::from(end) - i128::from(first.bucket)) / i128::from(step) + 1).clamp(2, 10),
+        ),
         value: ValueAxis::new(0, top.max(1)),
         width,
     };
@@ -460,10 +462,11 @@ pub(crate) fn bars(chart: &BarsChart) -> String {
     frame.draw_axes(&mut svg);
     svg.raw("<g class=\"bars\">\n");
     let zero = frame.y(0);
-    for bar in &shown {
+    for bar in shown {
         let x0 = frame.x(bar.bucket);
         let x1 = frame.x(bar.bucket.saturating_add(step));
-        let w = ((x1 - x0) * 0.8).max(1.0);
+        // A bar stays visible however many steps the axis spans.
+        let w = ((x1 - x0) * 0.8).max(3.0);
         let y = frame.y(bar.episodes);
         svg.rect(
             x0 + (x1 - x0 - w) / 2.0,

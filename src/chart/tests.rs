@@ -255,3 +255,29 @@ fn durations_and_percentages_read_as_written() {
         "0.05%"
     );
 }
+
+#[test]
+fn many_bars_are_capped_to_the_last() {
+    // [Q62]
+    let bars: Vec<Bar> = (0..600)
+        .map(|i| Bar {
+            bucket: T0 + i * 2 * HOUR,
+            episodes: i,
+            accounts: i,
+            lost: i * 10,
+        })
+        .collect();
+    let svg = draw::bars(&BarsChart {
+        title: "summarize(drop(followers, 5%, 1h), 1h)".to_string(),
+        step: "1h".to_string(),
+        step_ms: HOUR,
+        bars,
+    });
+    let doc = parse(&svg);
+    let drawn = with_class(&doc, "bar");
+    assert_eq!(drawn.len(), draw::MAX_BARS);
+    assert!(svg.contains("the last 500 of 600 buckets drawn"));
+    // The first bar drawn is bucket 100's.
+    let tip = drawn[0].descendants().find_map(|n| n.text()).unwrap_or("");
+    assert!(tip.contains(": 100 falls"), "{tip}");
+}
