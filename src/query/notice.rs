@@ -5,6 +5,8 @@
 
 use std::fmt;
 
+use serde::Serialize;
+
 use super::ast::MatchOp;
 use super::check::{Plan, Selector, SeriesExpr};
 use super::suggest::closest;
@@ -14,8 +16,10 @@ use crate::db::snapshot::Snapshot;
 /// one (rule Q51).
 const LISTED_METRICS: usize = 10;
 
-/// What a [`Notice`] is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// What a [`Notice`] is about; serialised as `unknown_metric` or
+/// `unknown_account`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum NoticeKind {
     /// A selector names a metric the database does not hold (rule Q51).
@@ -27,7 +31,9 @@ pub enum NoticeKind {
 
 /// A sentence about a query and the database it ran on that does not
 /// change the query's rows (docs/query-language.md, rule Q50), such as
-/// "no metric `folowers`; did you mean `followers`?".
+/// "no metric `folowers`; did you mean `followers`?". It serialises (serde)
+/// as `{"kind": "unknown_metric", "name": "folowers", "suggestion":
+/// "followers", "message": "no metric …"}`.
 ///
 /// ```
 /// # fn main() -> tally::Result<()> {
@@ -44,7 +50,7 @@ pub enum NoticeKind {
 /// assert_eq!(notice.to_string(), "no metric `folowers`; did you mean `followers`?");
 /// # Ok(()) }
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct Notice {
     kind: NoticeKind,
     name: String,
@@ -193,5 +199,19 @@ mod tests {
         // [Q52]
         assert_eq!(quoted("a\u{1b}[31mb"), "`a\\u{1b}[31mb`");
         assert_eq!(quoted("ünï"), "`ünï`");
+    }
+
+    #[test]
+    fn serialises_for_the_server() {
+        let notice = Notice {
+            kind: NoticeKind::UnknownMetric,
+            name: "folowers".to_string(),
+            suggestion: Some("followers".to_string()),
+            message: "no metric `folowers`; did you mean `followers`?".to_string(),
+        };
+        let json = serde_json::to_value(&notice).unwrap();
+        assert_eq!(json["kind"], "unknown_metric");
+        assert_eq!(json["suggestion"], "followers");
+        assert_eq!(json["message"], notice.to_string());
     }
 }
