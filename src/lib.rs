@@ -12,6 +12,7 @@
 #[doc = include_str!("../docs/embedding.md")]
 struct EmbeddingGuide;
 
+pub mod chart;
 mod db;
 mod error;
 pub mod import;
@@ -50,7 +51,7 @@ pub mod bench_support {
 }
 
 pub use error::{Error, QueryError, Result};
-pub use query::{Query, Table, Value};
+pub use query::{Function, Notice, NoticeKind, Param, Query, Table, Value, functions};
 
 /// The importer as benches/import_parse.rs reaches it; not part of the API.
 #[doc(hidden)]

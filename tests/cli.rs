@@ -260,3 +260,90 @@ fn a_reversed_or_empty_range_is_a_usage_error_naming_both_times() {
         .code(2)
         .stderr(predicate::str::contains("is after --to"));
 }
+
+#[test]
+fn an_unknown_metric_is_noted_on_stderr_and_stdout_is_unchanged() {
+    // [Q50], [Q51]
+    let dir = tempfile::tempdir().unwrap();
+    sample_db(dir.path());
+    tally(dir.path())
+        .args(["query", "drop(folowers, 5%, 1h)"])
+        .assert()
+        .success()
+        .stdout("account,metric,start,end,before,after,lost,lost_pct\n")
+        .stderr("tally: note: no metric `folowers`; did you mean `followers`?\n");
+    tally(dir.path())
+        .args(["query", "count(likes)"])
+        .assert()
+        .success()
+        .stdout("count\n0\n")
+        .stderr("tally: note: no metric `likes`; the metric is followers\n");
+}
+
+#[test]
+fn an_unknown_account_is_noted_only_for_an_exact_match() {
+    // [Q52]
+    let dir = tempfile::tempdir().unwrap();
+    sample_db(dir.path());
+    tally(dir.path())
+        .args(["query", r#"followers{account="adela_mea"}"#])
+        .assert()
+        .success()
+        .stdout("account,metric,time,value\n")
+        .stderr("tally: note: no account `adela_mea`; did you mean `adela_mae`?\n");
+    tally(dir.path())
+        .args(["query", r#"followers{account="zzzzzzzzzzzz"}"#])
+        .assert()
+        .success()
+        .stderr("tally: note: no account `zzzzzzzzzzzz`\n");
+    // A pattern that matches nothing, or an account that is there: silence.
+    for query in [
+        r#"followers{account=~"adela_mea"}"#,
+        r#"followers{account="adela_mae"}"#,
+        r#"followers{account="adela_mae", account!="adela_mae"}"#,
+    ] {
+        tally(dir.path())
+            .args(["query", query])
+            .assert()
+            .success()
+            .stderr("");
+    }
+}
+
+#[test]
+fn format_svg_draws_the_glitch_and_the_purge() {
+    // [Q60], [Q61], [Q65]
+    let dir = tempfile::tempdir().unwrap();
+    sample_db(dir.path());
+    let output = tally(dir.path())
+        .args(["query", "--format", "svg", "drop(followers, 5%, 1h)"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    assert!(output.stderr.is_empty());
+    let svg = String::from_utf8(output.stdout).unwrap();
+    let doc = roxmltree::Document::parse(&svg).unwrap();
+    let count = |class: &str| {
+        doc.descendants()
+            .filter(|n| n.attribute("class") == Some(class))
+            .count()
+    };
+    // adela_mae came back within a day (a glitch); evada did not (a purge).
+    assert_eq!((count("fall glitch"), count("fall purge")), (1, 1), "{svg}");
+    assert_eq!(count("line"), 2);
+    // The quoted account name comes through escaped and whole.
+    assert!(svg.contains("evada, &quot;the&quot; first"), "{svg}");
+}
+
+#[test]
+fn format_svg_of_a_result_without_a_picture_is_a_usage_error() {
+    // [Q60]
+    let dir = tempfile::tempdir().unwrap();
+    sample_db(dir.path());
+    tally(dir.path())
+        .args(["query", "--format", "svg", "count(drop(followers, 5%, 1h))"])
+        .assert()
+        .code(2)
+        .stdout("")
+        .stderr(predicate::str::contains("has no picture"));
+}

@@ -312,6 +312,20 @@ mod terminal {
     }
 
     #[test]
+    fn a_misspelt_metric_is_named_with_the_closest_one() {
+        // [Q50], [Q51]: the empty result, then the notice.
+        let (dir, db) = setup();
+        let mut shell = Shell::start(&db, dir.path());
+        shell.send("count(drop(folowers, 5%, 1h))\r");
+        let screen = shell.expect("note: no metric `folowers`; did you mean `followers`?");
+        assert!(screen.contains("│     0 │"), "{screen}");
+        shell.expect("tally> ");
+        shell.send(".plot\r");
+        shell.expect("usage: .plot FILE.svg");
+        shell.expect("tally> ");
+    }
+
+    #[test]
     fn each_query_sees_what_was_imported_since_the_last() {
         let (dir, db) = setup();
         let mut shell = Shell::start(&db, dir.path());
@@ -444,5 +458,57 @@ fn an_unfinished_query_at_the_end_is_reported() {
     let (code, out, err) = run_script("count(posts)\ndrop(followers, 5%");
     assert_eq!(out, "count\n48\n");
     assert!(err.contains("end of query"), "{err}");
+    assert_eq!(code, 1);
+}
+
+#[test]
+fn notices_go_to_stderr_and_plot_draws_the_last_result() {
+    // [Q50], [Q52], [Q60], [Q61]
+    let out_dir = tempfile::tempdir().unwrap();
+    let path = out_dir.path().join("falls.svg");
+    let (code, out, err) = run_script(&format!(
+        "latest(followers{{account=\"adela_mea\"}})\n\
+         drop(followers, 5%, 1h)\n\
+         .plot {}\n",
+        path.display()
+    ));
+    assert_eq!(
+        err,
+        "note: no account `adela_mea`; did you mean `adela_mae`?\n"
+    );
+    assert_eq!(code, 0);
+    assert!(
+        out.starts_with("account,metric,time,value\naccount,metric,start,"),
+        "{out}"
+    );
+    assert!(
+        out.ends_with(&format!("wrote {}\n", path.display())),
+        "{out}"
+    );
+    let svg = std::fs::read_to_string(&path).unwrap();
+    let doc = roxmltree::Document::parse(&svg).unwrap();
+    let count = |class: &str| {
+        doc.descendants()
+            .filter(|n| n.attribute("class") == Some(class))
+            .count()
+    };
+    assert_eq!(count("fall glitch"), 1, "{svg}");
+    assert_eq!(count("fall purge"), 1, "{svg}");
+    assert_eq!(count("line"), 1, "{svg}");
+}
+
+#[test]
+fn plot_needs_a_query_with_a_picture() {
+    // [Q60]
+    let out_dir = tempfile::tempdir().unwrap();
+    let path = out_dir.path().join("none.svg");
+    let (code, out, err) = run_script(&format!(
+        ".plot {p}\ncount(posts)\n.plot {p}\n",
+        p = path.display()
+    ));
+    assert_eq!(out, "count\n48\n");
+    assert!(err.contains("run a query first"), "{err}");
+    assert!(err.contains("has no picture"), "{err}");
+    assert!(!path.exists());
     assert_eq!(code, 1);
 }

@@ -88,9 +88,10 @@ pub(crate) enum ImportFormat {
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct QueryArgs {
-    /// Output format [default: table on a terminal, csv otherwise].
+    /// Output format [default: table on a terminal, csv otherwise]; svg
+    /// draws the result (docs/query-language.md, section 8).
     #[arg(long, value_enum)]
-    pub format: Option<OutputFormat>,
+    pub format: Option<QueryFormat>,
     /// Only points at or after this time (RFC 3339 or Unix seconds).
     #[arg(long, value_parser = parse_time_arg, value_name = "TIME")]
     pub from: Option<i64>,
@@ -180,4 +181,15 @@ pub(crate) enum OutputFormat {
     Table,
     Csv,
     Json,
+}
+
+/// What `tally query --format` accepts: a way to print the table, or a
+/// picture of the result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum QueryFormat {
+    Table,
+    Csv,
+    Json,
+    /// An SVG picture of the result.
+    Svg,
 }

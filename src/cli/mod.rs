@@ -17,7 +17,7 @@ use clap::Parser;
 use crate::output::table::TablePrinter;
 use crate::output::{CsvPrinter, JsonPrinter, Printer};
 use crate::{Db, Error, Options, Query, TimeRange};
-use args::{Args, Command, OutputFormat, QueryArgs};
+use args::{Args, Command, OutputFormat, QueryArgs, QueryFormat};
 
 /// Runs the command line and returns the process exit code.
 pub fn main() -> ExitCode {
@@ -142,11 +142,51 @@ fn query(db: &std::path::Path, args: &QueryArgs) -> Result<ExitCode, Error> {
         Ok(range) => range,
         Err(message) => return Ok(usage_error(&message)),
     };
+    let format = match args.format {
+        Some(QueryFormat::Table) => Some(OutputFormat::Table),
+        Some(QueryFormat::Csv) => Some(OutputFormat::Csv),
+        Some(QueryFormat::Json) => Some(OutputFormat::Json),
+        Some(QueryFormat::Svg) => None,
+        None => Some(resolve_format(None)),
+    };
     let db = open_existing(db)?;
     let query = Query::parse(&args.query)?.range(range);
+    let Some(format) = format else {
+        return query_svg(&db, &query);
+    };
     let table = query.run(&db)?;
     let mut out = std::io::stdout().lock();
-    write_output(printer(resolve_format(args.format)).print(&table, &mut out))
+    let printed = write_output(printer(format).print(&table, &mut out));
+    print_notices(&table);
+    printed
+}
+
+/// `tally query --format svg`: the picture of the result on standard
+/// output (docs/query-language.md, rule Q60). A query whose result has no
+/// picture is a usage error, found before the query runs.
+fn query_svg(db: &Db, query: &Query) -> Result<ExitCode, Error> {
+    if !crate::chart::can_draw(query) {
+        return Ok(usage_error(
+            "--format svg draws series of counts, drop and recovery tables, and \
+             summarize(…, STEP); this query's result has no picture (use table, csv or json)",
+        ));
+    }
+    let (table, svg) = crate::chart::render(db, query)?;
+    let svg = svg.unwrap_or_default();
+    let written = std::io::stdout().lock().write_all(svg.as_bytes());
+    let printed = write_output(written);
+    print_notices(&table);
+    printed
+}
+
+/// Prints a result's notices on standard error, after its output, so that
+/// what scripts read on standard output is unchanged (docs/query-language.md,
+/// rule Q50).
+fn print_notices(table: &crate::Table) {
+    let mut stderr = std::io::stderr().lock();
+    for notice in table.notices() {
+        let _ = writeln!(stderr, "tally: note: {notice}");
+    }
 }
 
 /// Turns the outcome of printing into an exit code: a closed pipe (`| head`)

@@ -11,6 +11,8 @@ use regex::Regex;
 
 use super::ast::{self, Arg, Call, Decimal, Expr, Span};
 use super::functions::{Percent, Threshold};
+use super::registry::{self, Function};
+use super::suggest::edit_distance;
 use crate::error::QueryError;
 
 pub(crate) use super::ast::MatchOp;
@@ -248,88 +250,9 @@ pub(crate) enum RankColumn {
     LostPct,
 }
 
-/// The functions, for arity messages and for suggesting a name close to an
-/// unknown one.
-struct Signature {
-    name: &'static str,
-    /// As the documentation writes it.
-    usage: &'static str,
-    min_args: usize,
-    max_args: usize,
-}
-
-const FUNCTIONS: &[Signature] = &[
-    Signature {
-        name: "drop",
-        usage: "drop(SERIES, THRESHOLD, WINDOW)",
-        min_args: 3,
-        max_args: 3,
-    },
-    Signature {
-        name: "recovered_within",
-        usage: "recovered_within(DROPS, DURATION [, FRACTION])",
-        min_args: 2,
-        max_args: 3,
-    },
-    Signature {
-        name: "count",
-        usage: "count(TABLE)",
-        min_args: 1,
-        max_args: 1,
-    },
-    Signature {
-        name: "sum",
-        usage: "sum(TABLE)",
-        min_args: 1,
-        max_args: 1,
-    },
-    Signature {
-        name: "summarize",
-        usage: "summarize(DROPS [, STEP])",
-        min_args: 1,
-        max_args: 2,
-    },
-    Signature {
-        name: "topk",
-        usage: "topk(K, DROPS [, lost|lost_pct])",
-        min_args: 2,
-        max_args: 3,
-    },
-    Signature {
-        name: "latest",
-        usage: "latest(SERIES)",
-        min_args: 1,
-        max_args: 1,
-    },
-    Signature {
-        name: "change",
-        usage: "change(SERIES, WINDOW)",
-        min_args: 2,
-        max_args: 2,
-    },
-    Signature {
-        name: "min_over",
-        usage: "min_over(SERIES, WINDOW)",
-        min_args: 2,
-        max_args: 2,
-    },
-    Signature {
-        name: "max_over",
-        usage: "max_over(SERIES, WINDOW)",
-        min_args: 2,
-        max_args: 2,
-    },
-    Signature {
-        name: "resample",
-        usage: "resample(SERIES, STEP)",
-        min_args: 2,
-        max_args: 2,
-    },
-];
-
 /// True when `name` is one of the functions, for the parser's hints.
 pub(crate) fn is_function(name: &str) -> bool {
-    FUNCTIONS.iter().any(|f| f.name == name)
+    registry::lookup(name).is_some()
 }
 
 /// What an argument position accepts, for "expects X, found Y" messages.
@@ -576,7 +499,7 @@ impl Checker<'_> {
                     _ => SeriesExpr::Resample(series, window),
                 }))
             }
-            // Every name in FUNCTIONS is handled above; keep the compiler
+            // Every name in the registry is handled above; keep the compiler
             // honest without panicking if one is added and forgotten.
             other => Err(self.error(
                 call.function.span,
@@ -587,9 +510,9 @@ impl Checker<'_> {
     }
 
     /// Looks the function up and checks the number of arguments ([Q13]).
-    fn signature(&self, call: &Call) -> Result<&'static Signature, QueryError> {
+    fn signature(&self, call: &Call) -> Result<&'static Function, QueryError> {
         let name = call.function.name.as_str();
-        let Some(signature) = FUNCTIONS.iter().find(|f| f.name == name) else {
+        let Some(signature) = registry::lookup(name) else {
             return Err(self.error(
                 call.function.span,
                 format!("unknown function `{name}`"),
@@ -597,8 +520,9 @@ impl Checker<'_> {
             ));
         };
         let found = call.args.len();
-        if !(signature.min_args..=signature.max_args).contains(&found) {
-            let expected = match (signature.min_args, signature.max_args) {
+        let (min_args, max_args) = (signature.min_args(), signature.max_args());
+        if !(min_args..=max_args).contains(&found) {
+            let expected = match (min_args, max_args) {
                 (min, max) if min == max => format!("{min}"),
                 (min, max) => format!("{min} or {max}"),
             };
@@ -607,7 +531,7 @@ impl Checker<'_> {
                 format!(
                     "{} takes {expected} argument{}, found {found}",
                     signature.usage,
-                    if signature.max_args == 1 { "" } else { "s" }
+                    if max_args == 1 { "" } else { "s" }
                 ),
                 None,
             ));
@@ -848,7 +772,7 @@ impl Checker<'_> {
 /// The hint for an unknown function: the closest known name, or the list of
 /// them when none is close.
 fn suggest_function(name: &str) -> String {
-    if let Some(known) = FUNCTIONS.iter().find(|f| f.name.eq_ignore_ascii_case(name)) {
+    if let Some(known) = registry::callable().find(|f| f.name.eq_ignore_ascii_case(name)) {
         return format!("function names are lower case: `{}`", known.name);
     }
     if name == "not" {
@@ -857,8 +781,7 @@ fn suggest_function(name: &str) -> String {
             .to_string();
     }
     let lower = name.to_ascii_lowercase();
-    let closest = FUNCTIONS
-        .iter()
+    let closest = registry::callable()
         .map(|f| {
             // `min` for `min_over`: a prefix up to an underscore is as close
             // as a typo.
@@ -879,37 +802,10 @@ fn suggest_function(name: &str) -> String {
             format!("did you mean `{known}`?")
         }
         _ => {
-            let names: Vec<&str> = FUNCTIONS.iter().map(|f| f.name).collect();
+            let names: Vec<&str> = registry::callable().map(|f| f.name).collect();
             format!("the functions are {}", names.join(", "))
         }
     }
-}
-
-/// The number of single-character insertions, deletions, substitutions and
-/// swaps of neighbours that turn `a` into `b` (the optimal string alignment
-/// distance): `dorp` is 1 from `drop`.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    // Three rows of the dynamic-programming table: two back, one back, and
-    // the current one.
-    let mut before_previous: Vec<usize> = vec![0; b.len() + 1];
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    let mut current: Vec<usize> = vec![0; b.len() + 1];
-    for (i, &ca) in a.iter().enumerate() {
-        current[0] = i + 1;
-        for (j, &cb) in b.iter().enumerate() {
-            let substitution = previous[j] + usize::from(ca != cb);
-            let mut best = substitution.min(previous[j + 1] + 1).min(current[j] + 1);
-            if i > 0 && j > 0 && a.get(i - 1) == Some(&cb) && b.get(j - 1) == Some(&ca) {
-                best = best.min(before_previous[j - 1] + 1);
-            }
-            current[j + 1] = best;
-        }
-        std::mem::swap(&mut before_previous, &mut previous);
-        std::mem::swap(&mut previous, &mut current);
-    }
-    previous[b.len()]
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@
 //! selects.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use rayon::prelude::*;
 
@@ -29,6 +29,10 @@ pub(crate) struct Context<'a> {
     pub snapshot: &'a Snapshot,
     pub range: TimeRange,
     pub cancel: Option<&'a AtomicBool>,
+    /// How many series the selectors selected, counted as they select: the
+    /// notices look up account names only when it stays 0
+    /// (docs/query-language.md, rule Q52).
+    pub selected: AtomicUsize,
 }
 
 impl Context<'_> {
@@ -199,21 +203,24 @@ fn sort_series_by_name(snapshot: &Snapshot, ids: &mut [u32]) {
 }
 
 /// The series a selector picks, in increasing id (the order segments store
-/// them in). Each account is matched once: a metric has one series per
-/// account.
-fn select(snapshot: &Snapshot, selector: &Selector) -> Vec<u32> {
-    let dict = &snapshot.dict;
+/// them in), counted in `ctx.selected`. Each account is matched once: a
+/// metric has one series per account.
+fn select(ctx: &Context<'_>, selector: &Selector) -> Vec<u32> {
+    let dict = &ctx.snapshot.dict;
     let Some(metric) = dict.metric_id(&selector.metric) else {
         return Vec::new();
     };
-    dict.series_of_metric(metric)
+    let ids: Vec<u32> = dict
+        .series_of_metric(metric)
         .iter()
         .copied()
         .filter(|&s| {
             dict.series_key(s)
                 .is_some_and(|k| selector.matches(dict.accounts.get(k.account)))
         })
-        .collect()
+        .collect();
+    ctx.selected.fetch_add(ids.len(), Ordering::Relaxed);
+    ids
 }
 
 /// The selector at the bottom of a series expression and the functions
@@ -385,7 +392,7 @@ impl PointRows {
 
 fn series_points(ctx: &Context<'_>, expr: &SeriesExpr) -> Result<PointRows> {
     let (selector, steps) = flatten(expr);
-    let ids = select(ctx.snapshot, selector);
+    let ids = select(ctx, selector);
     let parts = scan(ctx, &ids, &steps, |worker, chunk| {
         let mut part = PointRows {
             spans: Vec::new(),
@@ -423,10 +430,68 @@ fn series_points(ctx: &Context<'_>, expr: &SeriesExpr) -> Result<PointRows> {
     Ok(all)
 }
 
+/// The falls a chart shades in a line: those of `drop(LINE, threshold,
+/// window)`, each marked by whether it recovered within `within_ms` by
+/// `fraction` (docs/query-language.md, rule Q61).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FallSpec {
+    pub threshold: Threshold,
+    pub window_ms: i64,
+    pub within_ms: i64,
+    pub fraction: Percent,
+}
+
+/// One line of a chart: the points of a series after the series functions,
+/// and its falls with whether each recovered.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ChartLine {
+    pub times: Vec<i64>,
+    pub values: Vec<i64>,
+    pub falls: Vec<(Episode, bool)>,
+}
+
+/// The lines of `expr` for the series `ids` (a chart draws a handful), in
+/// the order given, with the falls of `falls` when given. Each series gets
+/// a worker of its own, because a worker's cursors only move forward in id
+/// order.
+pub(crate) fn chart_lines(
+    ctx: &Context<'_>,
+    expr: &SeriesExpr,
+    ids: &[u32],
+    falls: Option<FallSpec>,
+) -> Result<Vec<ChartLine>> {
+    let (_, steps) = flatten(expr);
+    let mut lines = Vec::with_capacity(ids.len());
+    for &id in ids {
+        ctx.check_cancel()?;
+        let mut worker = Worker::new(ctx.snapshot, &steps);
+        let mut finder = std::mem::take(&mut worker.finder);
+        let mut episodes = Vec::new();
+        let (t, v) = worker.series(id, ctx.range)?;
+        let mut line = ChartLine {
+            times: t.to_vec(),
+            values: v.to_vec(),
+            falls: Vec::new(),
+        };
+        if let Some(spec) = falls {
+            finder.find(t, v, spec.threshold, spec.window_ms, &mut episodes);
+            line.falls = episodes
+                .iter()
+                .map(|e| {
+                    let back = find_recovery(t, v, e, spec.within_ms, spec.fraction).is_some();
+                    (*e, back)
+                })
+                .collect();
+        }
+        lines.push(line);
+    }
+    Ok(lines)
+}
+
 /// The number of points and the sum of their values, without keeping them.
 fn series_totals(ctx: &Context<'_>, expr: &SeriesExpr) -> Result<(i128, i128)> {
     let (selector, steps) = flatten(expr);
-    let ids = select(ctx.snapshot, selector);
+    let ids = select(ctx, selector);
     let parts = scan(ctx, &ids, &steps, |worker, chunk| {
         let (mut n, mut sum) = (0i128, 0i128);
         for &id in chunk {
@@ -458,7 +523,7 @@ fn drops(
     filter: RecoveryFilter,
 ) -> Result<(Vec<DropRow>, Vec<RecoveryRow>)> {
     let (selector, steps) = flatten(&spec.series);
-    let ids = select(ctx.snapshot, selector);
+    let ids = select(ctx, selector);
     let parts = scan(ctx, &ids, &steps, |worker, chunk| {
         let mut drops = Vec::new();
         let mut recoveries = Vec::new();

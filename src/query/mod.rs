@@ -1,22 +1,30 @@
 //! The query language: text → syntax tree (`parse`) → typed plan (`check`)
 //! → rows (`eval`). `print` turns a syntax tree back into canonical text;
-//! `functions` holds the per-series algorithms; `table` the result type.
+//! `functions` holds the per-series algorithms; `registry` the table of
+//! functions that the checker, the REPL and the server share; `table` the
+//! result type, and `notice` what a result says besides its rows.
 //! The language is specified in docs/query-language.md.
 
 mod ast;
-mod check;
-mod eval;
+pub(crate) mod check;
+pub(crate) mod eval;
 pub(crate) mod functions;
+mod notice;
 mod parse;
 mod print;
+mod registry;
+mod suggest;
 mod table;
 
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
+pub use notice::{Notice, NoticeKind};
+pub use registry::{Function, Param};
 pub use table::{Table, Value};
 
+use crate::db::snapshot::Snapshot;
 use crate::db::{Db, TimeRange};
 use crate::error::Result;
 
@@ -73,16 +81,51 @@ impl Query {
         self.plan.columns()
     }
 
-    /// Runs the query on the committed state `db` holds.
+    /// Runs the query on the committed state `db` holds. The table carries
+    /// the query's notices ([`Table::notices`]).
     pub fn run(&self, db: &Db) -> Result<Table> {
-        let snapshot = db.snapshot();
-        let ctx = eval::Context {
-            snapshot: &snapshot,
+        self.run_on(&db.snapshot())
+    }
+
+    /// Runs the query on one committed state, notices included.
+    pub(crate) fn run_on(&self, snapshot: &Snapshot) -> Result<Table> {
+        let ctx = self.context(snapshot);
+        let table = eval::evaluate(&ctx, &self.plan)?;
+        let selected = ctx.selected.load(std::sync::atomic::Ordering::Relaxed);
+        Ok(table.with_notices(notice::find(snapshot, &self.plan, selected)))
+    }
+
+    /// What the evaluator needs besides the plan, to run on `snapshot`.
+    pub(crate) fn context<'a>(&'a self, snapshot: &'a Snapshot) -> eval::Context<'a> {
+        eval::Context {
+            snapshot,
             range: self.range,
             cancel: self.cancel.as_deref(),
-        };
-        eval::evaluate(&ctx, &self.plan)
+            selected: std::sync::atomic::AtomicUsize::new(0),
+        }
     }
+
+    /// The checked plan.
+    pub(crate) fn plan(&self) -> &check::Plan {
+        &self.plan
+    }
+}
+
+/// Every function of the query language, with its parameters, result type,
+/// a line of help and an example, in the order of docs/query-language.md,
+/// section 4; the entry named `not` (`prefix` is true) is the
+/// `not recovered_within(…)` form. This is the one table the checker, the REPL's help
+/// and completion, and the HTTP server's completion read. It serialises
+/// with serde.
+///
+/// ```
+/// let drop = tally::functions().iter().find(|f| f.name == "drop").unwrap();
+/// assert_eq!(drop.usage, "drop(SERIES, THRESHOLD, WINDOW)");
+/// assert_eq!(drop.params.len(), 3);
+/// assert_eq!(drop.result, "drops");
+/// ```
+pub fn functions() -> &'static [Function] {
+    registry::FUNCTIONS
 }
 
 /// The canonical text of the query (docs/query-language.md, rule Q17).

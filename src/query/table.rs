@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use super::notice::Notice;
 use crate::time::write_time;
 
 /// One cell of a result table.
@@ -82,6 +83,7 @@ impl fmt::Display for Value {
 pub struct Table {
     columns: Vec<String>,
     rows: Vec<Vec<Value>>,
+    notices: Vec<Notice>,
 }
 
 impl Table {
@@ -89,7 +91,21 @@ impl Table {
         Table {
             columns: columns.into_iter().map(str::to_string).collect(),
             rows,
+            notices: Vec::new(),
         }
+    }
+
+    /// The same table, carrying `notices`.
+    pub(crate) fn with_notices(mut self, notices: Vec<Notice>) -> Table {
+        self.notices = notices;
+        self
+    }
+
+    /// What the query says besides its rows, such as "no metric
+    /// `folowers`; did you mean `followers`?" (docs/query-language.md,
+    /// rules Q50–Q52). Notices never change the columns or the rows.
+    pub fn notices(&self) -> &[Notice] {
+        &self.notices
     }
 
     /// The column names, in order.

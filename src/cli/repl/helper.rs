@@ -16,7 +16,7 @@ use rustyline::validate::{ValidationContext, ValidationResult, Validator};
 use rustyline::{Context, Helper};
 
 use super::input;
-use super::meta::{FUNCTIONS, META_COMMANDS, argument_words};
+use super::meta::{META_COMMANDS, argument_words};
 use crate::Db;
 
 /// The columns `topk()` ranks by (rule Q26).
@@ -88,13 +88,13 @@ impl ReplHelper {
             Position::Label { start } => (start, words(&[LABEL], &before[start..])),
             Position::Expression { start, in_topk } => {
                 let word = &before[start..];
-                let mut pairs: Vec<Pair> = FUNCTIONS
+                let mut pairs: Vec<Pair> = crate::functions()
                     .iter()
                     .filter(|f| f.name.starts_with(word))
                     .map(|f| Pair {
                         display: f.usage.to_string(),
                         // `not` is a word before a call, the rest are calls.
-                        replacement: if f.name == "not" {
+                        replacement: if f.prefix {
                             "not ".to_string()
                         } else {
                             format!("{}(", f.name)

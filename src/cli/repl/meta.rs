@@ -1,7 +1,8 @@
 //! Meta commands: the lines that start with `.` and talk to the shell
 //! rather than query the data (`.help`, `.format csv`, `.range …`), and the
 //! text of `.help`, including the functions of the query language with one
-//! example each.
+//! example each, from the language's one table of functions
+//! ([`crate::functions`]).
 //!
 //! Parsing is kept apart from doing, so that every way a command line can
 //! be wrong is tested here without a terminal or a database.
@@ -25,6 +26,8 @@ pub(super) enum Meta {
     /// The most rows a table shows (0: all); `None` asks.
     MaxRows(Option<usize>),
     Range(RangeCommand),
+    /// Draw the last query's result into this file.
+    Plot(String),
     Quit,
 }
 
@@ -85,6 +88,11 @@ pub(super) const META_COMMANDS: &[MetaHelp] = &[
         about: "queries see only [FROM, TO); - leaves a side open",
     },
     MetaHelp {
+        name: ".plot",
+        args: "FILE.svg",
+        about: "draw the last query's result as an SVG picture",
+    },
+    MetaHelp {
         name: ".quit",
         args: "",
         about: "leave (so do .exit and Ctrl-D)",
@@ -106,98 +114,18 @@ pub(super) fn argument_words(command: &str) -> &'static [&'static str] {
     }
 }
 
-/// One function as `.help` lists it and Tab completes it.
-pub(super) struct FunctionHelp {
-    pub name: &'static str,
-    pub usage: &'static str,
-    pub about: &'static str,
-    pub example: &'static str,
-}
-
-/// The functions of docs/query-language.md, section 4, in its order.
-pub(super) const FUNCTIONS: &[FunctionHelp] = &[
-    FunctionHelp {
-        name: "drop",
-        usage: "drop(SERIES, THRESHOLD, WINDOW)",
-        about: "falls in the counts",
-        example: "drop(followers, 5%, 1h)",
-    },
-    FunctionHelp {
-        name: "recovered_within",
-        usage: "recovered_within(DROPS, DURATION [, FRACTION])",
-        about: "falls that came back",
-        example: "recovered_within(drop(followers, 5%, 1h), 1d)",
-    },
-    FunctionHelp {
-        name: "not",
-        usage: "not recovered_within(DROPS, DURATION [, FRACTION])",
-        about: "falls that did not",
-        example: "not recovered_within(drop(followers, 5%, 1h), 1d)",
-    },
-    FunctionHelp {
-        name: "count",
-        usage: "count(TABLE)",
-        about: "the number of rows",
-        example: "count(drop(followers, 5%, 1h))",
-    },
-    FunctionHelp {
-        name: "sum",
-        usage: "sum(TABLE)",
-        about: "the sum of lost or value",
-        example: "sum(drop(followers, 5%, 1h))",
-    },
-    FunctionHelp {
-        name: "summarize",
-        usage: "summarize(DROPS [, STEP])",
-        about: "totals, per STEP",
-        example: "summarize(drop(followers, 5%, 1h), 1h)",
-    },
-    FunctionHelp {
-        name: "topk",
-        usage: "topk(K, DROPS [, lost|lost_pct])",
-        about: "the K largest falls",
-        example: "topk(10, drop(followers, 5%, 1h))",
-    },
-    FunctionHelp {
-        name: "latest",
-        usage: "latest(SERIES)",
-        about: "the last point of each",
-        example: "latest(followers{account=\"adela_mae\"})",
-    },
-    FunctionHelp {
-        name: "change",
-        usage: "change(SERIES, WINDOW)",
-        about: "the change over WINDOW",
-        example: "change(followers, 1d)",
-    },
-    FunctionHelp {
-        name: "min_over",
-        usage: "min_over(SERIES, WINDOW)",
-        about: "the minimum over WINDOW",
-        example: "min_over(followers, 6h)",
-    },
-    FunctionHelp {
-        name: "max_over",
-        usage: "max_over(SERIES, WINDOW)",
-        about: "the maximum over WINDOW",
-        example: "max_over(followers, 6h)",
-    },
-    FunctionHelp {
-        name: "resample",
-        usage: "resample(SERIES, STEP)",
-        about: "the last point per STEP",
-        example: "resample(followers, 1h)",
-    },
-];
-
 /// The text `.help` prints.
 pub(super) fn help_text() -> String {
-    let usage_width = FUNCTIONS.iter().map(|f| f.usage.len()).max().unwrap_or(0);
+    let usage_width = crate::functions()
+        .iter()
+        .map(|f| f.usage.len())
+        .max()
+        .unwrap_or(0);
     let mut out = String::from(
         "A query is a selector, such as followers or followers{account=~\"ad.*\"},\n\
          or a function of one (docs/query-language.md describes them in full):\n",
     );
-    for f in FUNCTIONS {
+    for f in crate::functions() {
         out.push_str(&format!(
             "  {:<usage_width$}  {}\n      e.g. {}\n",
             f.usage, f.about, f.example
@@ -267,6 +195,9 @@ pub(super) fn parse(line: &str) -> Result<Meta, String> {
             _ => Err("usage: .maxrows N".to_string()),
         },
         ".range" => parse_range(&words).map(Meta::Range),
+        // The file name is the rest of the line, spaces and all.
+        ".plot" if rest.is_empty() => Err("usage: .plot FILE.svg".to_string()),
+        ".plot" => Ok(Meta::Plot(rest.to_string())),
         _ => Err(unknown(name)),
     }
 }
@@ -338,31 +269,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_example_parses_and_uses_its_function() {
-        for f in FUNCTIONS {
-            let query =
-                crate::Query::parse(f.example).unwrap_or_else(|e| panic!("{}: {e}", f.example));
-            assert!(f.example.starts_with(f.name), "{}", f.example);
-            assert!(f.usage.starts_with(f.name), "{}", f.usage);
-            assert_eq!(query.to_string(), f.example, "examples are canonical");
-        }
-    }
-
-    #[test]
-    fn every_function_of_the_language_is_listed() {
-        // An unknown function name is a query error; each listed one is not.
-        for f in FUNCTIONS.iter().filter(|f| f.name != "not") {
-            let err = crate::Query::parse(&format!("{}()", f.name)).unwrap_err();
-            assert!(!err.to_string().contains("unknown function"), "{err}");
-        }
-        let err = crate::Query::parse("nosuchfunction()").unwrap_err();
-        assert!(err.to_string().contains("unknown function"), "{err}");
-    }
-
-    #[test]
     fn help_lists_functions_and_commands() {
         let help = help_text();
-        for f in FUNCTIONS {
+        for f in crate::functions() {
             assert!(help.contains(f.example));
         }
         for m in META_COMMANDS {
@@ -392,6 +301,11 @@ mod tests {
         assert_eq!(parse(".timer off"), Ok(Meta::Timer(Some(false))));
         assert_eq!(parse(".maxrows 0"), Ok(Meta::MaxRows(Some(0))));
         assert_eq!(parse(".maxrows"), Ok(Meta::MaxRows(None)));
+        assert_eq!(
+            parse(".plot  my chart.svg "),
+            Ok(Meta::Plot("my chart.svg".to_string()))
+        );
+        assert!(parse(".plot").unwrap_err().starts_with("usage"));
     }
 
     #[test]

@@ -63,6 +63,7 @@ pub(super) fn run(db: &Db) -> Result<ExitCode, Error> {
         width: MAX_SPARKLINE_WIDTH,
         interactive,
         failures: 0,
+        last: None,
     };
     if interactive {
         run_terminal(&mut session)
@@ -95,6 +96,8 @@ struct Session {
     interactive: bool,
     /// Statements that failed, for the exit code of a script.
     failures: usize,
+    /// The last query that ran, for `.plot`.
+    last: Option<Query>,
 }
 
 impl Session {
@@ -148,6 +151,15 @@ impl Session {
             }
             out.flush()
         });
+        // After the result, so they are read last (docs/query-language.md,
+        // rule Q50).
+        {
+            let mut stderr = io::stderr().lock();
+            for notice in table.notices() {
+                let _ = writeln!(stderr, "note: {notice}");
+            }
+        }
+        self.last = Some(query);
         match printed {
             Err(e) if e.kind() == CANCELLED_OUTPUT && self.cancel.load(Ordering::Relaxed) => {
                 let _ = out.inner.flush();
@@ -270,9 +282,45 @@ impl Session {
             Meta::Range(RangeCommand::Show) => {
                 writeln!(out, "{}", meta::describe_range(self.range))?;
             }
+            Meta::Plot(path) => self.plot(&path)?,
         }
         out.flush()?;
         Ok(Flow::Continue)
+    }
+
+    /// `.plot FILE`: runs the last query again, with the range it ran
+    /// with, over the database as it is now, and writes its picture into
+    /// FILE (docs/query-language.md, rule Q60).
+    fn plot(&mut self, path: &str) -> io::Result<()> {
+        let Some(query) = self.last.clone() else {
+            self.fail_with(".plot draws the last query's result; run a query first");
+            return Ok(());
+        };
+        if !crate::chart::can_draw(&query) {
+            self.fail_with(
+                ".plot draws series of counts, drop and recovery tables, and summarize(…, STEP); \
+                 the last query's result has no picture",
+            );
+            return Ok(());
+        }
+        let drawn = self
+            .db
+            .refresh()
+            .and_then(|()| crate::chart::render(&self.db, &query));
+        let svg = match drawn {
+            Ok((_, Some(svg))) => svg,
+            // can_draw said there is a picture.
+            Ok((_, None)) => String::new(),
+            Err(e) => {
+                self.fail(&e);
+                return Ok(());
+            }
+        };
+        match std::fs::write(path, svg.as_bytes()) {
+            Ok(()) => writeln!(io::stdout(), "wrote {path}")?,
+            Err(e) => self.fail_with(&format!("cannot write {path}: {e}")),
+        }
+        Ok(())
     }
 
     /// `.accounts [PATTERN]`: the pattern is a regular expression that must
