@@ -55,7 +55,10 @@ fn a_line_without_an_end_fails_the_import_and_changes_nothing() {
     let db = database(dir.path());
     let before = contents(&db);
     for (format, mut text) in [
-        ("csv", b"time,account,followers\n1550055600,carl,1\n".to_vec()),
+        (
+            "csv",
+            b"time,account,followers\n1550055600,carl,1\n".to_vec(),
+        ),
         (
             "jsonl",
             b"{\"time\": 1550055600, \"account\": \"carl\", \"followers\": 1}\n".to_vec(),
@@ -75,7 +78,11 @@ fn a_line_without_an_end_fails_the_import_and_changes_nothing() {
             stderr.contains(&format!("-:{line}: {TOO_LONG}")),
             "{format}: {stderr}"
         );
-        assert!(stderr.len() < 1000, "{format}: {} bytes of stderr", stderr.len());
+        assert!(
+            stderr.len() < 1000,
+            "{format}: {} bytes of stderr",
+            stderr.len()
+        );
         assert_eq!(contents(&db), before, "{format}");
     }
     tally(&db).arg("verify").assert().success();
@@ -105,7 +112,9 @@ fn a_gzip_bomb_of_one_line_fails_at_the_line_limit() {
         .arg(&path)
         .assert()
         .code(1)
-        .stderr(predicates::str::contains(format!("bomb.csv.gz:2: {TOO_LONG}")));
+        .stderr(predicates::str::contains(format!(
+            "bomb.csv.gz:2: {TOO_LONG}"
+        )));
     assert_eq!(contents(&db), before);
 }
 

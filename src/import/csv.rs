@@ -6,12 +6,12 @@
 
 use std::io::Read;
 
+use super::MAX_COLUMNS;
 use super::batch::{MetricSlots, RowBatch};
 use super::reader::{HeaderMetrics, ReaderState, Stop};
 use super::source::Opened;
 use super::split::{Record, SplitFailure, Splitter};
 use super::values::{TimeCache, parse_count, quote_cell};
-use super::MAX_COLUMNS;
 use crate::Error;
 
 /// Where the columns of a file are.

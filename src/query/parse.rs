@@ -1498,13 +1498,21 @@ mod tests {
                 "expected a metric name or a function call, found `(`",
             );
         }
-        let e = error(&format!("{}followers{}", "(".repeat(100_000), ")".repeat(100_000)));
+        let e = error(&format!(
+            "{}followers{}",
+            "(".repeat(100_000),
+            ")".repeat(100_000)
+        ));
         assert_eq!(
             e.message,
             "the query is 200009 bytes long; the longest allowed is 65536"
         );
         // Brackets inside a call's arguments fail where they start.
-        let query = format!("count({}followers{})", "(".repeat(30_000), ")".repeat(30_000));
+        let query = format!(
+            "count({}followers{})",
+            "(".repeat(30_000),
+            ")".repeat(30_000)
+        );
         assert_error(&query, 6..7, "expected an argument, found `(`");
     }
 
@@ -1536,12 +1544,11 @@ mod tests {
         );
         let rendered = e.render();
         let lines: Vec<&str> = rendered.lines().collect();
+        assert_eq!(lines[1], format!("  …{}…", "a".repeat(160)), "{rendered}");
         assert_eq!(
-            lines[1],
-            format!("  …{}…", "a".repeat(160)),
-            "{rendered}"
+            lines[2],
+            format!("   {}{}", " ".repeat(60), "^".repeat(100))
         );
-        assert_eq!(lines[2], format!("   {}{}", " ".repeat(60), "^".repeat(100)));
 
         // The limit is counted in bytes; the caret goes under the character
         // that crosses it.
@@ -1564,7 +1571,11 @@ mod tests {
         let e = error(&long);
         let rendered = e.render();
         let lines: Vec<&str> = rendered.lines().collect();
-        assert_eq!(lines[1], format!("  …{} x)", "a".repeat(60 - 1)), "{rendered}");
+        assert_eq!(
+            lines[1],
+            format!("  …{} x)", "a".repeat(60 - 1)),
+            "{rendered}"
+        );
         assert_eq!(lines[2], format!("   {}^", " ".repeat(60)));
     }
 
