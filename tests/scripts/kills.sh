@@ -13,8 +13,7 @@
 #
 # Usage: tests/scripts/kills.sh [KILLS]        (default 1000)
 #
-# Needs bash, a POSIX awk, and GNU date (+%s%N), sleep (fractions), find
-# and sort.
+# Needs bash, a POSIX awk, GNU date (+%s%N), mkfifo, find and sort.
 #
 # Environment: TALLY, the binary (default target/release/tally); SEED, the
 # seed of bash's $RANDOM (default: the time; printed, so that a run can be
@@ -23,15 +22,19 @@
 # 150); KILLS_DIR, the work folder (default: a new temporary one, removed
 # unless a check fails).
 #
-# Kills land at a delay drawn uniformly from zero to the mean running time
-# of the kind of command (measured on the commands that ran to their end),
-# so they fall anywhere from the start of the process to its exit. Imports
-# that close a 6-hour window (a merge follows their commit) are half of the
-# time killed in the second half of their running time instead, to aim at
-# the merge. Each kill is put in a phase from what it left: not committed
-# with or without temporary files (writing or before writing), committed
-# with a temporary file (inside a merge), committed without (after the
-# merges, or between them).
+# Every sixth command is `tally compact`; the others import the next
+# hourly snapshot. Kills land at a delay drawn uniformly from zero to the
+# mean running time of the kind of command (measured on the commands that
+# ran to their end), so they fall anywhere from the start of the process
+# to its exit. Half the imports that close a 6-hour window (a merge
+# follows their commit) are killed between the mean running time of an
+# import without a merge and that of one with, to aim at the merge. Each
+# kill is put in a phase from what it left: for an import, not committed
+# with or without temporary files (writing, or before writing); committed
+# with a temporary file (inside a merge), with fewer segments than its
+# commit made (after a merge's commit), or neither (a merge due but not
+# yet writing, or no merge due: exiting); for a compaction, before
+# writing, writing, or after its commit.
 #
 # Exit status: 0 when every check passed, 1 at the first failure (the work
 # folder is kept and named), 2 on a usage error.
