@@ -141,8 +141,27 @@ impl QueryError {
             .chars()
             .count()
             .max(1);
+        // A long line (a hostile query, or one of thousands of accounts) is
+        // cut to a window around the caret (docs/query-language.md, rule Q16).
+        let line_chars = line.chars().count();
+        let (shown, col, width) = if line_chars <= SHOWN_LINE_CHARS {
+            (line.to_string(), col, width)
+        } else {
+            let first = col.saturating_sub(SHOWN_BEFORE_CARET);
+            let last = (first + SHOWN_LINE_CHARS).min(line_chars);
+            let mut shown = String::new();
+            if first > 0 {
+                shown.push('…');
+            }
+            shown.extend(line.chars().skip(first).take(last - first));
+            if last < line_chars {
+                shown.push('…');
+            }
+            let width = width.min(last.saturating_sub(col).max(1));
+            (shown, col - first + usize::from(first > 0), width)
+        };
         out.push_str("  ");
-        out.push_str(line);
+        out.push_str(&shown);
         out.push('\n');
         out.push_str("  ");
         out.push_str(&" ".repeat(col));
@@ -156,6 +175,13 @@ impl QueryError {
         out
     }
 }
+
+/// The longest line of a query that [`QueryError::render`] draws whole, in
+/// characters; a longer one is cut around the caret.
+const SHOWN_LINE_CHARS: usize = 160;
+
+/// How many characters before the caret a cut line keeps.
+const SHOWN_BEFORE_CARET: usize = 60;
 
 /// The largest char boundary at or below `i` (std's is unstable).
 fn floor_char_boundary(s: &str, i: usize) -> usize {

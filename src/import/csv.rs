@@ -6,10 +6,11 @@
 
 use std::io::Read;
 
+use super::MAX_COLUMNS;
 use super::batch::{MetricSlots, RowBatch};
 use super::reader::{HeaderMetrics, ReaderState, Stop};
 use super::source::Opened;
-use super::split::{Record, Splitter};
+use super::split::{Record, SplitFailure, Splitter};
 use super::values::{TimeCache, parse_count, quote_cell};
 use crate::Error;
 
@@ -77,13 +78,17 @@ fn next_record<'s>(
         Ok(Some(found)) => found,
         // Only when the text ends inside the mark, which cannot happen.
         Ok(None) => return Ok(None),
-        Err(failure) => {
-            return Err(Stop::Failed(opened.read_error(
-                display,
-                failure.line,
-                &failure.error,
-                &state.raw,
-            )));
+        Err(SplitFailure::Read { error, line }) => {
+            return Err(Stop::Failed(
+                opened.read_error(display, line, &error, &state.raw),
+            ));
+        }
+        Err(SplitFailure::TooLong { line }) => {
+            return Err(Stop::Failed(Error::Import {
+                file: display.to_string(),
+                line,
+                reason: super::line_too_long(),
+            }));
         }
     };
     // The mark holds a quote, so only a quoted record can be or end with it.
@@ -114,6 +119,15 @@ fn parse_header(
     metrics: &mut MetricSlots,
     new_metrics: &mut Vec<(u32, String)>,
 ) -> Result<Layout, String> {
+    // Checked first, so that a huge header costs nothing more ([IM16]).
+    if record.len() > MAX_COLUMNS {
+        return Err(format!(
+            "the header has {} columns; the most allowed is {MAX_COLUMNS}",
+            record.len()
+        ));
+    }
+    // At most MAX_COLUMNS names, so the quadratic search for a repeated
+    // one costs at most half a million short comparisons.
     let mut names = Vec::with_capacity(record.len());
     for index in 0..record.len() {
         let name = std::str::from_utf8(field(record, index))

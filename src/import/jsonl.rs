@@ -7,7 +7,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 
 use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
@@ -15,6 +15,8 @@ use super::batch::{MetricSlots, NOT_CAPTURED, RowBatch};
 use super::reader::{ReaderState, Stop};
 use super::source::{Opened, READ_BUFFER};
 use super::values::{CountProblem, MAX_COUNT, TimeCache};
+use super::{MAX_COLUMNS, MAX_LINE_BYTES};
+use crate::Error;
 use crate::time::seconds_to_ms;
 
 /// A JSON value, as much of it as the checks need.
@@ -238,6 +240,8 @@ struct LineScratch {
     count_problem: Option<String>,
     /// For each metric slot, the serial of the last line that had it.
     slot_seen_on: Vec<u64>,
+    /// The keys of the line read so far.
+    keys: usize,
 }
 
 impl LineScratch {
@@ -248,6 +252,12 @@ impl LineScratch {
         self.account_name.clear();
         self.duplicate = None;
         self.count_problem = None;
+        self.keys = 0;
+    }
+
+    /// True once the line has more keys than [`MAX_COLUMNS`] ([IM16]).
+    fn too_many_keys(&self) -> bool {
+        self.keys > MAX_COLUMNS
     }
 
     fn note_duplicate(&mut self, key: &str) {
@@ -298,6 +308,13 @@ impl<'de> Visitor<'de> for LineVisitor<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let scratch = self.scratch;
         while let Some(Key(key)) = map.next_key()? {
+            scratch.keys += 1;
+            if scratch.too_many_keys() {
+                // The line is bad; its other keys are read only to find the
+                // end of the JSON, and define no metric slot ([IM16]).
+                map.next_value::<IgnoredAny>()?;
+                continue;
+            }
             let value: Value<'de> = map.next_value()?;
             match key.as_ref() {
                 "time" if scratch.time.is_some() => scratch.note_duplicate("time"),
@@ -347,6 +364,9 @@ fn parse_line(line: &[u8], line_number: u64, state: &mut ReaderState, scratch: &
             .deserialize_map(visitor)
             .map_err(|e| syntax_reason(&e))?;
         deserializer.end().map_err(|e| syntax_reason(&e))?;
+        if scratch.too_many_keys() {
+            return Err(format!("the line has more than {MAX_COLUMNS} keys"));
+        }
         if let Some(key) = scratch.duplicate.take() {
             return Err(format!("key {key:?} appears twice"));
         }
@@ -384,9 +404,12 @@ pub(super) fn read_file(
     let mut line = Vec::new();
     let mut line_number = 0u64;
     let mut scratch = LineScratch::default();
+    // One byte more than the longest line, for its `\n`: a longer line
+    // is found without reading the rest of it ([IM16]).
+    let most = u64::try_from(MAX_LINE_BYTES + 1).unwrap_or(u64::MAX);
     loop {
         line.clear();
-        match reader.read_until(b'\n', &mut line) {
+        match reader.by_ref().take(most).read_until(b'\n', &mut line) {
             Ok(0) => break,
             Ok(_) => line_number += 1,
             Err(e) => {
@@ -397,6 +420,13 @@ pub(super) fn read_file(
                     &state.raw,
                 )));
             }
+        }
+        if line.len() > MAX_LINE_BYTES && line.last() != Some(&b'\n') {
+            return Err(Stop::Failed(Error::Import {
+                file: display.to_string(),
+                line: line_number,
+                reason: super::line_too_long(),
+            }));
         }
         if line.iter().all(|b| b" \t\r\n".contains(b)) {
             continue;

@@ -40,6 +40,22 @@ use crate::{Error, Result};
 use reader::Message;
 use resolve::{Resolver, RowOutcome};
 
+/// The longest line an import reads, in bytes, not counting the `\n` that
+/// ends it (docs/import.md, rule IM16). Longer lines fail the file, so that
+/// a line without an end cannot make the import buffer without bound.
+pub(crate) const MAX_LINE_BYTES: usize = 1 << 20;
+
+/// The most columns a CSV header may have, and keys a JSON line
+/// (docs/import.md, rule IM16).
+pub(crate) const MAX_COLUMNS: usize = 1024;
+
+/// The reason given for a line longer than [`MAX_LINE_BYTES`].
+fn line_too_long() -> String {
+    format!(
+        "the line is longer than {MAX_LINE_BYTES} bytes, the longest allowed (is a line end missing?)"
+    )
+}
+
 /// How many rejected rows [`ImportSummary::skipped_examples`] keeps.
 pub const MAX_SKIPPED_EXAMPLES: usize = 10;
 

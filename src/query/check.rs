@@ -36,7 +36,11 @@ pub(crate) fn compile(query: &str) -> Result<Plan, QueryError> {
 /// Checks a parsed query; `query` is the text it was parsed from, which
 /// errors quote.
 pub(crate) fn check(query: &str, expr: &Expr) -> Result<Plan, QueryError> {
-    Checker { query }.expr(expr)
+    Checker {
+        query,
+        regexes: std::cell::Cell::new(0),
+    }
+    .expr(expr)
 }
 
 /// The type of an expression's value ([Q12]).
@@ -233,6 +237,36 @@ impl Matcher {
     }
 }
 
+/// The most memory a matcher's compiled pattern may take ([Q8a]): far
+/// more than any list of accounts a query can spell out within its length
+/// limit needs, far less than a hostile counted repetition asks for.
+pub(crate) const REGEX_SIZE_LIMIT: usize = 4 << 20;
+
+/// The most regular-expression matchers (`=~`, `!~`) a query may hold
+/// ([Q8a]), so that the memory of their compiled patterns is bounded as a
+/// whole: at most this many times [`REGEX_SIZE_LIMIT`].
+pub(crate) const MAX_REGEX_MATCHERS: usize = 16;
+
+/// The cache of the lazy DFA of each matcher, per thread that runs it
+/// ([Q8a]); past it the regex crate clears the cache or falls back to a
+/// slower engine, still in linear time.
+const REGEX_DFA_SIZE_LIMIT: usize = 2 << 20;
+
+/// How deeply groups, repetitions and classes may nest in a pattern ([Q8a]),
+/// as calls do in a query ([Q11]).
+pub(crate) const REGEX_NEST_LIMIT: u32 = 64;
+
+/// Compiles a pattern within the limits of [Q8a]. The regex crate never
+/// backtracks: matching takes time linear in the account name, whatever the
+/// pattern, so only the size of the compiled pattern needs a bound.
+fn compile_regex(pattern: &str, nest_limit: u32) -> Result<Regex, regex::Error> {
+    regex::RegexBuilder::new(pattern)
+        .size_limit(REGEX_SIZE_LIMIT)
+        .dfa_size_limit(REGEX_DFA_SIZE_LIMIT)
+        .nest_limit(nest_limit)
+        .build()
+}
+
 /// Two matchers are equal when they were written the same: the regex is
 /// compiled from `op` and `value`, and `Regex` has no equality of its own.
 impl PartialEq for Matcher {
@@ -284,6 +318,9 @@ fn describe_literal(arg: &Arg) -> &'static str {
 
 struct Checker<'q> {
     query: &'q str,
+    /// The regular expressions compiled so far, against
+    /// [`MAX_REGEX_MATCHERS`].
+    regexes: std::cell::Cell<usize>,
 }
 
 /// A call being checked, for messages about its arguments.
@@ -408,7 +445,10 @@ impl Checker<'_> {
                     .find_map(|line| line.strip_prefix("error: "))
                     .unwrap_or("syntax error")
                     .to_string(),
-                regex::Error::CompiledTooBig(_) => "it is too big".to_string(),
+                regex::Error::CompiledTooBig(_) => format!(
+                    "it compiles to more than {} KiB, the most allowed",
+                    REGEX_SIZE_LIMIT / 1024
+                ),
                 other => other.to_string(),
             };
             self.error(
@@ -417,11 +457,26 @@ impl Checker<'_> {
                 Some("the syntax is the regex crate's; the pattern must match the whole account name".to_string()),
             )
         };
+        // Each pattern may take up to REGEX_SIZE_LIMIT, so their number is
+        // bounded too, or a query of many short patterns could take
+        // gigabytes.
+        self.regexes.set(self.regexes.get() + 1);
+        if self.regexes.get() > MAX_REGEX_MATCHERS {
+            return Err(self.error(
+                pattern.span,
+                format!(
+                    "the query has more than {MAX_REGEX_MATCHERS} regular expressions, the most allowed"
+                ),
+                Some("one pattern can match many accounts: join them with `|`".to_string()),
+            ));
+        }
         // Compiling the pattern alone first makes sure it is well formed on
         // its own: `a)|(b` is not, yet `^(?:a)|(b)$` is, and would no
         // longer be anchored.
-        Regex::new(&pattern.value).map_err(complain)?;
-        Regex::new(&format!("^(?:{})$", pattern.value)).map_err(complain)
+        compile_regex(&pattern.value, REGEX_NEST_LIMIT).map_err(complain)?;
+        // The wrapping group is one more level, which the limit does not
+        // count against the pattern.
+        compile_regex(&format!("^(?:{})$", pattern.value), REGEX_NEST_LIMIT + 1).map_err(complain)
     }
 
     /// Checks a call: the name, the number of arguments, then each argument
@@ -947,6 +1002,69 @@ mod tests {
         );
         // `=` and `!=` take the string literally.
         plan(r#"f{account="ad(", account!="*"}"#);
+    }
+
+    #[test]
+    fn regex_limits_bound_the_compiled_pattern() {
+        // [Q8a]
+        let nested = |depth: usize| {
+            format!(
+                r#"followers{{account=~"{}a{}"}}"#,
+                "(".repeat(depth),
+                ")".repeat(depth)
+            )
+        };
+        let string_span = |depth: usize| 19..19 + 2 * depth + 3;
+        plan(&nested(20));
+        let e = compile(&nested(1000)).expect_err("nested too deep");
+        assert_eq!(e.span, string_span(1000));
+        assert!(
+            e.message
+                == "invalid regular expression: exceed the maximum number of nested parentheses/brackets (64)",
+            "{}",
+            e.message
+        );
+        let e = assert_error(
+            r#"f{account=~"a{1000}{1000}"}"#,
+            11..26,
+            "invalid regular expression: it compiles to more than 4096 KiB, the most allowed",
+        );
+        assert!(e.hint.is_some());
+        // At most 16 patterns: the 17th is an error at its string.
+        let many = |n: usize| format!("f{{{}}}", r#"account=~"a","#.repeat(n));
+        plan(&many(16));
+        let e = assert_error(
+            &many(17),
+            2 + 16 * 13 + 9..2 + 16 * 13 + 12,
+            "the query has more than 16 regular expressions, the most allowed",
+        );
+        assert!(e.hint.is_some());
+        // A long alternation of accounts, as a query within its length
+        // limit can spell out, compiles.
+        let accounts: Vec<String> = (0..4000).map(|i| format!("acct{i:05}")).collect();
+        plan(&format!(r#"f{{account=~"{}"}}"#, accounts.join("|")));
+    }
+
+    #[test]
+    fn patterns_that_explode_backtracking_run_in_linear_time() {
+        // [Q8a]: on a 4096-byte name (the longest, docs/format.md [D1])
+        // these take exponential time in a backtracking engine; the regex
+        // crate answers at once. (No time is asserted; a backtracking
+        // engine would not finish this test.)
+        let long_a = "a".repeat(4095);
+        for (pattern, name, expected) in [
+            ("(a+)+$", format!("{long_a}!"), false),
+            ("(a+)+", long_a.clone(), true),
+            ("(a|aa)*b", long_a.clone(), false),
+            ("(a|aa)*", long_a.clone(), true),
+            ("(.*a){20}", format!("{long_a}!"), false),
+        ] {
+            let p = plan(&format!(r#"f{{account=~"{pattern}"}}"#));
+            let Plan::Series(SeriesExpr::Select(selector)) = p else {
+                panic!("not a selection: {p:?}");
+            };
+            assert_eq!(selector.matchers[0].matches(&name), expected, "{pattern}");
+        }
     }
 
     #[test]

@@ -33,8 +33,33 @@ use crate::error::QueryError;
 /// the limit only stops hostile input from exhausting the stack.
 pub(crate) const MAX_DEPTH: usize = 64;
 
+/// The longest query text, in bytes ([Q11a]). Real queries are a few
+/// hundred bytes; the limit bounds the time and memory hostile text can
+/// cost before anything else is looked at.
+pub(crate) const MAX_QUERY_BYTES: usize = 64 * 1024;
+
 /// Parses a whole query ([Q7]).
 pub(crate) fn parse(query: &str) -> Result<Expr, QueryError> {
+    if query.len() > MAX_QUERY_BYTES {
+        // The caret goes under the first character past the limit.
+        let mut at = MAX_QUERY_BYTES;
+        while !query.is_char_boundary(at) {
+            at -= 1;
+        }
+        return Err(QueryError {
+            query: query.to_string(),
+            span: at..query.len(),
+            message: format!(
+                "the query is {} bytes long; the longest allowed is {MAX_QUERY_BYTES}",
+                query.len()
+            ),
+            hint: Some(
+                "queries are rarely more than a few hundred bytes; to select thousands of \
+                 accounts by name, a program can use the library's Db::series"
+                    .to_string(),
+            ),
+        });
+    }
     let parser = Parser { query };
     match parser.query(query) {
         Ok((_, expr)) => Ok(expr),
@@ -1452,11 +1477,106 @@ mod tests {
             "calls are nested more than 64 deep",
         );
         assert!(e.hint.is_some());
-        // Far deeper input fails the same way, without exhausting the stack.
-        let e = error(&"count(".repeat(1_000_000));
+        // Far deeper input fails the same way, without exhausting the stack
+        // (as deep as the length limit of [Q11a] allows).
+        let e = error(&"count(".repeat(10_000));
         assert_eq!(e.message, "calls are nested more than 64 deep");
-        let e = error(&"not recovered_within(".repeat(100_000));
+        let e = error(&"not recovered_within(".repeat(3_000));
         assert_eq!(e.message, "calls are nested more than 64 deep");
+    }
+
+    #[test]
+    fn brackets_are_not_grouping_however_many() {
+        // [Q11]: 30,000 brackets (within the length limit) are an error at
+        // the first one; 100,000 are an error of length ([Q11a]); neither
+        // recurses.
+        for depth in [1, 30_000] {
+            let query = format!("{}followers{}", "(".repeat(depth), ")".repeat(depth));
+            assert_error(
+                &query,
+                0..1,
+                "expected a metric name or a function call, found `(`",
+            );
+        }
+        let e = error(&format!(
+            "{}followers{}",
+            "(".repeat(100_000),
+            ")".repeat(100_000)
+        ));
+        assert_eq!(
+            e.message,
+            "the query is 200009 bytes long; the longest allowed is 65536"
+        );
+        // Brackets inside a call's arguments fail where they start.
+        let query = format!(
+            "count({}followers{})",
+            "(".repeat(30_000),
+            ")".repeat(30_000)
+        );
+        assert_error(&query, 6..7, "expected an argument, found `(`");
+    }
+
+    #[test]
+    fn queries_are_limited_in_length() {
+        // [Q11a] [Q16]
+        let selector_of = |len: usize| {
+            let frame = r#"followers{account=""}"#.len();
+            format!(r#"followers{{account="{}"}}"#, "a".repeat(len - frame))
+        };
+        let at_limit = selector_of(MAX_QUERY_BYTES);
+        assert_eq!(at_limit.len(), MAX_QUERY_BYTES);
+        parsed(&at_limit);
+        let over = selector_of(MAX_QUERY_BYTES + 1);
+        let e = assert_error(
+            &over,
+            MAX_QUERY_BYTES..MAX_QUERY_BYTES + 1,
+            "the query is 65537 bytes long; the longest allowed is 65536",
+        );
+        assert!(e.hint.is_some());
+
+        // A megabyte, on one line: the error is drawn on a short line, cut
+        // around the caret.
+        let megabyte = selector_of(1 << 20);
+        let e = assert_error(
+            &megabyte,
+            MAX_QUERY_BYTES..1 << 20,
+            "the query is 1048576 bytes long; the longest allowed is 65536",
+        );
+        let rendered = e.render();
+        let lines: Vec<&str> = rendered.lines().collect();
+        assert_eq!(lines[1], format!("  …{}…", "a".repeat(160)), "{rendered}");
+        assert_eq!(
+            lines[2],
+            format!("   {}{}", " ".repeat(60), "^".repeat(100))
+        );
+
+        // The limit is counted in bytes; the caret goes under the character
+        // that crosses it.
+        let wide = format!("f{{account=\"{}\"}}", "é".repeat(40_000));
+        let e = error(&wide);
+        assert_eq!(e.span.start, MAX_QUERY_BYTES - 1);
+        assert!(wide.is_char_boundary(e.span.start));
+    }
+
+    #[test]
+    fn long_lines_of_errors_are_cut_around_the_caret() {
+        // [Q16]: a short line is drawn whole, a long one from 60 characters
+        // before the caret, 160 characters long.
+        let short = error("drop(followers, 5%");
+        assert_eq!(
+            short.render(),
+            "error: expected `,` or `)`, found end of query\n  drop(followers, 5%\n                    ^\n"
+        );
+        let long = format!("count({} x)", "a".repeat(300));
+        let e = error(&long);
+        let rendered = e.render();
+        let lines: Vec<&str> = rendered.lines().collect();
+        assert_eq!(
+            lines[1],
+            format!("  …{} x)", "a".repeat(60 - 1)),
+            "{rendered}"
+        );
+        assert_eq!(lines[2], format!("   {}^", " ".repeat(60)));
     }
 
     #[test]
