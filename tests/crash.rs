@@ -232,7 +232,13 @@ fn kills_inside_merges_leave_exactly_the_committed_snapshots() {
     let mut next_hour = 0u64;
     let mut in_merge = 0;
     let mut merges_seen = 0;
-    for kill in 0..MERGE_KILLS {
+    // MERGE_KILLS kills, and more (up to three times as many) while fewer
+    // than a fifth landed inside a merge: on a loaded machine the aimed
+    // kills land late more often, and a count of tries must not make the
+    // test flaky.
+    let mut kill = 0;
+    while kill < MERGE_KILLS || (in_merge < MERGE_KILLS / 5 && kill < 3 * MERGE_KILLS) {
+        kill += 1;
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
@@ -343,11 +349,11 @@ fn kills_inside_merges_leave_exactly_the_committed_snapshots() {
     assert_eq!(files, named, "segment files that no manifest names remain");
     assert_eq!(contents(&db), hourly_model(next_hour));
     eprintln!(
-        "{MERGE_KILLS} kills, {in_merge} inside a merge, {merges_seen} merges completed, {next_hour} snapshots"
+        "{kill} kills, {in_merge} inside a merge, {merges_seen} merges completed, {next_hour} snapshots"
     );
     assert!(
         in_merge >= MERGE_KILLS / 5,
-        "only {in_merge} of {MERGE_KILLS} kills landed inside a merge"
+        "only {in_merge} of {kill} kills landed inside a merge"
     );
-    assert!(merges_seen > 0, "no merge completed in {MERGE_KILLS} runs");
+    assert!(merges_seen > 0, "no merge completed in {kill} runs");
 }
