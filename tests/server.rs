@@ -51,7 +51,11 @@ impl Fixture {
         let csv = dir.path().join("snap.csv");
         std::fs::write(&csv, SNAPSHOTS).unwrap();
         let out = cli(&db, &["import", csv.to_str().unwrap()], None);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         Fixture { _dir: dir, db }
     }
 
@@ -86,7 +90,11 @@ fn cli(db: &Path, args: &[&str], stdin: Option<&[u8]>) -> std::process::Output {
 
 fn cli_stdout(db: &Path, args: &[&str]) -> String {
     let out = cli(db, args, None);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -130,13 +138,22 @@ impl Server {
     /// Sends SIGTERM and waits for the exit status.
     fn stop(mut self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
-        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
         let started = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status;
             }
-            assert!(started.elapsed() < Duration::from_secs(20), "no exit after SIGTERM");
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "no exit after SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -167,8 +184,7 @@ struct Answer {
 
 impl Answer {
     fn json(&self) -> Json {
-        serde_json::from_str(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
     }
 
     fn header(&self, name: &str) -> Option<&str> {
@@ -302,7 +318,10 @@ fn query_answers_as_the_cli_does() {
     }
     // POST with a form body, as from a web page, answers the same.
     let want = cli_stdout(&fx.db, &["query", "--format", "csv", QUERIES[2]]);
-    let got = post_form(&server.url("/api/query"), &[("q", QUERIES[2]), ("format", "csv")]);
+    let got = post_form(
+        &server.url("/api/query"),
+        &[("q", QUERIES[2]), ("format", "csv")],
+    );
     assert_eq!((got.status, got.body.as_str()), (200, want.as_str()));
 }
 
@@ -312,7 +331,11 @@ fn query_answers_as_the_cli_does() {
 fn bad_queries_answer_400_with_the_clis_caret() {
     let fx = Fixture::new();
     let server = Server::start(&fx.db, &[]);
-    for q in ["drop(followers, 5%", "recovered_within(followers, 1h)", "DROP(followers, 5%, 1h)"] {
+    for q in [
+        "drop(followers, 5%",
+        "recovered_within(followers, 1h)",
+        "DROP(followers, 5%, 1h)",
+    ] {
         let out = cli(&fx.db, &["query", q], None);
         assert_eq!(out.status.code(), Some(2));
         let caret = String::from_utf8(out.stderr).unwrap();
@@ -327,13 +350,24 @@ fn bad_queries_answer_400_with_the_clis_caret() {
     }
     let out = cli(
         &fx.db,
-        &["query", "--from", "1550062800", "--to", "1550052000", "followers"],
+        &[
+            "query",
+            "--from",
+            "1550062800",
+            "--to",
+            "1550052000",
+            "followers",
+        ],
         None,
     );
     let message = String::from_utf8(out.stderr).unwrap();
     let got = get(
         &server.url("/api/query"),
-        &[("q", "followers"), ("from", "1550062800"), ("to", "1550052000")],
+        &[
+            ("q", "followers"),
+            ("from", "1550062800"),
+            ("to", "1550052000"),
+        ],
     );
     assert_eq!(got.status, 400);
     assert_eq!(got.json()["kind"], "bad_request");
@@ -342,9 +376,15 @@ fn bad_queries_answer_400_with_the_clis_caret() {
         message
     );
     let got = get(&server.url("/api/query"), &[]);
-    assert_eq!((got.status, got.json()["kind"].clone()), (400, "bad_request".into()));
+    assert_eq!(
+        (got.status, got.json()["kind"].clone()),
+        (400, "bad_request".into())
+    );
     let got = get(&server.url("/api/nothing"), &[]);
-    assert_eq!((got.status, got.json()["kind"].clone()), (404, "not_found".into()));
+    assert_eq!(
+        (got.status, got.json()["kind"].clone()),
+        (404, "not_found".into())
+    );
 }
 
 /// H13–H15: metrics, accounts page by page, and stats as `tally stats`.
@@ -353,7 +393,10 @@ fn metadata_answers_as_the_database_holds() {
     let fx = Fixture::new();
     let server = Server::start(&fx.db, &[]);
     let got = get(&server.url("/api/metrics"), &[]).json();
-    assert_eq!(got["metrics"], serde_json::json!(["followers", "following"]));
+    assert_eq!(
+        got["metrics"],
+        serde_json::json!(["followers", "following"])
+    );
 
     let mut seen = Vec::new();
     let mut after: Option<String> = None;
@@ -373,7 +416,10 @@ fn metadata_answers_as_the_database_holds() {
     }
     assert_eq!(seen, ["adela_mae", "evada, \"the\" first", "ünïcode"]);
     let got = get(&server.url("/api/accounts"), &[("match", "[ae].*")]).json();
-    assert_eq!(got["accounts"], serde_json::json!(["adela_mae", "evada, \"the\" first"]));
+    assert_eq!(
+        got["accounts"],
+        serde_json::json!(["adela_mae", "evada, \"the\" first"])
+    );
     let got = get(&server.url("/api/accounts"), &[("match", "a)|(b")]);
     assert_eq!(got.status, 400);
 
@@ -393,7 +439,10 @@ fn metadata_answers_as_the_database_holds() {
 /// The state as the CLI sees it: stats and every point.
 fn state(db: &Path) -> (String, String) {
     (
-        cli_stdout(db, &["stats"]).lines().filter(|l| !l.starts_with("bytes")).collect(),
+        cli_stdout(db, &["stats"])
+            .lines()
+            .filter(|l| !l.starts_with("bytes"))
+            .collect(),
         cli_stdout(db, &["query", "--format", "csv", "followers"])
             + &cli_stdout(db, &["query", "--format", "csv", "following"]),
     )
@@ -408,8 +457,15 @@ fn imports_commit_whole_or_not_at_all() {
     let ro = Server::start(&fx.db, &[]);
     let before = state(&fx.db);
     let body = b"time,account,followers\n2019-02-13T16:00:00Z,adela_mae,10300\n";
-    let got = post(&ro.url("/api/import"), &[("content-type", "text/csv")], body);
-    assert_eq!((got.status, got.json()["kind"].clone()), (403, "read_only".into()));
+    let got = post(
+        &ro.url("/api/import"),
+        &[("content-type", "text/csv")],
+        body,
+    );
+    assert_eq!(
+        (got.status, got.json()["kind"].clone()),
+        (403, "read_only".into())
+    );
     drop(ro);
     assert_eq!(state(&fx.db), before);
 
@@ -419,7 +475,11 @@ fn imports_commit_whole_or_not_at_all() {
     let out = cli(&fx.db, &["import", "-"], Some(bad));
     assert_eq!(out.status.code(), Some(1));
     let cli_message = String::from_utf8(out.stderr).unwrap();
-    let got = post(&server.url("/api/import"), &[("content-type", "text/csv")], bad);
+    let got = post(
+        &server.url("/api/import"),
+        &[("content-type", "text/csv")],
+        bad,
+    );
     assert_eq!(got.status, 400, "{}", got.body);
     let body = got.json();
     assert_eq!(body["kind"], "bad_row");
@@ -429,11 +489,22 @@ fn imports_commit_whole_or_not_at_all() {
         format!("tally: -:3: {}\n", body["reason"].as_str().unwrap())
     );
     assert!(body["error"].as_str().unwrap().starts_with("body:3: "));
-    assert_eq!(state(&fx.db), before, "a rejected body changed the database");
+    assert_eq!(
+        state(&fx.db),
+        before,
+        "a rejected body changed the database"
+    );
 
     // Content-Encoding that is not gzip, and gzip that is not said.
-    let got = post(&server.url("/api/import"), &[("content-encoding", "br")], body_bytes());
-    assert_eq!((got.status, got.json()["kind"].clone()), (415, "unsupported_encoding".into()));
+    let got = post(
+        &server.url("/api/import"),
+        &[("content-encoding", "br")],
+        body_bytes(),
+    );
+    assert_eq!(
+        (got.status, got.json()["kind"].clone()),
+        (415, "unsupported_encoding".into())
+    );
     let gz = gzip(body_bytes());
     let got = post(&server.url("/api/import"), &[], &gz);
     assert_eq!(got.status, 400);
@@ -448,7 +519,15 @@ fn imports_commit_whole_or_not_at_all() {
     assert_eq!(got.status, 200, "{}", got.body);
     assert_eq!(got.json()["rows"], 2);
     assert_eq!(got.json()["new_series"], 1);
-    let after = cli_stdout(&fx.db, &["query", "--format", "csv", "latest(followers{account=\"newcomer\"})"]);
+    let after = cli_stdout(
+        &fx.db,
+        &[
+            "query",
+            "--format",
+            "csv",
+            "latest(followers{account=\"newcomer\"})",
+        ],
+    );
     assert_eq!(
         after,
         "account,metric,time,value\nnewcomer,followers,2019-02-13T16:00:00Z,77\n"
@@ -462,7 +541,10 @@ fn imports_commit_whole_or_not_at_all() {
     assert_eq!(got.status, 200, "{}", got.body);
     let via_http = get(
         &server.url("/api/query"),
-        &[("q", "latest(followers{account=\"newcomer\"})"), ("format", "csv")],
+        &[
+            ("q", "latest(followers{account=\"newcomer\"})"),
+            ("format", "csv"),
+        ],
     );
     assert_eq!(
         via_http.body,
@@ -511,22 +593,36 @@ fn a_shell_import_locks_out_http_imports_and_is_then_seen() {
     // The shell's import takes the lock before it reads standard input,
     // which stays open: give it a moment to start.
     std::thread::sleep(Duration::from_millis(1500));
-    let got = post(&server.url("/api/import"), &[("content-type", "text/csv")], body_bytes());
+    let got = post(
+        &server.url("/api/import"),
+        &[("content-type", "text/csv")],
+        body_bytes(),
+    );
     assert_eq!(got.status, 409, "{}", got.body);
     assert_eq!(got.json()["kind"], "locked");
     drop(stdin);
     let out = shell.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_ne!(state(&fx.db), before);
     let got = get(
         &server.url("/api/query"),
-        &[("q", "followers{account=\"from_shell\"}"), ("format", "csv")],
+        &[
+            ("q", "followers{account=\"from_shell\"}"),
+            ("format", "csv"),
+        ],
     );
     assert_eq!(
         got.body,
         "account,metric,time,value\nfrom_shell,followers,2019-02-13T16:00:00Z,1\n"
     );
-    assert!(!state(&fx.db).1.contains("newcomer"), "the refused import left points");
+    assert!(
+        !state(&fx.db).1.contains("newcomer"),
+        "the refused import left points"
+    );
 }
 
 /// H30, H31: beyond loopback the server will not start without a token;
@@ -549,9 +645,15 @@ fn tokens_are_required_and_checked() {
     let missing = get_with(&url, &[]);
     assert_eq!(missing.status, 401);
     assert_eq!(missing.json()["kind"], "unauthorized");
-    assert_eq!(missing.header("www-authenticate"), Some("Bearer realm=\"tally\""));
+    assert_eq!(
+        missing.header("www-authenticate"),
+        Some("Bearer realm=\"tally\"")
+    );
     let wrong = get_with(&url, &[("authorization", "Bearer s3creT")]);
-    assert_eq!((wrong.status, wrong.json()["kind"].clone()), (401, "unauthorized".into()));
+    assert_eq!(
+        (wrong.status, wrong.json()["kind"].clone()),
+        (401, "unauthorized".into())
+    );
     let right = get_with(&url, &[("authorization", "Bearer s3cret")]);
     assert_eq!(right.status, 200);
     let prom = get_with(&server.url("/prometheus/api/v1/labels"), &[]);
@@ -571,8 +673,15 @@ fn oversized_bodies_answer_413() {
         big.extend_from_slice(format!("2019-02-13T16:00:00Z,big_{i},1\n").as_bytes());
     }
     assert!(big.len() > 1024);
-    let got = post(&server.url("/api/import"), &[("content-type", "text/csv")], &big);
-    assert_eq!((got.status, got.json()["kind"].clone()), (413, "too_large".into()));
+    let got = post(
+        &server.url("/api/import"),
+        &[("content-type", "text/csv")],
+        &big,
+    );
+    assert_eq!(
+        (got.status, got.json()["kind"].clone()),
+        (413, "too_large".into())
+    );
     let long_query = format!("followers{{account=\"{}\"}}", "x".repeat(2000));
     let got = post_form(&server.url("/api/query"), &[("q", long_query.as_str())]);
     assert_eq!(got.status, 413);
@@ -587,13 +696,33 @@ fn slow_queries_are_cut_off() {
     let db = dir.path().join("big.db");
     let data = dir.path().join("data");
     let out = Command::new(TALLY)
-        .args(["generate", "--accounts", "3000", "--hours", "200", "--single-file", "--out"])
+        .args([
+            "generate",
+            "--accounts",
+            "3000",
+            "--hours",
+            "200",
+            "--single-file",
+            "--out",
+        ])
         .arg(&data)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = cli(&db, &["import", data.join("snapshots").to_str().unwrap()], None);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = cli(
+        &db,
+        &["import", data.join("snapshots").to_str().unwrap()],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let server = Server::start(&db, &["--query-timeout", "1ms"]);
     let q = "recovered_within(drop(resample(followers, 1h), 1%, 1d), 1w)";
     let got = get(&server.url("/api/query"), &[("q", q)]);
@@ -601,21 +730,32 @@ fn slow_queries_are_cut_off() {
     assert_eq!(got.json()["kind"], "timeout");
     let got = get(
         &server.url("/prometheus/api/v1/query_range"),
-        &[("query", "max_over(followers, 1d)"), ("start", "1542672000"), ("end", "1543392000"), ("step", "1h")],
+        &[
+            ("query", "max_over(followers, 1d)"),
+            ("start", "1542672000"),
+            ("end", "1543392000"),
+            ("step", "1h"),
+        ],
     );
     assert_eq!(got.status, 503, "{}", got.body);
     assert_eq!(got.json()["errorType"], "timeout");
     drop(server);
     let server = Server::start(&db, &[]);
-    let got = get(&server.url("/api/query"), &[("q", "count(followers{account=\"nobody\"})")]);
+    let got = get(
+        &server.url("/api/query"),
+        &[("q", "count(followers{account=\"nobody\"})")],
+    );
     assert_eq!(got.status, 200);
 }
 
+/// One series, (metric, account), and its points (Unix seconds, value).
+type SeriesPoints = ((String, String), Vec<(i64, String)>);
+
 /// The points of a selector, per series, as the CLI prints them.
-fn cli_points(db: &Path, selector: &str) -> Vec<((String, String), Vec<(i64, String)>)> {
+fn cli_points(db: &Path, selector: &str) -> Vec<SeriesPoints> {
     let text = cli_stdout(db, &["query", "--format", "json", selector]);
     let rows: Json = serde_json::from_str(&text).unwrap();
-    let mut out: Vec<((String, String), Vec<(i64, String)>)> = Vec::new();
+    let mut out: Vec<SeriesPoints> = Vec::new();
     for row in rows.as_array().unwrap() {
         let key = (
             row["metric"].as_str().unwrap().to_string(),
@@ -634,7 +774,9 @@ fn cli_points(db: &Path, selector: &str) -> Vec<((String, String), Vec<(i64, Str
 
 /// Seconds of an RFC 3339 time of the fixture (whole hours of 2019-02-13).
 fn time_seconds(text: &str) -> i64 {
-    let hour: i64 = text["2019-02-13T".len().."2019-02-13T".len() + 2].parse().unwrap();
+    let hour: i64 = text["2019-02-13T".len().."2019-02-13T".len() + 2]
+        .parse()
+        .unwrap();
     T0 + (hour - 10) * HOUR
 }
 
@@ -661,7 +803,14 @@ fn prometheus_queries_sample_the_clis_points() {
 
     // Instant, at times on, between and after the points, with the default
     // lookback (5m) and with an hour.
-    for t in [T0, T0 + 60, T0 + 299, T0 + 300, T0 + HOUR + 1800, T0 + 5 * HOUR + 59 * 60] {
+    for t in [
+        T0,
+        T0 + 60,
+        T0 + 299,
+        T0 + 300,
+        T0 + HOUR + 1800,
+        T0 + 5 * HOUR + 59 * 60,
+    ] {
         for lookback in [300, HOUR] {
             let ts = t.to_string();
             let lb = format!("{lookback}s");
@@ -696,7 +845,13 @@ fn prometheus_queries_sample_the_clis_points() {
     let (s, e) = (start.to_string(), end.to_string());
     let got = get(
         &server.url("/prometheus/api/v1/query_range"),
-        &[("query", selector), ("start", &s), ("end", &e), ("step", "20m"), ("lookback_delta", "1h")],
+        &[
+            ("query", selector),
+            ("start", &s),
+            ("end", &e),
+            ("step", "20m"),
+            ("lookback_delta", "1h"),
+        ],
     );
     assert_eq!(got.status, 200, "{}", got.body);
     let mut result = Vec::new();
@@ -717,7 +872,10 @@ fn prometheus_queries_sample_the_clis_points() {
     // A function of series sees the points before `start`.
     let got = get(
         &server.url("/prometheus/api/v1/query"),
-        &[("query", "change(followers{account=\"adela_mae\"}, 1d)"), ("time", &(T0 + 3 * HOUR).to_string())],
+        &[
+            ("query", "change(followers{account=\"adela_mae\"}, 1d)"),
+            ("time", &(T0 + 3 * HOUR).to_string()),
+        ],
     );
     assert_eq!(got.json()["data"]["result"][0]["value"][1], "6");
 
@@ -725,7 +883,11 @@ fn prometheus_queries_sample_the_clis_points() {
     for (params, status, error_type) in [
         (vec![("query", "drop(followers, 5%, 1h)")], 400, "bad_data"),
         (vec![("query", "followers{")], 400, "bad_data"),
-        (vec![("query", "followers"), ("time", "soon")], 400, "bad_data"),
+        (
+            vec![("query", "followers"), ("time", "soon")],
+            400,
+            "bad_data",
+        ),
         (vec![], 400, "bad_data"),
     ] {
         let got = get(&server.url("/prometheus/api/v1/query"), &params);
@@ -737,11 +899,22 @@ fn prometheus_queries_sample_the_clis_points() {
     }
     let got = get(
         &server.url("/prometheus/api/v1/query_range"),
-        &[("query", "followers"), ("start", "100"), ("end", "10000000"), ("step", "1")],
+        &[
+            ("query", "followers"),
+            ("start", "100"),
+            ("end", "10000000"),
+            ("step", "1"),
+        ],
     );
-    assert_eq!((got.status, got.json()["errorType"].clone()), (400, "bad_data".into()));
+    assert_eq!(
+        (got.status, got.json()["errorType"].clone()),
+        (400, "bad_data".into())
+    );
     // Grafana's connection test.
-    let got = post_form(&server.url("/prometheus/api/v1/query"), &[("query", "1+1"), ("time", "1550052000")]);
+    let got = post_form(
+        &server.url("/prometheus/api/v1/query"),
+        &[("query", "1+1"), ("time", "1550052000")],
+    );
     assert_eq!(
         got.json(),
         serde_json::json!({"status":"success","data":{"resultType":"scalar","result":[1550052000,"2"]}})
@@ -755,7 +928,10 @@ fn prometheus_metadata_endpoints() {
     let server = Server::start(&fx.db, &[]);
     let got = get(
         &server.url("/prometheus/api/v1/series"),
-        &[("match[]", "followers{account=~\"[eü].*\"}"), ("match[]", "following{account=\"adela_mae\"}")],
+        &[
+            ("match[]", "followers{account=~\"[eü].*\"}"),
+            ("match[]", "following{account=\"adela_mae\"}"),
+        ],
     );
     assert_eq!(
         got.json(),
@@ -766,11 +942,20 @@ fn prometheus_metadata_endpoints() {
         ]})
     );
     let got = get(&server.url("/prometheus/api/v1/series"), &[]);
-    assert_eq!((got.status, got.json()["errorType"].clone()), (400, "bad_data".into()));
+    assert_eq!(
+        (got.status, got.json()["errorType"].clone()),
+        (400, "bad_data".into())
+    );
     let got = get(&server.url("/prometheus/api/v1/labels"), &[]);
-    assert_eq!(got.json(), serde_json::json!({"status":"success","data":["__name__","account"]}));
+    assert_eq!(
+        got.json(),
+        serde_json::json!({"status":"success","data":["__name__","account"]})
+    );
     let got = get(&server.url("/prometheus/api/v1/label/__name__/values"), &[]);
-    assert_eq!(got.json(), serde_json::json!({"status":"success","data":["followers","following"]}));
+    assert_eq!(
+        got.json(),
+        serde_json::json!({"status":"success","data":["followers","following"]})
+    );
     let got = get(
         &server.url("/prometheus/api/v1/label/account/values"),
         &[("match[]", "following{account!=\"adela_mae\"}")],
@@ -780,11 +965,19 @@ fn prometheus_metadata_endpoints() {
         serde_json::json!({"status":"success","data":["evada, \"the\" first","ünïcode"]})
     );
     let got = get(&server.url("/prometheus/api/v1/label/job/values"), &[]);
-    assert_eq!(got.json(), serde_json::json!({"status":"success","data":[]}));
+    assert_eq!(
+        got.json(),
+        serde_json::json!({"status":"success","data":[]})
+    );
     let got = get(&server.url("/prometheus/api/v1/status/buildinfo"), &[]).json();
     assert_eq!(got["status"], "success");
     assert!(got["data"]["version"].as_str().unwrap().starts_with("2."));
-    assert!(got["data"]["revision"].as_str().unwrap().starts_with("tally "));
+    assert!(
+        got["data"]["revision"]
+            .as_str()
+            .unwrap()
+            .starts_with("tally ")
+    );
 }
 
 /// H35, H36: CORS is off unless an origin is named.
@@ -792,13 +985,22 @@ fn prometheus_metadata_endpoints() {
 fn cors_is_off_by_default() {
     let fx = Fixture::new();
     let server = Server::start(&fx.db, &[]);
-    let got = get_with(&server.url("/api/metrics"), &[("origin", "https://evil.example")]);
+    let got = get_with(
+        &server.url("/api/metrics"),
+        &[("origin", "https://evil.example")],
+    );
     assert_eq!(got.status, 200);
     assert_eq!(got.header("access-control-allow-origin"), None);
     drop(server);
     let server = Server::start(&fx.db, &["--cors-origin", "https://grafana.example"]);
-    let got = get_with(&server.url("/api/metrics"), &[("origin", "https://grafana.example")]);
-    assert_eq!(got.header("access-control-allow-origin"), Some("https://grafana.example"));
+    let got = get_with(
+        &server.url("/api/metrics"),
+        &[("origin", "https://grafana.example")],
+    );
+    assert_eq!(
+        got.header("access-control-allow-origin"),
+        Some("https://grafana.example")
+    );
 }
 
 /// H3: SIGTERM stops the server cleanly (exit 0); a server with
@@ -807,9 +1009,16 @@ fn cors_is_off_by_default() {
 fn sigterm_stops_cleanly() {
     let fx = Fixture::empty();
     let out = cli(&fx.db, &["serve", "--listen", "127.0.0.1:0"], None);
-    assert!(!out.status.success(), "a read-only server opened a missing database");
+    assert!(
+        !out.status.success(),
+        "a read-only server opened a missing database"
+    );
     let server = Server::start(&fx.db, &["--allow-import"]);
-    let got = post(&server.url("/api/import"), &[("content-type", "text/csv")], body_bytes());
+    let got = post(
+        &server.url("/api/import"),
+        &[("content-type", "text/csv")],
+        body_bytes(),
+    );
     assert_eq!(got.status, 200, "{}", got.body);
     let status = server.stop();
     assert!(status.success(), "{status:?}");
@@ -821,7 +1030,9 @@ fn sigterm_stops_cleanly() {
 #[test]
 fn promtool_reads_the_prometheus_api() {
     if Command::new("promtool").arg("--version").output().is_err() {
-        eprintln!("SKIPPED promtool_reads_the_prometheus_api: promtool is not installed (apt-get install prometheus)");
+        eprintln!(
+            "SKIPPED promtool_reads_the_prometheus_api: promtool is not installed (apt-get install prometheus)"
+        );
         return;
     }
     let fx = Fixture::new();
@@ -829,20 +1040,54 @@ fn promtool_reads_the_prometheus_api() {
     let base = server.url("/prometheus");
     let promtool = |args: &[&str]| {
         let out = Command::new("promtool").args(args).output().unwrap();
-        assert!(out.status.success(), "promtool {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "promtool {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).unwrap()
     };
     let t = (T0 + 3 * HOUR + 1800).to_string();
-    let got = promtool(&["query", "instant", "--time", &t, &base, "followers{account=\"adela_mae\"}"]);
-    // The sample's time is the evaluation time, as in Prometheus.
-    assert!(got.contains("followers{account=\"adela_mae\"} => 10240 @[1550064600]"), "{got}");
     let got = promtool(&[
-        "query", "range", "--start", &T0.to_string(), "--end", &(T0 + 2 * HOUR).to_string(),
-        "--step", "1h", &base, "followers{account=\"adela_mae\"}",
+        "query",
+        "instant",
+        "--time",
+        &t,
+        &base,
+        "followers{account=\"adela_mae\"}",
     ]);
-    assert!(got.contains("10234 @[1550052000]") && got.contains("224 @[1550055600]"), "{got}");
-    let got = promtool(&["query", "series", "--match", "following{account=~\"a.*\"}", &base]);
-    assert!(got.contains("following") && got.contains("adela_mae"), "{got}");
+    // The sample's time is the evaluation time, as in Prometheus.
+    assert!(
+        got.contains("followers{account=\"adela_mae\"} => 10240 @[1550064600]"),
+        "{got}"
+    );
+    let got = promtool(&[
+        "query",
+        "range",
+        "--start",
+        &T0.to_string(),
+        "--end",
+        &(T0 + 2 * HOUR).to_string(),
+        "--step",
+        "1h",
+        &base,
+        "followers{account=\"adela_mae\"}",
+    ]);
+    assert!(
+        got.contains("10234 @[1550052000]") && got.contains("224 @[1550055600]"),
+        "{got}"
+    );
+    let got = promtool(&[
+        "query",
+        "series",
+        "--match",
+        "following{account=~\"a.*\"}",
+        &base,
+    ]);
+    assert!(
+        got.contains("following") && got.contains("adela_mae"),
+        "{got}"
+    );
     let got = promtool(&["query", "labels", &base, "account"]);
     assert!(got.contains("ünïcode"), "{got}");
 }

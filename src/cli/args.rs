@@ -65,7 +65,12 @@ pub(crate) struct ServeArgs {
     pub listen: String,
     /// A bearer token every request must carry (`Authorization: Bearer
     /// TOKEN`).
-    #[arg(long, env = "TALLY_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    #[arg(
+        long,
+        env = "TALLY_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
     pub token: Option<String>,
     /// Serve beyond loopback without a token.
     #[arg(long, conflicts_with = "token")]
@@ -126,7 +131,9 @@ pub(crate) fn parse_duration_arg(text: &str) -> Result<std::time::Duration, Stri
         rest = tail;
     }
     if total == 0 {
-        return Err(format!("{text:?} is zero; give a duration longer than that"));
+        return Err(format!(
+            "{text:?} is zero; give a duration longer than that"
+        ));
     }
     Ok(std::time::Duration::from_millis(total))
 }

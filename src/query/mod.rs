@@ -99,10 +99,7 @@ impl Query {
     /// True for a bare selector, whose rows at a time depend only on the
     /// points at that time.
     pub(crate) fn is_selector(&self) -> bool {
-        matches!(
-            self.plan,
-            check::Plan::Series(check::SeriesExpr::Select(_))
-        )
+        matches!(self.plan, check::Plan::Series(check::SeriesExpr::Select(_)))
     }
 
     /// For a bare selector (`followers{account=~"a.*"}`), the series it

@@ -10,7 +10,7 @@ use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::error::QueryError;
-use crate::{Error, Value};
+use crate::Error;
 
 /// A failed request, before it is rendered for one API or the other.
 #[derive(Debug)]
@@ -20,7 +20,9 @@ pub(crate) struct ApiError {
     pub kind: &'static str,
     /// One line, as the CLI would print it after `tally: `.
     pub message: String,
-    pub detail: Detail,
+    /// Boxed: a query error's detail is large, and every `Result` of the
+    /// server carries an `ApiError`.
+    pub detail: Box<Detail>,
     /// Seconds, for a `Retry-After` header on 503.
     pub retry_after: Option<u64>,
 }
@@ -42,7 +44,7 @@ impl ApiError {
             status,
             kind,
             message: message.into(),
-            detail: Detail::None,
+            detail: Box::new(Detail::None),
             retry_after: None,
         }
     }
@@ -108,7 +110,7 @@ impl ApiError {
             status,
             kind,
             message,
-            detail,
+            detail: Box::new(detail),
             retry_after: None,
         }
     }
@@ -120,7 +122,7 @@ impl ApiError {
         body.insert("status".into(), "error".into());
         body.insert("kind".into(), self.kind.into());
         body.insert("error".into(), self.message.clone().into());
-        match &self.detail {
+        match self.detail.as_ref() {
             Detail::None => {}
             Detail::Query(q) => {
                 body.insert("query".into(), q.query.clone().into());
@@ -209,7 +211,10 @@ pub(crate) async fn not_found(uri: Uri) -> Response {
         ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",
-            format!("no such endpoint: {} (docs/http-api.md lists them)", uri.path()),
+            format!(
+                "no such endpoint: {} (docs/http-api.md lists them)",
+                uri.path()
+            ),
         ),
     )
 }
@@ -248,6 +253,7 @@ pub(crate) fn column_type(name: &str) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Value;
 
     /// A cell's kind, named as `column_type` names it.
     fn value_type(value: &Value) -> &'static str {

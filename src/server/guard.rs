@@ -127,9 +127,11 @@ pub(crate) async fn run_query<T: Send + 'static>(
     work: impl FnOnce(&AppState, Arc<AtomicBool>) -> crate::Result<T> + Send + 'static,
 ) -> Result<T, ApiError> {
     let started = Instant::now();
-    let limit = timeout
-        .map_or(state.options.query_timeout, |t| t.min(state.options.query_timeout));
-    let permit = match tokio::time::timeout(limit, Arc::clone(&state.queries).acquire_owned()).await {
+    let limit = timeout.map_or(state.options.query_timeout, |t| {
+        t.min(state.options.query_timeout)
+    });
+    let permit = match tokio::time::timeout(limit, Arc::clone(&state.queries).acquire_owned()).await
+    {
         Ok(Ok(permit)) => permit,
         Ok(Err(_)) => return Err(ApiError::busy("the server is shutting down")),
         Err(_) => {

@@ -164,9 +164,8 @@ fn bind(options: &ServeOptions) -> Result<TcpListener> {
             options.listen
         )));
     }
-    let listener = TcpListener::bind(addrs.as_slice()).map_err(|e| {
-        Error::Invalid(format!("cannot listen on {}: {e}", options.listen))
-    })?;
+    let listener = TcpListener::bind(addrs.as_slice())
+        .map_err(|e| Error::Invalid(format!("cannot listen on {}: {e}", options.listen)))?;
     listener
         .set_nonblocking(true)
         .map_err(|e| Error::Invalid(format!("cannot listen on {}: {e}", options.listen)))?;
@@ -183,13 +182,22 @@ fn router(state: Arc<AppState>) -> Result<Router> {
         .route("/api/metrics", get(native::metrics))
         .route("/api/accounts", get(native::accounts))
         .route("/api/stats", get(native::stats))
-        .route(&prom("/query"), get(prometheus::query).post(prometheus::query))
+        .route(
+            &prom("/query"),
+            get(prometheus::query).post(prometheus::query),
+        )
         .route(
             &prom("/query_range"),
             get(prometheus::query_range).post(prometheus::query_range),
         )
-        .route(&prom("/series"), get(prometheus::series).post(prometheus::series))
-        .route(&prom("/labels"), get(prometheus::labels).post(prometheus::labels))
+        .route(
+            &prom("/series"),
+            get(prometheus::series).post(prometheus::series),
+        )
+        .route(
+            &prom("/labels"),
+            get(prometheus::labels).post(prometheus::labels),
+        )
         .route(&prom("/label/{name}/values"), get(prometheus::label_values))
         .route(&prom("/status/buildinfo"), get(prometheus::buildinfo))
         .fallback(errors::not_found)

@@ -46,7 +46,10 @@ async fn query_inner(
     let body = read_body(&headers, body, state.options.max_body).await?;
     let params = Params::read(query_string.as_deref(), &headers, &body);
     let text = params.require("q")?;
-    let from = params.get("from").map(|t| native_time("from", t)).transpose()?;
+    let from = params
+        .get("from")
+        .map(|t| native_time("from", t))
+        .transpose()?;
     let to = params.get("to").map(|t| native_time("to", t)).transpose()?;
     let range = crate::cli::time_range(from, to).map_err(ApiError::bad_request)?;
     let csv = wants_csv(params.get("format"), &headers)?;
@@ -62,7 +65,10 @@ async fn query_inner(
             .map_err(|e| ApiError::from_engine(Error::io("<response>", e)))?;
         Ok(with_type(out, "text/csv; charset=utf-8"))
     } else {
-        Ok(with_type(table_json(&table).into_bytes(), "application/json"))
+        Ok(with_type(
+            table_json(&table).into_bytes(),
+            "application/json",
+        ))
     }
 }
 
@@ -263,10 +269,8 @@ fn import_body(
         }
         Err(e) => {
             eprintln!("tally: an import was committed, but the merge after it failed: {e}");
-            report["merge_error"] = format!(
-                "the import was committed, but the merge after it failed: {e}"
-            )
-            .into();
+            report["merge_error"] =
+                format!("the import was committed, but the merge after it failed: {e}").into();
         }
     }
     Ok(report.to_string())
@@ -300,8 +304,9 @@ async fn accounts_inner(
         // The pattern must be valid on its own and match the whole name,
         // as an `=~` matcher's (docs/query-language.md, rule Q8).
         Some(p) => {
-            regex::Regex::new(p)
-                .map_err(|e| ApiError::bad_request(format!("`match` is not a regular expression: {e}")))?;
+            regex::Regex::new(p).map_err(|e| {
+                ApiError::bad_request(format!("`match` is not a regular expression: {e}"))
+            })?;
             Some(regex::Regex::new(&format!("^(?:{p})$")).map_err(|e| {
                 ApiError::bad_request(format!("`match` is not a regular expression: {e}"))
             })?)
@@ -330,7 +335,12 @@ async fn accounts_inner(
                 .into_iter()
                 .map(|s| s.account)
                 .collect(),
-            None => state.db.accounts().into_iter().filter(|a| accept(a)).collect(),
+            None => state
+                .db
+                .accounts()
+                .into_iter()
+                .filter(|a| accept(a))
+                .collect(),
         };
         // `accounts()` sorts by UTF-8 bytes, and so does `series()` within
         // one metric, which `str`'s order is.

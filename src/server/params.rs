@@ -56,7 +56,10 @@ pub(crate) fn is_form(headers: &HeaderMap) -> bool {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
+        .is_some_and(|v| {
+            v.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
 }
 
 /// A time as the native API takes it, like `--from`/`--to`: RFC 3339 or
@@ -158,8 +161,14 @@ mod tests {
 
     #[test]
     fn prometheus_times_take_fractions_and_rfc3339() {
-        assert_eq!(prometheus_time("t", "1550052000").ok(), Some(1_550_052_000_000));
-        assert_eq!(prometheus_time("t", "1550052000.25").ok(), Some(1_550_052_000_250));
+        assert_eq!(
+            prometheus_time("t", "1550052000").ok(),
+            Some(1_550_052_000_000)
+        );
+        assert_eq!(
+            prometheus_time("t", "1550052000.25").ok(),
+            Some(1_550_052_000_250)
+        );
         assert_eq!(
             prometheus_time("t", "2019-02-13T10:00:00Z").ok(),
             Some(1_550_052_000_000)

@@ -59,7 +59,9 @@ async fn query_inner(
     let timeout = request_timeout(&params)?;
     if let Some(value) = constant(&text) {
         // Grafana's "Save & test" asks for `1+1`.
-        let mut out = String::from("{\"status\":\"success\",\"data\":{\"resultType\":\"scalar\",\"result\":[");
+        let mut out = String::from(
+            "{\"status\":\"success\",\"data\":{\"resultType\":\"scalar\",\"result\":[",
+        );
         push_time(&mut out, time);
         out.push_str(",\"");
         let _ = write!(out, "{value}");
@@ -67,7 +69,8 @@ async fn query_inner(
         return Ok(json(out));
     }
     let result = evaluate(&state, text, time, time, 1, lookback, timeout).await?;
-    let mut out = String::from("{\"status\":\"success\",\"data\":{\"resultType\":\"vector\",\"result\":[");
+    let mut out =
+        String::from("{\"status\":\"success\",\"data\":{\"resultType\":\"vector\",\"result\":[");
     let mut first = true;
     for series in &result {
         let Some(&(t, value)) = series.samples.first() else {
@@ -127,7 +130,8 @@ async fn query_range_inner(
     }
     let lookback = lookback(&state, &params)?;
     let timeout = request_timeout(&params)?;
-    let mut out = String::from("{\"status\":\"success\",\"data\":{\"resultType\":\"matrix\",\"result\":[");
+    let mut out =
+        String::from("{\"status\":\"success\",\"data\":{\"resultType\":\"matrix\",\"result\":[");
     if let Some(value) = constant(&text) {
         out.push_str("{\"metric\":{},\"values\":[");
         let mut t = start;
@@ -214,8 +218,12 @@ async fn evaluate(
     let mut samples_total = 0usize;
     let mut rows = table.rows().iter().peekable();
     while let Some(row) = rows.next() {
-        let [Value::Text(account), Value::Text(metric), Value::Time(t), Value::Int(v)] =
-            row.as_slice()
+        let [
+            Value::Text(account),
+            Value::Text(metric),
+            Value::Time(t),
+            Value::Int(v),
+        ] = row.as_slice()
         else {
             return Err(ApiError::internal());
         };
@@ -224,9 +232,12 @@ async fn evaluate(
         let mut points = vec![(*t, *v)];
         while let Some(next) = rows.peek() {
             match next.as_slice() {
-                [Value::Text(a), Value::Text(m), Value::Time(t), Value::Int(v)]
-                    if a == account && m == metric =>
-                {
+                [
+                    Value::Text(a),
+                    Value::Text(m),
+                    Value::Time(t),
+                    Value::Int(v),
+                ] if a == account && m == metric => {
                     points.push((*t, *v));
                     rows.next();
                 }
@@ -256,7 +267,13 @@ async fn evaluate(
 
 /// The samples of one series (points in time order) at `steps` times from
 /// `start`, `step` apart, each the latest point within the lookback.
-fn sample(points: &[(i64, i64)], start: i64, step: i64, steps: usize, lookback: i64) -> Vec<(i64, i64)> {
+fn sample(
+    points: &[(i64, i64)],
+    start: i64,
+    step: i64,
+    steps: usize,
+    lookback: i64,
+) -> Vec<(i64, i64)> {
     let mut out = Vec::new();
     let mut next = 0usize;
     let mut t = start;
@@ -358,7 +375,9 @@ async fn label_values_inner(
     query_string: Option<String>,
 ) -> Result<Response, ApiError> {
     if !is_label_name(&name) {
-        return Err(ApiError::bad_request(format!("invalid label name: \"{name}\"")));
+        return Err(ApiError::bad_request(format!(
+            "invalid label name: \"{name}\""
+        )));
     }
     let params = Params::read(query_string.as_deref(), &headers, &[]);
     let selectors = selectors(&params)?;
@@ -378,7 +397,13 @@ async fn label_values_inner(
         let found = matching(&state, selectors).await?;
         let mut values: Vec<String> = found
             .into_iter()
-            .map(|s| if name == "__name__" { s.metric } else { s.account })
+            .map(|s| {
+                if name == "__name__" {
+                    s.metric
+                } else {
+                    s.account
+                }
+            })
             .collect();
         values.sort();
         values.dedup();
@@ -564,7 +589,13 @@ mod tests {
         let got = sample(&points, 0, 2_000, 8, 3_000);
         assert_eq!(
             got,
-            vec![(2_000, 10), (4_000, 40), (6_000, 40), (10_000, 100), (12_000, 100)]
+            vec![
+                (2_000, 10),
+                (4_000, 40),
+                (6_000, 40),
+                (10_000, 100),
+                (12_000, 100)
+            ]
         );
         // The left end is open: a point exactly lookback before is out.
         assert_eq!(sample(&[(1_000, 1)], 4_000, 1, 1, 3_000), vec![]);
