@@ -9,8 +9,8 @@ use std::any::Any;
 use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::error::QueryError;
 use crate::Error;
+use crate::error::QueryError;
 
 /// A failed request, before it is rendered for one API or the other.
 #[derive(Debug)]
