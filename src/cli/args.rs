@@ -95,8 +95,8 @@ pub(crate) struct ServeArgs {
     /// snapshots).
     #[arg(long, value_parser = parse_duration_arg, default_value = "5m", value_name = "DURATION")]
     pub lookback: std::time::Duration,
-    /// Let pages from this origin read answers (CORS), e.g.
-    /// https://grafana.example.com; off by default.
+    /// Let pages from this origin (scheme, host and port, as browsers send
+    /// it in `Origin`) read answers (CORS); off by default.
     #[arg(long, value_name = "ORIGIN")]
     pub cors_origin: Option<String>,
 }
