@@ -34,6 +34,9 @@ pub mod bench_support_functions {
 #[doc(hidden)]
 pub mod cli;
 
+#[cfg(feature = "server")]
+mod server;
+
 #[doc(hidden)]
 pub mod generate;
 

@@ -50,6 +50,92 @@ pub(crate) enum Command {
     /// Write seeded sample snapshot files, and their ground truth, for
     /// `tally import`.
     Generate(GenerateArgs),
+    /// Serve the database over HTTP: queries, imports, and a
+    /// Prometheus-compatible API for Grafana (docs/http-api.md).
+    #[cfg(feature = "server")]
+    Serve(ServeArgs),
+}
+
+#[cfg(feature = "server")]
+#[derive(Debug, clap::Args)]
+pub(crate) struct ServeArgs {
+    /// The address to listen on. Anything but loopback needs --token (or
+    /// --no-auth).
+    #[arg(long, value_name = "ADDR", default_value_t = format!("127.0.0.1:{}", crate::server::DEFAULT_PORT))]
+    pub listen: String,
+    /// A bearer token every request must carry (`Authorization: Bearer
+    /// TOKEN`).
+    #[arg(
+        long,
+        env = "TALLY_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub token: Option<String>,
+    /// Serve beyond loopback without a token.
+    #[arg(long, conflicts_with = "token")]
+    pub no_auth: bool,
+    /// Accept snapshots through POST /api/import (the server is read-only
+    /// without it); also creates the database if it does not exist.
+    #[arg(long)]
+    pub allow_import: bool,
+    /// The largest request body accepted (as sent, so compressed for a
+    /// gzip body).
+    #[arg(long, value_parser = parse_bytes_arg, default_value = "64MiB", value_name = "SIZE")]
+    pub max_body: usize,
+    /// How long a query may run before it is cancelled (e.g. 30s, 2m).
+    #[arg(long, value_parser = parse_duration_arg, default_value = "30s", value_name = "DURATION")]
+    pub query_timeout: std::time::Duration,
+    /// How many queries may run at once; more wait their turn within their
+    /// time limit.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..), value_name = "N")]
+    pub max_queries: u16,
+    /// The Prometheus API's lookback: how far before an evaluation time a
+    /// point still counts (Prometheus's default is 5m; 1h suits hourly
+    /// snapshots).
+    #[arg(long, value_parser = parse_duration_arg, default_value = "5m", value_name = "DURATION")]
+    pub lookback: std::time::Duration,
+    /// Let pages from this origin (scheme, host and port, as browsers send
+    /// it in `Origin`) read answers (CORS); off by default.
+    #[arg(long, value_name = "ORIGIN")]
+    pub cors_origin: Option<String>,
+}
+
+/// Parses a duration flag: a whole number and a unit (`ms`, `s`, `m`, `h`),
+/// or several such (`1m30s`).
+#[cfg(feature = "server")]
+pub(crate) fn parse_duration_arg(text: &str) -> Result<std::time::Duration, String> {
+    let bad = || format!("{text:?} is not a duration like 30s, 2m or 1h");
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    let mut total: u64 = 0;
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        let (number, tail) = rest.split_at(digits);
+        let number: u64 = number.parse().map_err(|_| bad())?;
+        let unit_len = tail.bytes().take_while(u8::is_ascii_alphabetic).count();
+        let (unit, tail) = tail.split_at(unit_len);
+        let factor: u64 = match unit {
+            "ms" => 1,
+            "s" => 1_000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            _ => return Err(bad()),
+        };
+        total = number
+            .checked_mul(factor)
+            .and_then(|ms| total.checked_add(ms))
+            .ok_or_else(bad)?;
+        rest = tail;
+    }
+    if total == 0 {
+        return Err(format!(
+            "{text:?} is zero; give a duration longer than that"
+        ));
+    }
+    Ok(std::time::Duration::from_millis(total))
 }
 
 #[derive(Debug, clap::Args)]

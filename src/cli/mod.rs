@@ -8,6 +8,8 @@ mod demo;
 mod generate;
 mod import;
 mod repl;
+#[cfg(feature = "server")]
+mod serve;
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -82,6 +84,8 @@ fn run(args: Args) -> Result<ExitCode, Error> {
         Command::Demo(d) => demo::run(&args.db, &d),
         Command::Generate(g) => generate::run(&g),
         Command::Repl => repl::run(&open_existing(&args.db)?),
+        #[cfg(feature = "server")]
+        Command::Serve(s) => serve::run(&args.db, &s),
     }
 }
 
@@ -108,7 +112,7 @@ fn printer(format: OutputFormat) -> Box<dyn Printer> {
 /// usage error, as it is for the REPL's `.range` (docs/query-language.md,
 /// [Q19a]): on the command line it is a mistake, most often the two times
 /// swapped, and an empty answer would hide it.
-fn time_range(from: Option<i64>, to: Option<i64>) -> Result<TimeRange, String> {
+pub(crate) fn time_range(from: Option<i64>, to: Option<i64>) -> Result<TimeRange, String> {
     if let (Some(from), Some(to)) = (from, to)
         && from >= to
     {

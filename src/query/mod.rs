@@ -128,6 +128,34 @@ pub fn functions() -> &'static [Function] {
     registry::FUNCTIONS
 }
 
+/// What the HTTP server's Prometheus-compatible API needs to know of a
+/// query (docs/http-api.md): whether it gives series at all, and, for a bare
+/// selector, which series it names.
+#[cfg(feature = "server")]
+impl Query {
+    /// True when the query's rows are points (`account, metric, time,
+    /// value`): a selector or a function of series ([Q31]).
+    pub(crate) fn gives_series(&self) -> bool {
+        matches!(self.plan, check::Plan::Series(_))
+    }
+
+    /// True for a bare selector, whose rows at a time depend only on the
+    /// points at that time.
+    pub(crate) fn is_selector(&self) -> bool {
+        matches!(self.plan, check::Plan::Series(check::SeriesExpr::Select(_)))
+    }
+
+    /// For a bare selector (`followers{account=~"a.*"}`), the series it
+    /// selects in `db`'s current snapshot, sorted by account; `None` for
+    /// any other query.
+    pub(crate) fn selected_series(&self, db: &Db) -> Option<Vec<crate::Series>> {
+        let check::Plan::Series(check::SeriesExpr::Select(selector)) = &self.plan else {
+            return None;
+        };
+        Some(db.series(&selector.metric, |account| selector.matches(account)))
+    }
+}
+
 /// The canonical text of the query (docs/query-language.md, rule Q17).
 impl fmt::Display for Query {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
