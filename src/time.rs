@@ -54,6 +54,40 @@ pub fn check_range(ms: i64) -> Result<i64, ()> {
     }
 }
 
+/// Milliseconds of a duration written as whole numbers with units, one or
+/// several (`90s`, `1m30s`, `2h`): `ms`, `s`, `m`, `h`, `d` (24 h), `w`
+/// (7 d) and `y` (365 d), the units of Prometheus's durations. `None` for
+/// anything else, or a sum past `u64::MAX`. The command line's duration
+/// flags and the server's parameters both read durations through it.
+#[cfg(feature = "server")]
+pub(crate) fn duration_ms(text: &str) -> Option<u64> {
+    if text.is_empty() {
+        return None;
+    }
+    let mut total: u64 = 0;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        let (number, tail) = rest.split_at(digits);
+        let number: u64 = number.parse().ok()?;
+        let unit_len = tail.bytes().take_while(u8::is_ascii_alphabetic).count();
+        let (unit, tail) = tail.split_at(unit_len);
+        let factor: u64 = match unit {
+            "ms" => 1,
+            "s" => 1_000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            "d" => 86_400_000,
+            "w" => 604_800_000,
+            "y" => 31_536_000_000,
+            _ => return None,
+        };
+        total = total.checked_add(number.checked_mul(factor)?)?;
+        rest = tail;
+    }
+    Some(total)
+}
+
 /// Formats milliseconds as RFC 3339 in UTC: `2019-02-13T10:00:00Z`, or
 /// `2019-02-13T10:00:00.250Z` when the milliseconds are not zero.
 pub fn format_time(ms: i64) -> String {

@@ -101,41 +101,17 @@ pub(crate) struct ServeArgs {
     pub cors_origin: Option<String>,
 }
 
-/// Parses a duration flag: a whole number and a unit (`ms`, `s`, `m`, `h`),
-/// or several such (`1m30s`).
+/// Parses a duration flag: whole numbers with units (`30s`, `1m30s`, `1h`;
+/// the units of `crate::time::duration_ms`), more than zero.
 #[cfg(feature = "server")]
 pub(crate) fn parse_duration_arg(text: &str) -> Result<std::time::Duration, String> {
-    let bad = || format!("{text:?} is not a duration like 30s, 2m or 1h");
-    let mut rest = text.trim();
-    if rest.is_empty() {
-        return Err(bad());
-    }
-    let mut total: u64 = 0;
-    while !rest.is_empty() {
-        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        let (number, tail) = rest.split_at(digits);
-        let number: u64 = number.parse().map_err(|_| bad())?;
-        let unit_len = tail.bytes().take_while(u8::is_ascii_alphabetic).count();
-        let (unit, tail) = tail.split_at(unit_len);
-        let factor: u64 = match unit {
-            "ms" => 1,
-            "s" => 1_000,
-            "m" => 60_000,
-            "h" => 3_600_000,
-            _ => return Err(bad()),
-        };
-        total = number
-            .checked_mul(factor)
-            .and_then(|ms| total.checked_add(ms))
-            .ok_or_else(bad)?;
-        rest = tail;
-    }
-    if total == 0 {
-        return Err(format!(
+    match crate::time::duration_ms(text.trim()) {
+        None => Err(format!("{text:?} is not a duration like 30s, 2m or 1h")),
+        Some(0) => Err(format!(
             "{text:?} is zero; give a duration longer than that"
-        ));
+        )),
+        Some(ms) => Ok(std::time::Duration::from_millis(ms)),
     }
-    Ok(std::time::Duration::from_millis(total))
 }
 
 #[derive(Debug, clap::Args)]

@@ -111,37 +111,9 @@ pub(crate) fn prometheus_duration(name: &str, text: &str) -> Result<i64, ApiErro
         }
         return Err(bad());
     }
-    if text.is_empty() {
-        return Err(bad());
-    }
-    let mut total: i64 = 0;
-    let mut rest = text;
-    while !rest.is_empty() {
-        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 {
-            return Err(bad());
-        }
-        let (number, tail) = rest.split_at(digits);
-        let number: i64 = number.parse().map_err(|_| bad())?;
-        let unit_len = tail.bytes().take_while(u8::is_ascii_alphabetic).count();
-        let (unit, tail) = tail.split_at(unit_len);
-        let factor: i64 = match unit {
-            "ms" => 1,
-            "s" => 1_000,
-            "m" => 60_000,
-            "h" => 3_600_000,
-            "d" => 86_400_000,
-            "w" => 604_800_000,
-            "y" => 31_536_000_000,
-            _ => return Err(bad()),
-        };
-        total = number
-            .checked_mul(factor)
-            .and_then(|ms| total.checked_add(ms))
-            .ok_or_else(bad)?;
-        rest = tail;
-    }
-    Ok(total)
+    crate::time::duration_ms(text)
+        .and_then(|ms| i64::try_from(ms).ok())
+        .ok_or_else(bad)
 }
 
 /// Reads a yes/no parameter: `true`/`1`/`yes` or `false`/`0`/`no`.
