@@ -212,10 +212,7 @@ fn bars_of(table: &Table) -> Vec<Bar> {
 fn series_id(snapshot: &Snapshot, account: &str, metric: &str) -> Option<u32> {
     let dict = &snapshot.dict;
     let metric_id = dict.metric_id(metric)?;
-    dict.series_of_metric(metric_id).iter().copied().find(|&s| {
-        dict.series_key(s)
-            .is_some_and(|k| dict.accounts.get(k.account) == account)
-    })
+    dict.series_id(dict.account_id(account)?, metric_id)
 }
 
 /// Milliseconds as a duration of the query language: `1h30m`, `1d`.

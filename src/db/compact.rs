@@ -40,6 +40,7 @@ pub(crate) fn compact(writer: &mut Writer) -> Result<CompactSummary> {
         let inputs: Vec<usize> = (0..before.len()).collect();
         merge::merge(writer, &inputs)?;
     }
+    crate::db::dict_index::index_if_due(writer, true)?;
     let after = &writer.base().manifest.segments;
     summary.segments_after = after.len() as u64;
     summary.bytes_after = after.iter().map(|s| s.file_len).sum();

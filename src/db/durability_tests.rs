@@ -136,6 +136,11 @@ fn no_leftovers(db: &Db) -> Result<(), String> {
     for s in &snapshot.manifest.segments {
         expected.insert(segment_file_name(s.number));
     }
+    if let Some(index) = snapshot.manifest.index {
+        expected.insert(crate::storage::dictionary::index::index_file_name(
+            index.number,
+        ));
+    }
     let entries = std::fs::read_dir(db.path()).map_err(|e| e.to_string())?;
     for entry in entries {
         let name = entry.map_err(|e| e.to_string())?.file_name();

@@ -6,13 +6,17 @@ use std::path::Path;
 use bytes::BufMut;
 
 use crate::error::{Error, Result};
-use crate::storage::format::{ByteReader, HEADER_LEN, MAGIC_MANIFEST, check_header, put_header};
+use crate::storage::format::{
+    ByteReader, HEADER_LEN, MAGIC_MANIFEST, check_header, put_header_version,
+};
 use crate::storage::fs::FileSystem;
 use crate::storage::segment::SegmentMeta;
 
 pub(crate) const MANIFEST: &str = "MANIFEST";
 const SEGMENT_ENTRY_LEN: usize = 40;
 const FIXED_LEN: usize = 56;
+/// What a version-2 manifest adds before its segment entries ([M11]).
+const INDEX_FIELDS_LEN: usize = 16;
 /// The smallest a segment file can be ([M7]): its header, one directory
 /// entry and its footer (16 + 72 + 72 bytes), and for its one series at
 /// least a two-byte time column (mode 1 with d_1), a one-byte value column
@@ -36,6 +40,16 @@ pub(crate) struct Manifest {
     pub next_segment: u64,
     /// Live segments in commit order ([I5]).
     pub segments: Vec<SegmentMeta>,
+    /// The dictionary index, when there is one ([M11]).
+    pub index: Option<IndexMeta>,
+}
+
+/// The manifest's record of the dictionary index ([M11]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct IndexMeta {
+    /// The number in the file's name (`idx-N.tdix`).
+    pub number: u64,
+    pub file_len: u64,
 }
 
 impl Manifest {
@@ -49,6 +63,7 @@ impl Manifest {
             series: 0,
             next_segment: 1,
             segments: Vec::new(),
+            index: None,
         }
     }
 
@@ -67,8 +82,13 @@ impl Manifest {
     }
 
     pub(crate) fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(FIXED_LEN + 4 + SEGMENT_ENTRY_LEN * self.segments.len());
-        put_header(&mut out, MAGIC_MANIFEST);
+        let mut out = Vec::with_capacity(
+            FIXED_LEN + INDEX_FIELDS_LEN + 4 + SEGMENT_ENTRY_LEN * self.segments.len(),
+        );
+        // Version 1 unless there is an index to name, so that a database
+        // without one stays readable by older releases.
+        let version = if self.index.is_some() { 2 } else { 1 };
+        put_header_version(&mut out, MAGIC_MANIFEST, version);
         out.put_u64_le(self.generation);
         out.put_u64_le(self.dict_len);
         out.put_u32_le(self.metrics);
@@ -76,6 +96,10 @@ impl Manifest {
         out.put_u32_le(self.series);
         out.put_u32_le(self.segments.len() as u32);
         out.put_u64_le(self.next_segment);
+        if let Some(index) = self.index {
+            out.put_u64_le(index.number);
+            out.put_u64_le(index.file_len);
+        }
         for s in &self.segments {
             out.put_u64_le(s.number);
             out.put_u64_le(s.file_len);
@@ -91,7 +115,7 @@ impl Manifest {
     /// Parses and checks a manifest ([H1], [M1], [M2], [M4]–[M9]); the error
     /// is a phrase naming the field that is wrong.
     pub(crate) fn decode(bytes: &[u8]) -> Result<Manifest, String> {
-        check_header(bytes, MAGIC_MANIFEST)?;
+        let version = check_header(bytes, MAGIC_MANIFEST)?;
         if bytes.len() < FIXED_LEN + 4 {
             return Err(format!(
                 "file is {} bytes, too short for a manifest",
@@ -110,6 +134,23 @@ impl Manifest {
         let series = r.u32()?;
         let count = r.u32()? as usize;
         let next_segment = r.u64()?;
+        let index = if version >= 2 {
+            let number = r.u64()?;
+            let file_len = r.u64()?;
+            // [M11]
+            if number == 0 && file_len != 0 {
+                return Err("the dictionary index number is 0 but its length is not".to_string());
+            }
+            if number != 0 && number >= next_segment {
+                return Err(format!(
+                    "the dictionary index number {number} is not below the next segment \
+                     number {next_segment}"
+                ));
+            }
+            (number != 0).then_some(IndexMeta { number, file_len })
+        } else {
+            None
+        };
         if r.remaining() != count.saturating_mul(SEGMENT_ENTRY_LEN) {
             return Err(format!("length does not match its {count} segment entries"));
         }
@@ -133,9 +174,13 @@ impl Manifest {
                 t_min: r.i64()?,
                 t_max: r.i64()?,
             };
-            if s.number >= next_segment || !seen.insert(s.number) {
+            if s.number >= next_segment
+                || !seen.insert(s.number)
+                || index.is_some_and(|i| i.number == s.number)
+            {
                 return Err(format!(
-                    "segment number {} is repeated or not below the next segment number {}",
+                    "segment number {} is repeated, is the dictionary index's, or is not below \
+                     the next segment number {}",
                     s.number, next_segment
                 ));
             }
@@ -158,6 +203,7 @@ impl Manifest {
             series,
             next_segment,
             segments,
+            index,
         })
     }
 
@@ -316,6 +362,7 @@ mod tests {
                     t_max: 1,
                 },
             ],
+            index: None,
         }
     }
 
@@ -326,6 +373,30 @@ mod tests {
         let bytes = m.encode();
         assert_eq!(bytes.len(), 60 + 40 * 2);
         assert_eq!(Manifest::decode(&bytes), Ok(m));
+    }
+
+    #[test]
+    fn a_manifest_naming_an_index_is_version_2_and_round_trips() {
+        // [M1] [M11]
+        let mut m = sample();
+        m.index = Some(IndexMeta {
+            number: 5,
+            file_len: 4096,
+        });
+        let bytes = m.encode();
+        assert_eq!(bytes.len(), 76 + 40 * 2);
+        assert_eq!(check_header(&bytes, MAGIC_MANIFEST), Ok(2));
+        assert_eq!(Manifest::decode(&bytes), Ok(m.clone()));
+        m.index = Some(IndexMeta {
+            number: 7,
+            file_len: 4096,
+        });
+        assert!(decode_error(&m).contains("is the dictionary index's"));
+        m.index = Some(IndexMeta {
+            number: 9,
+            file_len: 4096,
+        });
+        assert!(decode_error(&m).contains("dictionary index number 9 is not below"));
     }
 
     /// What a damaged field makes decoding say, and how to damage it.
@@ -446,10 +517,7 @@ mod tests {
         // [M2]
         let mut m = sample();
         m.next_segment = 7;
-        assert!(
-            decode_error(&m)
-                .contains("segment number 7 is repeated or not below the next segment number 7")
-        );
+        assert!(decode_error(&m).contains("or is not below the next segment number 7"));
         let mut m = sample();
         m.segments[1].number = 7;
         assert!(decode_error(&m).contains("segment number 7 is repeated"));

@@ -228,6 +228,7 @@ pub(crate) fn merge_step(writer: &mut Writer, written: u64, batch: &[u64]) -> Re
         let done = merge(writer, &plan.inputs)?;
         total.add(&done);
     }
+    crate::db::dict_index::index_if_due(writer, false)?;
     Ok(total)
 }
 

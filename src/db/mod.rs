@@ -1,8 +1,9 @@
 //! The database directory: opening it, the committed snapshot readers see,
-//! the writer and its lock, recovery, compaction, statistics and
-//! verification.
+//! the writer and its lock, recovery, compaction, the dictionary index,
+//! statistics and verification.
 
 mod compact;
+mod dict_index;
 #[cfg(test)]
 mod durability_tests;
 mod flush;
@@ -272,10 +273,13 @@ impl Db {
         let Some(metric_id) = dict.metric_id(metric) else {
             return Ok(Vec::new());
         };
-        let Some(series) = dict.series_of_metric(metric_id).iter().copied().find(|&s| {
-            dict.series_key(s)
-                .is_some_and(|k| dict.accounts.get(k.account) == account)
-        }) else {
+        let series = dict
+            .account_id(account)
+            .and_then(|account| dict.series_id(account, metric_id));
+        if let Some(damage) = dict.damage() {
+            return Err(damage);
+        }
+        let Some(series) = series else {
             return Ok(Vec::new());
         };
         let (mut times, mut values) = (Vec::new(), Vec::new());
@@ -305,8 +309,7 @@ impl Db {
         let snapshot = self.snapshot();
         let mut names: Vec<String> = snapshot
             .dict
-            .accounts
-            .iter()
+            .accounts()
             .map(|(_, n)| n.to_string())
             .collect();
         names.sort();
@@ -323,9 +326,8 @@ impl Db {
         };
         let mut out: Vec<Series> = dict
             .series_of_metric(metric_id)
-            .iter()
-            .filter_map(|&s| dict.series_key(s))
-            .map(|k| dict.accounts.get(k.account))
+            .filter_map(|s| dict.series_key(s))
+            .map(|k| dict.account_name(k.account))
             .filter(|a| accept(a))
             .map(|a| Series {
                 account: a.to_string(),
@@ -520,6 +522,7 @@ mod tests {
             series: 1,
             next_segment: 3,
             segments: vec![segment(1, 1 << 63, 1000), segment(2, 1 << 63, 1000)],
+            index: None,
         };
         let err = db_with(dir.path(), manifest.clone())
             .stats()

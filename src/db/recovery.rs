@@ -1,7 +1,8 @@
 //! Recovery after a crash ([R1]): what a writer removes before it starts.
 //!
-//! A crash can leave temporary files, segments that were written but never
-//! named by a manifest, and dictionary frames past the committed length.
+//! A crash can leave temporary files, segments and dictionary indexes that
+//! were written but never named by a manifest (or no longer are), and
+//! dictionary frames past the committed length.
 //! None of them is visible to readers; the next writer removes them so they
 //! do not pile up. Only the lock holder runs this ([I6]).
 
@@ -10,6 +11,7 @@ use std::path::Path;
 use crate::db::manifest::Manifest;
 use crate::db::snapshot::DICTIONARY;
 use crate::error::{Error, Result};
+use crate::storage::dictionary::index::parse_index_file_name;
 use crate::storage::fs::FileSystem;
 use crate::storage::segment::parse_segment_file_name;
 
@@ -22,7 +24,9 @@ pub(crate) fn clean_up(fs: &dyn FileSystem, dir: &Path, manifest: &Manifest) -> 
         let Some(name) = name.to_str() else { continue };
         let leftover = name.ends_with(".tmp")
             || parse_segment_file_name(name)
-                .is_some_and(|n| !manifest.segments.iter().any(|s| s.number == n));
+                .is_some_and(|n| !manifest.segments.iter().any(|s| s.number == n))
+            || parse_index_file_name(name)
+                .is_some_and(|n| manifest.index.is_none_or(|i| i.number != n));
         if leftover {
             let path = entry.path();
             fs.remove_file(&path).map_err(|e| Error::io(&path, e))?;

@@ -8,11 +8,12 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use memmap2::MmapOptions;
+use memmap2::{Mmap, MmapOptions};
 
 use crate::db::manifest::Manifest;
 use crate::error::{Error, Result};
 use crate::storage::dictionary::Dictionary;
+use crate::storage::dictionary::index::{DictIndex, index_file_name};
 use crate::storage::encoding::Word;
 use crate::storage::merge::merge_parts;
 use crate::storage::segment::{
@@ -142,7 +143,19 @@ impl Snapshot {
     }
 }
 
+/// The committed dictionary of `manifest`: through its index when it names
+/// one ([DX1]), parsed whole otherwise.
 pub(crate) fn load_dictionary(dir: &Path, manifest: &Manifest) -> Result<Dictionary> {
+    load(dir, manifest, true)
+}
+
+/// The committed dictionary parsed whole from series.dict, ignoring any
+/// index (`verify` checks the index against it, [DX4]).
+pub(crate) fn parse_whole_dictionary(dir: &Path, manifest: &Manifest) -> Result<Dictionary> {
+    load(dir, manifest, false)
+}
+
+fn load(dir: &Path, manifest: &Manifest, use_index: bool) -> Result<Dictionary> {
     if manifest.generation == 0 {
         return Ok(Dictionary::default());
     }
@@ -158,17 +171,30 @@ pub(crate) fn load_dictionary(dir: &Path, manifest: &Manifest) -> Result<Diction
             ),
         ));
     }
-    let committed = usize::try_from(manifest.dict_len)
-        .map_err(|_| Error::corrupt(&path, "committed length does not fit in memory"))?;
-    // SAFETY: only the committed prefix is mapped, and nothing ever shortens
-    // series.dict below a committed length: recovery truncates only the
-    // uncommitted tail ([I3], [R1]).
-    let map =
-        unsafe { MmapOptions::new().len(committed).map(&file) }.map_err(|e| Error::io(&path, e))?;
-    let dict = Dictionary::parse(&map).map_err(|e| Error::corrupt(&path, e))?;
+    let map = map_file(&file, &path, manifest.dict_len)?;
+    let dict = match manifest.index.filter(|_| use_index) {
+        None => Dictionary::parse(&map).map_err(|e| Error::corrupt(&path, e))?,
+        Some(meta) => {
+            // [DX1], [M11]: ids below the index's counts come from it, and
+            // the frames after what it covers are parsed.
+            let index_path = dir.join(index_file_name(meta.number));
+            let index = DictIndex::open(&index_path, meta.file_len, &path, map)?;
+            if index.covered() > manifest.dict_len
+                || index.account_count() > manifest.accounts
+                || index.series_count() > manifest.series
+                || index.metric_names().len() > manifest.metrics as usize
+            {
+                return Err(Error::corrupt(
+                    &index_path,
+                    "the index covers more of the dictionary than the manifest committed",
+                ));
+            }
+            Dictionary::with_index(Arc::new(index)).map_err(|e| Error::corrupt(&path, e))?
+        }
+    };
     // [DI2]: the committed counts must match what the frames define.
     if dict.metrics.len() != manifest.metrics as usize
-        || dict.accounts.len() != manifest.accounts as usize
+        || dict.account_count() != manifest.accounts as usize
         || dict.series_count() != manifest.series as usize
     {
         return Err(Error::corrupt(
@@ -177,6 +203,21 @@ pub(crate) fn load_dictionary(dir: &Path, manifest: &Manifest) -> Result<Diction
         ));
     }
     Ok(dict)
+}
+
+/// Maps the committed prefix of series.dict at `path`.
+pub(crate) fn map_committed(path: &Path, dict_len: u64) -> Result<Mmap> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    map_file(&file, path, dict_len)
+}
+
+fn map_file(file: &std::fs::File, path: &Path, dict_len: u64) -> Result<Mmap> {
+    let committed = usize::try_from(dict_len)
+        .map_err(|_| Error::corrupt(path, "committed length does not fit in memory"))?;
+    // SAFETY: only the committed prefix is mapped, and nothing ever shortens
+    // series.dict below a committed length: recovery truncates only the
+    // uncommitted tail ([I3], [R1]).
+    unsafe { MmapOptions::new().len(committed).map(file) }.map_err(|e| Error::io(path, e))
 }
 
 fn open_segments(dir: &Path, manifest: &Manifest) -> Result<Vec<Arc<Segment>>> {

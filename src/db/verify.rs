@@ -5,8 +5,9 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use crate::db::manifest::Manifest;
-use crate::db::snapshot::{load_dictionary, open_segment};
+use crate::db::snapshot::{load_dictionary, open_segment, parse_whole_dictionary};
 use crate::error::{Error, Result};
+use crate::storage::dictionary::Dictionary;
 use crate::storage::segment::segment_file_name;
 
 /// What `verify` found.
@@ -44,12 +45,13 @@ pub(crate) fn verify(dir: &Path) -> Result<VerifyReport> {
         Err(e) => return Err(e),
     };
     report.bytes += manifest.encode().len() as u64;
-    match load_dictionary(dir, &manifest) {
+    match parse_whole_dictionary(dir, &manifest) {
         Ok(dict) => {
             report.bytes += manifest.dict_len;
             // [DI1]: names are unique within their kind.
             let path = dir.join(crate::db::snapshot::DICTIONARY);
-            for (kind, table) in [("metric", &dict.metrics), ("account", &dict.accounts)] {
+            let accounts = dict.parsed_accounts();
+            for (kind, table) in [("metric", &dict.metrics), ("account", accounts)] {
                 let mut seen = HashSet::with_capacity(table.len());
                 if let Some((_, dup)) = table.iter().find(|(_, n)| !seen.insert(*n)) {
                     report.problems.push(
@@ -59,10 +61,21 @@ pub(crate) fn verify(dir: &Path) -> Result<VerifyReport> {
                 }
             }
             let mut pairs = HashSet::with_capacity(dict.series_count());
-            if dict.series().iter().any(|k| !pairs.insert(*k)) {
+            if dict.parsed_series().iter().any(|k| !pairs.insert(*k)) {
                 report
                     .problems
                     .push(Error::corrupt(&path, "a series is defined twice").to_string());
+            }
+            if let Some(meta) = manifest.index {
+                report.bytes += meta.file_len;
+                match load_dictionary(dir, &manifest) {
+                    Ok(indexed) => {
+                        if let Err(e) = check_index(&indexed, &dict) {
+                            report.problems.push(e.to_string());
+                        }
+                    }
+                    Err(e) => report.problems.push(e.to_string()),
+                }
             }
         }
         Err(e) => report.problems.push(e.to_string()),
@@ -94,4 +107,74 @@ pub(crate) fn verify(dir: &Path) -> Result<VerifyReport> {
         }
     }
     Ok(report)
+}
+
+/// [DX4]: every page of the index is sound, and it says what `whole` (the
+/// dictionary parsed from series.dict alone) says of every id it covers.
+fn check_index(indexed: &Dictionary, whole: &Dictionary) -> Result<()> {
+    let Some(index) = indexed.index() else {
+        return Ok(());
+    };
+    index.check_every_page()?;
+    let wrong = |what: String| Err(Error::corrupt(index.path(), what));
+    if index.metric_names().iter().map(String::as_str).ne(whole
+        .metrics
+        .iter()
+        .take(index.metric_names().len())
+        .map(|(_, n)| n))
+    {
+        return wrong("its metric names differ from series.dict's".to_string());
+    }
+    for id in 0..index.account_count() {
+        if index.account_name(id) != Some(whole.account_name(id)) {
+            return wrong(format!(
+                "the name of account {id} differs from series.dict's"
+            ));
+        }
+        let listed: Vec<_> = index.series_of_account(id).collect();
+        let mut expected: Vec<_> = whole
+            .series_of_account(id)
+            .filter(|(s, _)| *s < index.series_count())
+            .collect();
+        expected.sort_by_key(|(_, k)| k.metric);
+        if listed != expected {
+            return wrong(format!(
+                "the series of account {id} differ from series.dict's"
+            ));
+        }
+    }
+    for id in 0..index.series_count() {
+        if index.series_key(id) != whole.series_key(id) {
+            return wrong(format!("series {id} differs from series.dict's"));
+        }
+    }
+    for (metric, _) in whole.metrics.iter().take(index.metric_names().len()) {
+        if index.series_of_metric(metric).ne(whole
+            .series_of_metric(metric)
+            .filter(|&s| s < index.series_count()))
+        {
+            return wrong(format!(
+                "the series of metric {metric} differ from series.dict's"
+            ));
+        }
+    }
+    let mut seen = vec![false; index.account_count() as usize];
+    let mut previous: Option<&str> = None;
+    for id in index.accounts_by_name_from("") {
+        let name = index.account_name(id).unwrap_or("");
+        let first = seen
+            .get_mut(id as usize)
+            .map(|s| !std::mem::replace(s, true));
+        if first != Some(true) || previous.is_some_and(|p| p.as_bytes() >= name.as_bytes()) {
+            return wrong("its accounts are not sorted by name, each once".to_string());
+        }
+        previous = Some(name);
+    }
+    if seen.iter().any(|s| !s) {
+        return wrong("its sorted accounts leave some out".to_string());
+    }
+    match index.damage() {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }

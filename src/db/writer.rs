@@ -505,10 +505,11 @@ impl Writer {
             generation: self.base.manifest.next_generation(&dir)?,
             dict_len,
             metrics: dict.metrics.len() as u32,
-            accounts: dict.accounts.len() as u32,
+            accounts: dict.account_count() as u32,
             series: dict.series_count() as u32,
             next_segment: self.next_segment,
             segments,
+            index: self.base.manifest.index,
         };
         self.pending_manifest = Some((manifest, dict.clone()));
         Ok(())
@@ -584,6 +585,37 @@ impl Writer {
             Ok(()) => Ok(()),
             Err(CommitError::Before(e)) => Err(e),
             Err(CommitError::After(e)) => Err(self.stop("the merge was committed", e)),
+        }
+    }
+}
+
+impl Writer {
+    /// Commits a manifest naming the dictionary index `meta` (already
+    /// durable under its name), through the one commit protocol, and
+    /// rebuilds the writer's dictionary on it ([DX3]).
+    pub(crate) fn commit_index(
+        &mut self,
+        meta: crate::db::manifest::IndexMeta,
+        dict: crate::storage::dictionary::Dictionary,
+    ) -> Result<()> {
+        let dir = self.base.dir.clone();
+        sync_dir(&**self.db.fs(), &dir)?;
+        let manifest = Manifest {
+            generation: self.base.manifest.next_generation(&dir)?,
+            next_segment: self.next_segment,
+            index: Some(meta),
+            ..self.base.manifest.clone()
+        };
+        match self.install(manifest, Arc::new(dict)) {
+            Ok(()) => {
+                // Nothing is pending between commits, so the builder can
+                // start again on the index, dropping the maps of what it
+                // parsed before.
+                self.dict = DictionaryBuilder::new((*self.base.dict).clone());
+                Ok(())
+            }
+            Err(CommitError::Before(e)) => Err(e),
+            Err(CommitError::After(e)) => Err(self.stop("the dictionary index was committed", e)),
         }
     }
 }

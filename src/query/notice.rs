@@ -146,10 +146,10 @@ pub(crate) fn find(snapshot: &Snapshot, plan: &Plan, selected: usize) -> Vec<Not
             continue;
         }
         let name = matcher.value.as_str();
-        if dict.accounts.iter().any(|(_, account)| account == name) {
+        if dict.account_id(name).is_some() {
             continue;
         }
-        let suggestion = closest(name, dict.accounts.iter().map(|(_, a)| a)).map(str::to_string);
+        let suggestion = closest(name, dict.accounts().map(|(_, a)| a)).map(str::to_string);
         let message = match &suggestion {
             Some(s) => format!("no account {}; did you mean {}?", quoted(name), quoted(s)),
             None => format!("no account {}", quoted(name)),

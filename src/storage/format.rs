@@ -7,9 +7,12 @@
 
 use bytes::{Buf, BufMut};
 
-/// The format version of the manifest and the dictionary, which this build
+/// The format version of the dictionary and its index, which this build
 /// reads and writes.
 pub(crate) const FORMAT_VERSION: u16 = 1;
+/// The newest manifest version this build reads; it writes version 2 only
+/// for a manifest that names a dictionary index ([M11]).
+pub(crate) const MANIFEST_VERSION: u16 = 2;
 /// The format version of the segment files this build writes; it reads
 /// versions 1 and 2 (docs/format.md, "Version history").
 pub(crate) const SEGMENT_VERSION: u16 = 2;
@@ -22,6 +25,8 @@ pub(crate) const GROUP_SHARED_TIMES: u32 = 1;
 fn newest_version(magic: &[u8; 8]) -> u16 {
     if magic == MAGIC_SEGMENT {
         SEGMENT_VERSION
+    } else if magic == MAGIC_MANIFEST {
+        MANIFEST_VERSION
     } else {
         FORMAT_VERSION
     }
@@ -34,6 +39,10 @@ pub(crate) const MAGIC_SEGMENT: &[u8; 8] = b"TALLYSEG";
 pub(crate) const MAGIC_DICTIONARY: &[u8; 8] = b"TALLYDIC";
 /// Magic of the manifest.
 pub(crate) const MAGIC_MANIFEST: &[u8; 8] = b"TALLYMAN";
+/// Magic of the dictionary index ([DX1]).
+pub(crate) const MAGIC_INDEX: &[u8; 8] = b"TALLYDIX";
+/// Magic near the end of a dictionary index's footer.
+pub(crate) const MAGIC_INDEX_END: &[u8; 8] = b"TALLYDXE";
 /// Magic near the end of a segment footer.
 pub(crate) const MAGIC_FOOTER: &[u8; 8] = b"TALLYEND";
 /// Length of a segment directory entry.
@@ -290,7 +299,10 @@ mod tests {
         assert_eq!(check_header(&buf, MAGIC_SEGMENT), Ok(SEGMENT_VERSION));
         let mut manifest = Vec::new();
         put_header(&mut manifest, MAGIC_MANIFEST);
-        assert_eq!(check_header(&manifest, MAGIC_MANIFEST), Ok(FORMAT_VERSION));
+        assert_eq!(
+            check_header(&manifest, MAGIC_MANIFEST),
+            Ok(MANIFEST_VERSION)
+        );
         assert!(check_header(&buf, MAGIC_MANIFEST).is_err());
         assert!(check_header(&buf[..10], MAGIC_SEGMENT).is_err());
         for i in 0..HEADER_LEN {

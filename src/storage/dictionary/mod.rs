@@ -1,0 +1,458 @@
+//! The series dictionary (docs/format.md, "series.dict"): metric names,
+//! account names and the (account, metric) pairs that make series, each
+//! with a dense id in order of first appearance.
+//!
+//! [`Dictionary`] is what every reader holds: the dictionary index the
+//! manifest names, when there is one (`index`, docs/format.md "Dictionary
+//! index"), and the frames after it parsed into memory. Parsed names live in
+//! one string arena per kind, so parsing a million accounts costs a copy and
+//! a scan, not a million allocations. [`DictionaryBuilder`] (in `builder`)
+//! is the writer's side: it adds names and series and encodes them as the
+//! entries of the next frame.
+
+mod builder;
+pub(crate) mod index;
+
+use std::sync::Arc;
+
+pub(crate) use builder::DictionaryBuilder;
+use index::DictIndex;
+
+use crate::error::Error;
+use crate::storage::encoding::get_varint;
+use crate::storage::format::{ByteReader, HEADER_LEN, MAGIC_DICTIONARY, check_header};
+
+/// Longest metric name, in bytes ([D1]).
+pub(crate) const MAX_METRIC_LEN: usize = 255;
+/// Longest account name, in bytes ([D1]).
+pub(crate) const MAX_ACCOUNT_LEN: usize = 4096;
+
+const KIND_METRIC: u8 = 1;
+const KIND_ACCOUNT: u8 = 2;
+const KIND_SERIES: u8 = 3;
+
+/// A series as the dictionary knows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct SeriesKey {
+    pub account: u32,
+    pub metric: u32,
+}
+
+/// Names of one kind, stored end to end in one string.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct NameTable {
+    text: String,
+    /// `ends[i]` is where name i ends in `text`; it starts at `ends[i - 1]`.
+    ends: Vec<usize>,
+}
+
+impl NameTable {
+    pub(crate) fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// The name with this id, or "" for an id that does not exist (callers
+    /// only pass ids they got from this dictionary).
+    pub(crate) fn get(&self, id: u32) -> &str {
+        let i = id as usize;
+        let end = self.ends.get(i).copied().unwrap_or(0);
+        let start = if i == 0 {
+            0
+        } else {
+            self.ends.get(i - 1).copied().unwrap_or(end)
+        };
+        self.text.get(start..end).unwrap_or("")
+    }
+
+    fn push(&mut self, name: &str) -> u32 {
+        self.text.push_str(name);
+        self.ends.push(self.text.len());
+        // Ids are u32 by format; callers check the count before pushing.
+        (self.ends.len() - 1) as u32
+    }
+
+    /// Ids and names, in id order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (u32, &str)> {
+        (0..self.ends.len() as u32).map(|i| (i, self.get(i)))
+    }
+}
+
+/// Checks a metric name against [D1].
+pub(crate) fn check_metric_name(name: &str) -> Result<(), String> {
+    let mut bytes = name.bytes();
+    let first_ok = bytes
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_');
+    if !first_ok || !bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        return Err(format!(
+            "metric name {name:?} must start with a letter or `_` and hold only letters, digits and `_`"
+        ));
+    }
+    if name.len() > MAX_METRIC_LEN {
+        return Err(format!(
+            "metric name {name:?} is longer than {MAX_METRIC_LEN} bytes"
+        ));
+    }
+    Ok(())
+}
+
+/// Checks an account name against [D1].
+pub(crate) fn check_account_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("the account name is empty".to_string());
+    }
+    if name.len() > MAX_ACCOUNT_LEN {
+        return Err(format!(
+            "account name is longer than {MAX_ACCOUNT_LEN} bytes"
+        ));
+    }
+    Ok(())
+}
+
+/// The committed dictionary as a reader sees it: the index's ids first, the
+/// parsed frames' after them ([DX1]).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Dictionary {
+    /// The index the manifest names; it defines the accounts below
+    /// `account_base` and the series below `series_base`.
+    index: Option<Arc<DictIndex>>,
+    /// Every metric, the index's included: there are few.
+    pub metrics: NameTable,
+    /// The accounts defined after the index, from id `account_base` on.
+    accounts: NameTable,
+    account_base: u32,
+    /// The series defined after the index, from id `series_base` on.
+    series: Vec<SeriesKey>,
+    series_base: u32,
+    /// The series of `series` by metric, in id order.
+    by_metric: Vec<Vec<u32>>,
+}
+
+impl Dictionary {
+    /// Parses the committed prefix of series.dict (header included), whole.
+    /// `bytes` must be exactly the committed length ([DI2]).
+    pub(crate) fn parse(bytes: &[u8]) -> Result<Dictionary, String> {
+        check_header(bytes, MAGIC_DICTIONARY)?;
+        let mut dict = Dictionary::default();
+        dict.parse_frames(bytes, HEADER_LEN)?;
+        Ok(dict)
+    }
+
+    /// The dictionary of `index` and of the frames of the committed
+    /// series.dict that follow what the index covers ([DX1]).
+    pub(crate) fn with_index(index: Arc<DictIndex>) -> Result<Dictionary, String> {
+        let bytes = index.committed_dictionary();
+        check_header(bytes, MAGIC_DICTIONARY)?;
+        // Opening the index checked that it covers at most what is committed.
+        let covered = usize::try_from(index.covered()).unwrap_or(usize::MAX);
+        let mut dict = Dictionary {
+            account_base: index.account_count(),
+            series_base: index.series_count(),
+            ..Dictionary::default()
+        };
+        for name in index.metric_names() {
+            dict.push_metric(name);
+        }
+        dict.parse_frames(bytes, covered)?;
+        dict.index = Some(index);
+        Ok(dict)
+    }
+
+    /// Parses the frames of `bytes` from `offset` to the end.
+    fn parse_frames(&mut self, bytes: &[u8], mut offset: usize) -> Result<(), String> {
+        let mut rest = bytes.get(offset..).unwrap_or(&[]);
+        while !rest.is_empty() {
+            let mut r = ByteReader::new(rest);
+            let len = r
+                .u32()
+                .map_err(|_| format!("frame at byte {offset} is truncated"))?
+                as usize;
+            let crc = r
+                .u32()
+                .map_err(|_| format!("frame at byte {offset} is truncated"))?;
+            let payload = r.bytes(len).map_err(|_| {
+                format!("frame at byte {offset} claims {len} bytes, past the committed length")
+            })?;
+            if len == 0 {
+                return Err(format!("frame at byte {offset} is empty"));
+            }
+            if crc32fast::hash(payload) != crc {
+                return Err(format!("frame at byte {offset}: checksum mismatch"));
+            }
+            self.apply_frame(payload)
+                .map_err(|e| format!("frame at byte {offset}: {e}"))?;
+            offset += 8 + len;
+            rest = rest.get(8 + len..).unwrap_or(&[]);
+        }
+        Ok(())
+    }
+
+    /// Applies the entries of one frame's payload.
+    fn apply_frame(&mut self, payload: &[u8]) -> Result<(), String> {
+        let mut pos = 0;
+        while let Some(&kind) = payload.get(pos) {
+            pos += 1;
+            match kind {
+                KIND_METRIC | KIND_ACCOUNT => {
+                    let len = get_varint(payload, &mut pos).map_err(|e| e.0.to_string())?;
+                    let end = usize::try_from(len)
+                        .ok()
+                        .and_then(|l| pos.checked_add(l))
+                        .filter(|&e| e <= payload.len())
+                        .ok_or("a name runs past the end of the frame")?;
+                    let name = payload
+                        .get(pos..end)
+                        .and_then(|b| std::str::from_utf8(b).ok())
+                        .ok_or_else(|| "a name is not valid UTF-8".to_string())?;
+                    pos = end;
+                    if kind == KIND_METRIC {
+                        check_metric_name(name)?;
+                        if self.metrics.len() >= u32::MAX as usize {
+                            return Err("too many metrics".to_string());
+                        }
+                        self.push_metric(name);
+                    } else {
+                        check_account_name(name)?;
+                        if self.account_count() >= u32::MAX as usize {
+                            return Err("too many accounts".to_string());
+                        }
+                        self.accounts.push(name);
+                    }
+                }
+                KIND_SERIES => {
+                    let account = get_varint(payload, &mut pos).map_err(|e| e.0.to_string())?;
+                    let metric = get_varint(payload, &mut pos).map_err(|e| e.0.to_string())?;
+                    if account >= self.account_count() as u64 || metric >= self.metrics.len() as u64
+                    {
+                        return Err(format!(
+                            "series refers to account {account} or metric {metric}, not yet defined"
+                        ));
+                    }
+                    if self.series_count() >= u32::MAX as usize {
+                        return Err("too many series".to_string());
+                    }
+                    // Both fit in u32: they are below counts that do.
+                    self.push_series(SeriesKey {
+                        account: account as u32,
+                        metric: metric as u32,
+                    });
+                }
+                other => return Err(format!("unknown entry kind {other}")),
+            }
+        }
+        Ok(())
+    }
+
+    fn push_metric(&mut self, name: &str) -> u32 {
+        self.by_metric.push(Vec::new());
+        self.metrics.push(name)
+    }
+
+    fn push_account(&mut self, name: &str) -> u32 {
+        self.accounts.push(name) + self.account_base
+    }
+
+    fn push_series(&mut self, key: SeriesKey) -> u32 {
+        // Callers check that the count stays below u32::MAX.
+        let id = self.series_count() as u32;
+        self.series.push(key);
+        if let Some(list) = self.by_metric.get_mut(key.metric as usize) {
+            list.push(id);
+        }
+        id
+    }
+
+    /// The index this dictionary reads through, if any.
+    pub(crate) fn index(&self) -> Option<&Arc<DictIndex>> {
+        self.index.as_ref()
+    }
+
+    /// The first damage met in the index ([DX2]): a caller about to hand
+    /// out an answer, or to commit names it looked up, checks this first.
+    pub(crate) fn damage(&self) -> Option<Error> {
+        self.index.as_ref().and_then(|index| index.damage())
+    }
+
+    pub(crate) fn account_count(&self) -> usize {
+        self.account_base as usize + self.accounts.len()
+    }
+
+    /// The name of account `id`, or "" for an id that does not exist or an
+    /// index page that is damaged (recorded, see [`Dictionary::damage`]).
+    pub(crate) fn account_name(&self, id: u32) -> &str {
+        if id < self.account_base {
+            return self
+                .index
+                .as_ref()
+                .and_then(|index| index.account_name(id))
+                .unwrap_or("");
+        }
+        self.accounts.get(id - self.account_base)
+    }
+
+    /// The id of the account called `name`: a binary search of the index,
+    /// then a scan of the accounts parsed after it.
+    pub(crate) fn account_id(&self, name: &str) -> Option<u32> {
+        if let Some(id) = self.index.as_ref().and_then(|i| i.find_account(name)) {
+            return Some(id);
+        }
+        self.accounts
+            .iter()
+            .find_map(|(id, n)| (n == name).then_some(id + self.account_base))
+    }
+
+    /// Every account, in id order.
+    pub(crate) fn accounts(&self) -> impl Iterator<Item = (u32, &str)> {
+        (0..self.account_count() as u32).map(|id| (id, self.account_name(id)))
+    }
+
+    /// The accounts parsed from frames (all of them when there is no index).
+    pub(crate) fn parsed_accounts(&self) -> &NameTable {
+        &self.accounts
+    }
+
+    pub(crate) fn series_count(&self) -> usize {
+        self.series_base as usize + self.series.len()
+    }
+
+    pub(crate) fn series_key(&self, id: u32) -> Option<SeriesKey> {
+        if id < self.series_base {
+            return self.index.as_ref().and_then(|index| index.series_key(id));
+        }
+        self.series.get((id - self.series_base) as usize).copied()
+    }
+
+    /// The id of a metric, by a linear search: databases have few metrics.
+    pub(crate) fn metric_id(&self, name: &str) -> Option<u32> {
+        self.metrics
+            .iter()
+            .find_map(|(id, n)| (n == name).then_some(id))
+    }
+
+    /// The series of a metric, in id order.
+    pub(crate) fn series_of_metric(&self, metric: u32) -> impl Iterator<Item = u32> + '_ {
+        let indexed = self
+            .index
+            .as_ref()
+            .map(|index| index.series_of_metric(metric));
+        let parsed = self
+            .by_metric
+            .get(metric as usize)
+            .map_or(&[][..], |v| v.as_slice());
+        indexed.into_iter().flatten().chain(parsed.iter().copied())
+    }
+
+    /// The series of an account, with their keys: from the index, then from
+    /// the series parsed after it.
+    pub(crate) fn series_of_account(
+        &self,
+        account: u32,
+    ) -> impl Iterator<Item = (u32, SeriesKey)> + '_ {
+        let indexed = self
+            .index
+            .as_ref()
+            .filter(|_| account < self.account_base)
+            .map(|index| index.series_of_account(account));
+        let base = self.series_base;
+        let parsed = self
+            .series
+            .iter()
+            .enumerate()
+            .filter(move |(_, k)| k.account == account)
+            .map(move |(i, k)| (base + i as u32, *k));
+        indexed.into_iter().flatten().chain(parsed)
+    }
+
+    /// The series of (account, metric), if it exists.
+    pub(crate) fn series_id(&self, account: u32, metric: u32) -> Option<u32> {
+        self.series_of_account(account)
+            .find_map(|(id, key)| (key.metric == metric).then_some(id))
+    }
+
+    /// The series parsed from frames (all of them when there is no index),
+    /// from id [`Dictionary::parsed_series_base`] on.
+    pub(crate) fn parsed_series(&self) -> &[SeriesKey] {
+        &self.series
+    }
+
+    pub(crate) fn parsed_series_base(&self) -> u32 {
+        self.series_base
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::format::put_header;
+
+    fn file_of(frames: &[Vec<u8>]) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        put_header(&mut bytes, MAGIC_DICTIONARY);
+        for f in frames {
+            bytes.extend_from_slice(f);
+        }
+        bytes
+    }
+
+    #[test]
+    fn builder_frames_parse_back_to_the_same_dictionary() {
+        let mut b = DictionaryBuilder::new(Dictionary::default());
+        let followers = b.metric_id("followers").unwrap();
+        let ada = b.account_id("adela_mae").unwrap();
+        let s0 = b.series_id(ada, followers).unwrap();
+        let f1 = b.take_frame().unwrap();
+        let following = b.metric_id("following").unwrap();
+        let uni = b.account_id("ünï, \"quoted\"").unwrap();
+        let s1 = b.series_id(uni, following).unwrap();
+        let s2 = b.series_id(ada, following).unwrap();
+        assert_eq!(b.series_id(ada, followers), Ok(s0));
+        let f2 = b.take_frame().unwrap();
+        assert!(b.take_frame().is_none());
+        assert_eq!((s0, s1, s2), (0, 1, 2));
+
+        let dict = Dictionary::parse(&file_of(&[f1, f2])).unwrap();
+        assert_eq!(dict.metrics.get(following), "following");
+        assert_eq!(dict.account_name(uni), "ünï, \"quoted\"");
+        assert_eq!(dict.series_count(), 3);
+        assert_eq!(dict.series_of_metric(following).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(dict.metric_id("followers"), Some(0));
+        assert_eq!(dict.metric_id("nope"), None);
+
+        // A builder resumed from the parsed dictionary finds what exists.
+        let mut b = DictionaryBuilder::new(dict);
+        assert_eq!(b.account_id("adela_mae"), Ok(ada));
+        assert_eq!(b.series_id(uni, following), Ok(s1));
+        assert!(!b.has_pending());
+    }
+
+    #[test]
+    fn names_are_checked() {
+        // [D1]
+        let mut b = DictionaryBuilder::new(Dictionary::default());
+        assert!(b.metric_id("follower count").is_err());
+        assert!(b.metric_id("9lives").is_err());
+        assert!(b.metric_id("").is_err());
+        assert!(b.metric_id(&"m".repeat(256)).is_err());
+        assert!(b.account_id("").is_err());
+        assert!(b.account_id(&"a".repeat(4097)).is_err());
+        assert!(b.metric_id("_ok_9").is_ok());
+    }
+
+    #[test]
+    fn damaged_frames_are_rejected() {
+        // [I4] [DI1]
+        let mut b = DictionaryBuilder::new(Dictionary::default());
+        let m = b.metric_id("followers").unwrap();
+        let a = b.account_id("x").unwrap();
+        b.series_id(a, m).unwrap();
+        let file = file_of(&[b.take_frame().unwrap()]);
+        for i in HEADER_LEN..file.len() {
+            let mut bad = file.clone();
+            bad[i] ^= 0x10;
+            assert!(Dictionary::parse(&bad).is_err(), "flip at {i}");
+        }
+        for cut in HEADER_LEN + 1..file.len() {
+            assert!(Dictionary::parse(&file[..cut]).is_err(), "cut at {cut}");
+        }
+    }
+}
