@@ -439,7 +439,10 @@ fn the_page_and_the_endpoints_it_uses() {
     assert_eq!(notices[0]["suggestion"], "followers");
     let message = notices[0]["message"].as_str().unwrap();
     assert_eq!(message, "no metric `folowers`; did you mean `followers`?");
-    assert!(stderr.contains(&format!("tally: note: {message}")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("tally: note: {message}")),
+        "{stderr}"
+    );
     assert_eq!(plain["notices"], serde_json::json!([]));
 }
 

@@ -180,10 +180,7 @@ impl Driver {
             if ready {
                 return driver;
             }
-            assert!(
-                started.elapsed() < PATIENCE,
-                "chromedriver did not start"
-            );
+            assert!(started.elapsed() < PATIENCE, "chromedriver did not start");
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -199,7 +196,11 @@ impl Driver {
             },
             "goog:loggingPrefs": {"browser": "ALL"},
         }}});
-        let answer = send("POST", &format!("{}/session", self.base), Some(&capabilities));
+        let answer = send(
+            "POST",
+            &format!("{}/session", self.base),
+            Some(&capabilities),
+        );
         let id = answer["value"]["sessionId"]
             .as_str()
             .unwrap_or_else(|| panic!("no session: {answer}"))
@@ -381,7 +382,10 @@ fn base64(text: &str) -> Vec<u8> {
     };
     let mut out = Vec::with_capacity(text.len() * 3 / 4);
     let (mut bits, mut count) = (0u32, 0);
-    for c in text.bytes().filter(|c| !c.is_ascii_whitespace() && *c != b'=') {
+    for c in text
+        .bytes()
+        .filter(|c| !c.is_ascii_whitespace() && *c != b'=')
+    {
         bits = (bits << 6) | value(c);
         count += 6;
         if count >= 8 {
@@ -469,8 +473,14 @@ fn the_page_answers_as_the_cli_in_a_browser() {
     ))
     .unwrap();
     assert_eq!(page_falls, expected_falls);
-    assert!(page_falls.iter().any(|(c, _)| c == "fall glitch"), "{page_falls:?}");
-    assert!(page_falls.iter().any(|(c, _)| c == "fall purge"), "{page_falls:?}");
+    assert!(
+        page_falls.iter().any(|(c, _)| c == "fall glitch"),
+        "{page_falls:?}"
+    );
+    assert!(
+        page_falls.iter().any(|(c, _)| c == "fall purge"),
+        "{page_falls:?}"
+    );
     // A picture of the page with its chart, for a person to look at.
     let png = browser.screenshot();
     let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("web.png");
@@ -494,7 +504,11 @@ fn the_page_answers_as_the_cli_in_a_browser() {
         .as_array()
         .unwrap()
         .iter()
-        .filter_map(|m| m.as_str().filter(|m| m.starts_with("fol")).map(str::to_string))
+        .filter_map(|m| {
+            m.as_str()
+                .filter(|m| m.starts_with("fol"))
+                .map(str::to_string)
+        })
         .collect();
     assert_eq!(expected.len(), 2, "{metrics}");
     browser.expect_completions(&expected);
@@ -554,7 +568,6 @@ fn the_page_answers_as_the_cli_in_a_browser() {
         })
         .collect();
     assert!(errors.is_empty(), "the browser logged errors: {errors:?}");
-
 }
 
 /// The screenshot of docs/http-api.md and the README: the page over the
@@ -567,7 +580,7 @@ fn docs_screenshot() {
     let (chromium, chromedriver) = browser().expect("chromium and chromedriver");
     let server = Server::start(&db, &[]);
     let driver = Driver::start(chromium, &chromedriver);
-    let browser = driver.session(1100, 700);
+    let browser = driver.session(1100, 820);
     let address = form_urlencoded::Serializer::new(String::new())
         .append_pair(
             "q",

@@ -285,6 +285,11 @@ mod tests {
 
     use super::*;
 
+    /// A handler that panics; its message is what a client must never see.
+    async fn boom() -> &'static str {
+        panic!("SECRET-PANIC-MESSAGE")
+    }
+
     /// Rules H35 and H12: a panic while answering, inside the very layers
     /// the server puts around its routes, is answered 500 `internal` in
     /// the native format, with neither the panic's message nor a trace; the
@@ -310,8 +315,6 @@ mod tests {
             queries: Arc::new(tokio::sync::Semaphore::new(1)),
             refreshing: Mutex::new(()),
         });
-        // The panic's message is what a client must never see.
-        let boom = || async { panic!("SECRET-PANIC-MESSAGE") };
         let app = layered(routes().route("/boom", get(boom)), state).unwrap();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)

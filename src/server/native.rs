@@ -143,9 +143,7 @@ fn query_json(table: &Table, chart: Option<Option<&str>>) -> String {
     // `table_json` ends with the closing brace of its object.
     out.pop();
     out.push_str(",\"notices\":");
-    out.push_str(
-        &serde_json::to_string(table.notices()).unwrap_or_else(|_| "[]".to_string()),
-    );
+    out.push_str(&serde_json::to_string(table.notices()).unwrap_or_else(|_| "[]".to_string()));
     if let Some(chart) = chart {
         out.push_str(",\"chart\":");
         match chart {
