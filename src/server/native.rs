@@ -85,6 +85,8 @@ async fn query_inner(
                 .map_err(|e| ApiError::from_engine(Error::io("<response>", e)))?;
             Ok(with_type(out, "text/csv; charset=utf-8"))
         }
+        // `render` draws every query `can_draw` accepts, checked above, so
+        // the picture is there.
         AnswerFormat::Svg => Ok(with_type(
             svg.unwrap_or_default().into_bytes(),
             "image/svg+xml",
@@ -100,7 +102,7 @@ async fn query_inner(
 }
 
 /// The error of `format=svg` for a query whose result has no picture: the
-/// CLI's message for `--format svg` (rule H39).
+/// CLI's message for `--format svg`, naming the API's formats (rule H39).
 const NO_PICTURE: &str = "format=svg draws series of counts, drop and recovery tables, and \
      summarize(…, STEP); this query's result has no picture (use json or csv)";
 
@@ -143,6 +145,7 @@ fn query_json(table: &Table, chart: Option<Option<&str>>) -> String {
     // `table_json` ends with the closing brace of its object.
     out.pop();
     out.push_str(",\"notices\":");
+    // Notices are strings and an enum, which always serialise.
     out.push_str(&serde_json::to_string(table.notices()).unwrap_or_else(|_| "[]".to_string()));
     if let Some(chart) = chart {
         out.push_str(",\"chart\":");

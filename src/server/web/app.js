@@ -87,7 +87,7 @@ async function run(remember) {
   if (!params.get('q')) return;
   const address = '?' + params;
   if (remember && address !== location.search) history.pushState(null, '', address);
-  const run = ++state.runs;
+  const ticket = ++state.runs;
   const started = performance.now();
   setStatus('running', 'Running…');
   params.set('chart', 'true');
@@ -97,7 +97,7 @@ async function run(remember) {
   } catch (e) {
     body = { status: 'error', error: 'the server could not be reached: ' + e.message };
   }
-  if (run !== state.runs) return;
+  if (ticket !== state.runs) return;
   if (body.status === 'error' || !Array.isArray(body.rows)) {
     showError(body);
   } else {
