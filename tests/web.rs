@@ -191,7 +191,10 @@ impl Driver {
             "browserName": "chrome",
             "goog:chromeOptions": {
                 "binary": self.chromium,
+                // /dev/shm is small in many containers; Chromium then
+                // uses /tmp instead of crashing.
                 "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                         "--disable-dev-shm-usage",
                          format!("--window-size={width},{height}")],
             },
             "goog:loggingPrefs": {"browser": "ALL"},
