@@ -62,7 +62,8 @@ impl ValueAxis {
     pub(crate) fn label(&self, v: i128) -> String {
         const SUFFIXES: [&str; 6] = ["k", "M", "G", "T", "P", "E"];
         let magnitude = self.low.abs().max(self.high.abs());
-        if magnitude < 10_000 {
+        // Zero has no magnitude to name: `0`, not `0k` (rule Q63).
+        if magnitude < 10_000 || v == 0 {
             return v.to_string();
         }
         let mut power = 1i128;
@@ -254,6 +255,9 @@ mod tests {
         let axis = ValueAxis::new(1_200_000, 1_250_000);
         assert_eq!(axis.step, 10_000);
         assert_eq!(axis.label(1_210_000), "1.21M");
+        let axis = ValueAxis::new(0, 15_000);
+        assert_eq!(axis.label(0), "0");
+        assert_eq!(axis.label(5_000), "5k");
     }
 
     #[test]

@@ -19,13 +19,15 @@ use super::errors::{ApiError, for_path};
 
 /// Checks the bearer token when the server has one (docs/http-api.md,
 /// rule H31): a missing or wrong token is 401, in the format of the API
-/// the path belongs to.
+/// the path belongs to. The web page's own files, which hold no data, need
+/// none (rule H42): a browser opening the page cannot send one.
 pub(crate) async fn authenticate(
     State(state): State<Arc<AppState>>,
     request: Request,
     next: Next,
 ) -> Response {
-    if let Some(token) = &state.options.token {
+    let public = super::web::is_asset(request.uri().path());
+    if let (Some(token), false) = (&state.options.token, public) {
         let given = bearer(request.headers());
         let error = match given {
             None => Some("this server needs a bearer token: send `Authorization: Bearer TOKEN`"),

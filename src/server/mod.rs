@@ -6,8 +6,8 @@
 //! graceful shutdown on Ctrl-C or SIGTERM. The rest is one module per
 //! concern: `native` answers tally's own endpoints, `prometheus` the
 //! Prometheus-compatible read API, `guard` authentication and the limits,
-//! `params` the parameters of a request, and `errors` turns every failure
-//! into an HTTP answer. Queries and imports run on tokio's blocking
+//! `params` the parameters of a request, `web` the page at the root, and
+//! `errors` turns every failure into an HTTP answer. Queries and imports run on tokio's blocking
 //! threads (the engine is synchronous and spreads a query over rayon), so
 //! the async workers only move bytes.
 
@@ -16,6 +16,7 @@ mod guard;
 mod native;
 mod params;
 mod prometheus;
+mod web;
 
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::sync::{Arc, Mutex};
@@ -175,6 +176,11 @@ fn bind(options: &ServeOptions) -> Result<TcpListener> {
 /// The routes, with authentication, CORS (when asked for) and the panic
 /// catcher around them.
 fn router(state: Arc<AppState>) -> Result<Router> {
+    layered(routes(), state)
+}
+
+/// Every endpoint of docs/http-api.md, without the layers.
+fn routes() -> Router<Arc<AppState>> {
     let prom = |path: &str| format!("{PROMETHEUS_BASE}/api/v1{path}");
     let mut app = Router::new()
         .route("/api/query", get(native::query).post(native::query))
@@ -182,6 +188,7 @@ fn router(state: Arc<AppState>) -> Result<Router> {
         .route("/api/metrics", get(native::metrics))
         .route("/api/accounts", get(native::accounts))
         .route("/api/stats", get(native::stats))
+        .route("/api/functions", get(native::functions))
         .route(
             &prom("/query"),
             get(prometheus::query).post(prometheus::query),
@@ -199,7 +206,18 @@ fn router(state: Arc<AppState>) -> Result<Router> {
             get(prometheus::labels).post(prometheus::labels),
         )
         .route(&prom("/label/{name}/values"), get(prometheus::label_values))
-        .route(&prom("/status/buildinfo"), get(prometheus::buildinfo))
+        .route(&prom("/status/buildinfo"), get(prometheus::buildinfo));
+    for path in web::asset_paths() {
+        app = app.route(path, get(web::asset));
+    }
+    app
+}
+
+/// The routes `app`, with the fallbacks, authentication, CORS (when asked
+/// for) and the panic catcher around them: one function, so that a test can
+/// put a route of its own inside the very layers the server uses.
+fn layered(app: Router<Arc<AppState>>, state: Arc<AppState>) -> Result<Router> {
+    let mut app = app
         .fallback(errors::not_found)
         .method_not_allowed_fallback(errors::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
@@ -258,5 +276,78 @@ async fn shutdown_signal() {
 impl From<Error> for ApiError {
     fn from(e: Error) -> ApiError {
         ApiError::from_engine(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+
+    use super::*;
+
+    /// A handler that panics; its message is what a client must never see.
+    async fn boom() -> &'static str {
+        panic!("SECRET-PANIC-MESSAGE")
+    }
+
+    /// Rules H35 and H12: a panic while answering, inside the very layers
+    /// the server puts around its routes, is answered 500 `internal` in
+    /// the native format, with neither the panic's message nor a trace; the
+    /// server answers the next request. No request can make tally's own
+    /// handlers panic, so the test adds a route that does.
+    #[test]
+    fn a_panic_is_a_500_without_its_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = ServeOptions {
+            listen: "127.0.0.1:0".to_string(),
+            token: None,
+            no_auth: false,
+            allow_import: false,
+            max_body: 1 << 20,
+            query_timeout: Duration::from_secs(10),
+            max_queries: 1,
+            cors_origin: None,
+            lookback: Duration::from_secs(300),
+        };
+        let state = Arc::new(AppState {
+            db: Db::open(dir.path()).unwrap(),
+            options,
+            queries: Arc::new(tokio::sync::Semaphore::new(1)),
+            refreshing: Mutex::new(()),
+        });
+        let app = layered(routes().route("/boom", get(boom)), state).unwrap();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        runtime.spawn(async move { axum::serve(listener, app).await });
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let get_text = |path: &str| {
+            let mut response = agent.get(format!("http://{addr}{path}")).call().unwrap();
+            let mut body = String::new();
+            response
+                .body_mut()
+                .as_reader()
+                .read_to_string(&mut body)
+                .unwrap();
+            (response.status().as_u16(), body)
+        };
+        let (status, body) = get_text("/boom");
+        assert_eq!(status, 500, "{body}");
+        let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(json["status"], "error");
+        assert_eq!(json["kind"], "internal");
+        assert!(!body.contains("SECRET"), "{body}");
+        assert!(!body.contains("mod.rs"), "{body}");
+        let (status, body) = get_text("/api/metrics");
+        assert_eq!(status, 200, "{body}");
     }
 }

@@ -52,39 +52,110 @@ async fn query_inner(
         .transpose()?;
     let to = params.get("to").map(|t| native_time("to", t)).transpose()?;
     let range = crate::cli::time_range(from, to).map_err(ApiError::bad_request)?;
-    let csv = wants_csv(params.get("format"), &headers)?;
+    let format = answer_format(params.get("format"), &headers)?;
+    let with_chart = flag("chart", params.get("chart"))?;
     let query = Query::parse(text)?.range(range);
-    let table = run_query(&state, None, move |state, cancel| {
-        query.cancel_on(cancel).run(&state.db)
+    let draw = match format {
+        AnswerFormat::Svg => {
+            // Found before the query runs, as `tally query --format svg`
+            // finds it (rule H39).
+            if !crate::chart::can_draw(&query) {
+                return Err(ApiError::bad_request(NO_PICTURE));
+            }
+            true
+        }
+        AnswerFormat::Json => with_chart,
+        AnswerFormat::Csv => false,
+    };
+    let (table, svg) = run_query(&state, None, move |state, cancel| {
+        let query = query.cancel_on(cancel);
+        if draw {
+            // The rows and the picture from one committed state.
+            crate::chart::render(&state.db, &query)
+        } else {
+            Ok((query.run(&state.db)?, None))
+        }
     })
     .await?;
-    if csv {
-        let mut out = Vec::new();
-        CsvPrinter
-            .print(&table, &mut out)
-            .map_err(|e| ApiError::from_engine(Error::io("<response>", e)))?;
-        Ok(with_type(out, "text/csv; charset=utf-8"))
-    } else {
-        Ok(with_type(
-            table_json(&table).into_bytes(),
-            "application/json",
-        ))
+    match format {
+        AnswerFormat::Csv => {
+            let mut out = Vec::new();
+            CsvPrinter
+                .print(&table, &mut out)
+                .map_err(|e| ApiError::from_engine(Error::io("<response>", e)))?;
+            Ok(with_type(out, "text/csv; charset=utf-8"))
+        }
+        // `render` draws every query `can_draw` accepts, checked above, so
+        // the picture is there.
+        AnswerFormat::Svg => Ok(with_type(
+            svg.unwrap_or_default().into_bytes(),
+            "image/svg+xml",
+        )),
+        AnswerFormat::Json => {
+            let chart = with_chart.then_some(svg);
+            Ok(with_type(
+                query_json(&table, chart.as_ref().map(Option::as_deref)).into_bytes(),
+                "application/json",
+            ))
+        }
     }
 }
 
-/// `format=csv|json`, else `Accept: text/csv`; JSON by default.
-fn wants_csv(format: Option<&str>, headers: &HeaderMap) -> Result<bool, ApiError> {
+/// The error of `format=svg` for a query whose result has no picture: the
+/// CLI's message for `--format svg`, naming the API's formats (rule H39).
+const NO_PICTURE: &str = "format=svg draws series of counts, drop and recovery tables, and \
+     summarize(…, STEP); this query's result has no picture (use json or csv)";
+
+/// What `/api/query` answers with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AnswerFormat {
+    Json,
+    Csv,
+    Svg,
+}
+
+/// `format=json|csv|svg`, else `Accept: text/csv`; JSON by default.
+fn answer_format(format: Option<&str>, headers: &HeaderMap) -> Result<AnswerFormat, ApiError> {
     match format {
-        Some("csv") => Ok(true),
-        Some("json") => Ok(false),
+        Some("csv") => Ok(AnswerFormat::Csv),
+        Some("json") => Ok(AnswerFormat::Json),
+        Some("svg") => Ok(AnswerFormat::Svg),
         Some(other) => Err(ApiError::bad_request(format!(
-            "unknown format {other:?}: expected json or csv"
+            "unknown format {other:?}: expected json, csv or svg"
         ))),
-        None => Ok(headers
-            .get(header::ACCEPT)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.contains("text/csv"))),
+        None => Ok(
+            if headers
+                .get(header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.contains("text/csv"))
+            {
+                AnswerFormat::Csv
+            } else {
+                AnswerFormat::Json
+            },
+        ),
     }
+}
+
+/// The JSON answer of `/api/query`: the table (rule H6) with its notices
+/// (rule H40) and, when `chart` is given, the picture or `null` (rule
+/// H39).
+fn query_json(table: &Table, chart: Option<Option<&str>>) -> String {
+    let mut out = table_json(table);
+    // `table_json` ends with the closing brace of its object.
+    out.pop();
+    out.push_str(",\"notices\":");
+    // Notices are strings and an enum, which always serialise.
+    out.push_str(&serde_json::to_string(table.notices()).unwrap_or_else(|_| "[]".to_string()));
+    if let Some(chart) = chart {
+        out.push_str(",\"chart\":");
+        match chart {
+            Some(svg) => push_json_string(&mut out, svg),
+            None => out.push_str("null"),
+        }
+    }
+    out.push('}');
+    out
 }
 
 /// The JSON answer of a query (rule H6): the columns with their types, and
@@ -274,6 +345,13 @@ fn import_body(
         }
     }
     Ok(report.to_string())
+}
+
+/// `GET /api/functions`: the query language's functions from the one
+/// registry (rule H38), for the web page's completion.
+pub(crate) async fn functions() -> Response {
+    let body = serde_json::json!({ "status": "success", "functions": crate::functions() });
+    with_type(body.to_string().into_bytes(), "application/json")
 }
 
 /// `GET /api/metrics`: the metrics, sorted (rule H13).
