@@ -98,3 +98,95 @@ fn a_version_1_database_takes_new_commits_and_merges() {
     let report = Db::verify(&path).unwrap();
     assert!(report.is_clean(), "{:?}", report.problems);
 }
+
+/// A copy of a fixture folder.
+fn copy_of(dir: &Path, name: &str) -> std::path::PathBuf {
+    let to = dir.join(name);
+    std::fs::create_dir(&to).unwrap();
+    for entry in std::fs::read_dir(fixture().join(name)).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
+    to
+}
+
+#[test]
+fn a_version_3_database_with_a_dictionary_index_answers_as_a_fresh_import() {
+    // [DX1]: v3.db has a dictionary index covering v1.csv's names and a
+    // tail (v3-extra.csv: a new metric, new accounts, a new series of an
+    // indexed account) parsed after it.
+    let dir = tempfile::tempdir().unwrap();
+    let path = copy_of(dir.path(), "v3.db");
+    let names: Vec<String> = std::fs::read_dir(&path)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    assert!(names.iter().any(|n| n.ends_with(".tdix")), "{names:?}");
+    let v3 = Db::open(&path).unwrap();
+    let fresh = fresh_import(dir.path());
+    let mut writer = fresh.writer().unwrap();
+    let extra = [Input::Path(fixture().join("v3-extra.csv"))];
+    writer
+        .import(&extra, &ImportOptions::default(), |_| {})
+        .unwrap();
+    writer.commit().unwrap();
+    drop(writer);
+    assert_eq!(all_points(&v3), all_points(&fresh));
+    assert_eq!(answers(&v3), answers(&fresh));
+    assert_eq!(v3.accounts(), fresh.accounts());
+    let one = Query::parse("posts{account=\"newcomer_ünï\"}").unwrap();
+    assert_eq!(
+        format!("{:?}", one.run(&v3).unwrap()),
+        format!("{:?}", one.run(&fresh).unwrap())
+    );
+    let report = Db::verify(&path).unwrap();
+    assert!(report.is_clean(), "{:?}", report.problems);
+    // It takes new commits, and a compaction folds the tail into a new
+    // index.
+    let mut writer = v3.writer().unwrap();
+    writer
+        .append("later", "posts", 1_542_850_000_000, 1)
+        .unwrap();
+    writer.commit().unwrap();
+    writer.compact().unwrap();
+    drop(writer);
+    assert_eq!(
+        Db::open(&path).unwrap().accounts().len(),
+        fresh.accounts().len() + 1
+    );
+    let report = Db::verify(&path).unwrap();
+    assert!(report.is_clean(), "{:?}", report.problems);
+}
+
+#[test]
+fn a_damaged_dictionary_index_fails_the_query_and_verify_names_it() {
+    // [DX2]: a flipped byte in the index's sections is found by the read
+    // that touches its page; the query fails instead of answering without
+    // the account.
+    let dir = tempfile::tempdir().unwrap();
+    let path = copy_of(dir.path(), "v3.db");
+    let index = std::fs::read_dir(&path)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "tdix"))
+        .unwrap();
+    let mut bytes = std::fs::read(&index).unwrap();
+    // Past the header, metric names and series.dict's page checksums: the
+    // account entries.
+    let at = bytes.len() / 3;
+    bytes[at] ^= 0x01;
+    std::fs::write(&index, &bytes).unwrap();
+    // This index is one page long, so opening it (which reads the metric
+    // names on that page) meets the damage already; a larger one meets it
+    // in the query.
+    let query = Query::parse("drop(followers, 5%, 1h)").unwrap();
+    let result = Db::open(&path).and_then(|db| query.run(&db));
+    let error = result.expect_err("the damage is met").to_string();
+    assert!(error.contains(".tdix"), "{error}");
+    let report = Db::verify(&path).unwrap();
+    assert!(
+        report.problems.iter().any(|p| p.contains(".tdix")),
+        "{:?}",
+        report.problems
+    );
+}
