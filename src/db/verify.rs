@@ -7,7 +7,7 @@ use std::path::Path;
 use crate::db::manifest::Manifest;
 use crate::db::snapshot::{load_dictionary, open_segment, parse_whole_dictionary};
 use crate::error::{Error, Result};
-use crate::storage::dictionary::Dictionary;
+use crate::storage::dictionary::{Dictionary, SeriesKey};
 use crate::storage::segment::segment_file_name;
 
 /// What `verify` found.
@@ -125,23 +125,34 @@ fn check_index(indexed: &Dictionary, whole: &Dictionary) -> Result<()> {
     {
         return wrong("its metric names differ from series.dict's".to_string());
     }
+    // The series each indexed account should list, by (account, metric),
+    // gathered in one pass rather than one scan per account.
+    let mut expected: Vec<(u32, SeriesKey)> = (0..index.series_count())
+        .filter_map(|id| whole.series_key(id).map(|k| (id, k)))
+        .collect();
+    expected.sort_unstable_by_key(|(_, k)| (k.account, k.metric));
+    let mut expected = expected.into_iter().peekable();
     for id in 0..index.account_count() {
         if index.account_name(id) != Some(whole.account_name(id)) {
             return wrong(format!(
                 "the name of account {id} differs from series.dict's"
             ));
         }
-        let listed: Vec<_> = index.series_of_account(id).collect();
-        let mut expected: Vec<_> = whole
-            .series_of_account(id)
-            .filter(|(s, _)| *s < index.series_count())
-            .collect();
-        expected.sort_by_key(|(_, k)| k.metric);
-        if listed != expected {
+        for listed in index.series_of_account(id) {
+            if expected.next() != Some(listed) {
+                return wrong(format!(
+                    "the series of account {id} differ from series.dict's"
+                ));
+            }
+        }
+        if expected.peek().is_some_and(|(_, k)| k.account == id) {
             return wrong(format!(
                 "the series of account {id} differ from series.dict's"
             ));
         }
+    }
+    if expected.next().is_some() {
+        return wrong("it lists fewer series than series.dict defines".to_string());
     }
     for id in 0..index.series_count() {
         if index.series_key(id) != whole.series_key(id) {

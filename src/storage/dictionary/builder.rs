@@ -32,8 +32,10 @@ pub(crate) struct DictionaryBuilder {
     /// The accounts parsed or added after the index, by hash; built the
     /// first time a name is not where the guess looks.
     parsed_accounts: Option<NameIndex>,
-    /// The series parsed or added after the index.
-    parsed_series: HashMap<SeriesKey, u32>,
+    /// The series parsed or added after the index, by [`series_slot`] of
+    /// their key: looked up once per row of an import, so not through
+    /// SipHash.
+    parsed_series: HashMap<u64, u32, PassThroughState>,
     pending: Vec<u8>,
 }
 
@@ -75,6 +77,15 @@ impl NameIndex {
     }
 }
 
+/// A series key as one well-mixed u64, for a map that hashes by identity:
+/// the packed key times an odd constant, with the high half folded in. Both
+/// steps are bijections, so distinct keys get distinct slots.
+fn series_slot(key: SeriesKey) -> u64 {
+    let packed = (u64::from(key.account) << 32) | u64::from(key.metric);
+    let mixed = packed.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    mixed ^ (mixed >> 32)
+}
+
 impl DictionaryBuilder {
     pub(crate) fn new(dict: Dictionary) -> DictionaryBuilder {
         let base = dict.parsed_series_base();
@@ -82,7 +93,7 @@ impl DictionaryBuilder {
             .parsed_series()
             .iter()
             .enumerate()
-            .map(|(i, key)| (*key, base + i as u32))
+            .map(|(i, key)| (series_slot(*key), base + i as u32))
             .collect();
         DictionaryBuilder {
             dict,
@@ -173,7 +184,7 @@ impl DictionaryBuilder {
     pub(crate) fn series_id(&mut self, account: u32, metric: u32) -> Result<u32, String> {
         let key = SeriesKey { account, metric };
         if !self.parsed_series.is_empty()
-            && let Some(&id) = self.parsed_series.get(&key)
+            && let Some(&id) = self.parsed_series.get(&series_slot(key))
         {
             return Ok(id);
         }
@@ -197,7 +208,7 @@ impl DictionaryBuilder {
         put_varint(&mut self.pending, u64::from(account));
         put_varint(&mut self.pending, u64::from(metric));
         let id = self.dict.push_series(key);
-        self.parsed_series.insert(key, id);
+        self.parsed_series.insert(series_slot(key), id);
         Ok(id)
     }
 

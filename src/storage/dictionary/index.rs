@@ -703,9 +703,22 @@ pub(crate) fn encode(bytes: &[u8]) -> Result<Vec<u8>, String> {
     for &offset in &found.accounts {
         put_offset(&mut out, offset);
     }
-    let mut sorted: Vec<u32> = (0..accounts as u32).collect();
-    sorted.sort_unstable_by(|&a, &b| dict.account_name(a).cmp(dict.account_name(b)));
-    for id in sorted {
+    // Sorted by name: each entry carries the name's first eight bytes as a
+    // big-endian number, so most comparisons are one integer comparison
+    // rather than two lookups and a memcmp (a third of the time to index a
+    // million accounts went here).
+    let mut sorted: Vec<(u64, &str, u32)> = (0..accounts as u32)
+        .map(|id| {
+            let name = dict.account_name(id);
+            let mut head = [0u8; 8];
+            for (slot, byte) in head.iter_mut().zip(name.bytes()) {
+                *slot = byte;
+            }
+            (u64::from_be_bytes(head), name, id)
+        })
+        .collect();
+    sorted.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)));
+    for (_, _, id) in sorted {
         out.put_u32_le(id);
     }
     for &(offset, _) in &found.series {
