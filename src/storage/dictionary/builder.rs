@@ -16,7 +16,7 @@ use bytes::BufMut;
 
 use super::{
     Dictionary, KIND_ACCOUNT, KIND_METRIC, KIND_SERIES, SeriesKey, check_account_name,
-    check_metric_name,
+    check_metric_name, series_slot,
 };
 use crate::storage::encoding::put_varint;
 use crate::storage::name_hash::{NameHasher, PassThroughState};
@@ -75,15 +75,6 @@ impl NameIndex {
             hasher,
         }
     }
-}
-
-/// A series key as one well-mixed u64, for a map that hashes by identity:
-/// the packed key times an odd constant, with the high half folded in. Both
-/// steps are bijections, so distinct keys get distinct slots.
-fn series_slot(key: SeriesKey) -> u64 {
-    let packed = (u64::from(key.account) << 32) | u64::from(key.metric);
-    let mixed = packed.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    mixed ^ (mixed >> 32)
 }
 
 impl DictionaryBuilder {

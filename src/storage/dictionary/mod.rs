@@ -13,7 +13,8 @@
 mod builder;
 pub(crate) mod index;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
 
 pub(crate) use builder::DictionaryBuilder;
 use index::DictIndex;
@@ -21,6 +22,7 @@ use index::DictIndex;
 use crate::error::Error;
 use crate::storage::encoding::get_varint;
 use crate::storage::format::{ByteReader, HEADER_LEN, MAGIC_DICTIONARY, check_header};
+use crate::storage::name_hash::{NameHasher, PassThroughState};
 
 /// Longest metric name, in bytes ([D1]).
 pub(crate) const MAX_METRIC_LEN: usize = 255;
@@ -126,6 +128,30 @@ pub(crate) struct Dictionary {
     series_base: u32,
     /// The series of `series` by metric, in id order.
     by_metric: Vec<Vec<u32>>,
+    /// Hash maps of the parsed accounts and series, built on the first
+    /// lookup by name or key (a server answers thousands of one-account
+    /// queries per snapshot) and dropped by every addition.
+    parsed_lookup: OnceLock<Arc<ParsedLookup>>,
+}
+
+/// The parsed accounts by the hash of their name, and the parsed series
+/// by [`series_slot`] of their key.
+#[derive(Debug)]
+struct ParsedLookup {
+    hasher: NameHasher,
+    accounts: HashMap<u64, u32, PassThroughState>,
+    /// Accounts whose hash an earlier account took; checked one by one.
+    collided: Vec<u32>,
+    series: HashMap<u64, u32, PassThroughState>,
+}
+
+/// A series key as one well-mixed u64, for a map that hashes by identity:
+/// the packed key times an odd constant, with the high half folded in. Both
+/// steps are bijections, so distinct keys get distinct slots.
+pub(crate) fn series_slot(key: SeriesKey) -> u64 {
+    let packed = (u64::from(key.account) << 32) | u64::from(key.metric);
+    let mixed = packed.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    mixed ^ (mixed >> 32)
 }
 
 impl Dictionary {
@@ -216,7 +242,7 @@ impl Dictionary {
                         if self.account_count() >= u32::MAX as usize {
                             return Err("too many accounts".to_string());
                         }
-                        self.accounts.push(name);
+                        self.push_account(name);
                     }
                 }
                 KIND_SERIES => {
@@ -243,16 +269,47 @@ impl Dictionary {
         Ok(())
     }
 
+    /// The maps of the parsed accounts and series, built on first use.
+    fn lookup(&self) -> &ParsedLookup {
+        self.parsed_lookup.get_or_init(|| {
+            let hasher = NameHasher::new();
+            let mut accounts =
+                HashMap::with_capacity_and_hasher(self.accounts.len(), PassThroughState::default());
+            let mut collided = Vec::new();
+            for (i, name) in self.accounts.iter() {
+                let id = i + self.account_base;
+                if let Some(first) = accounts.insert(hasher.hash(name.as_bytes()), id) {
+                    accounts.insert(hasher.hash(name.as_bytes()), first);
+                    collided.push(id);
+                }
+            }
+            let mut series =
+                HashMap::with_capacity_and_hasher(self.series.len(), PassThroughState::default());
+            for (i, key) in self.series.iter().enumerate() {
+                series.insert(series_slot(*key), self.series_base + i as u32);
+            }
+            Arc::new(ParsedLookup {
+                hasher,
+                accounts,
+                collided,
+                series,
+            })
+        })
+    }
+
     fn push_metric(&mut self, name: &str) -> u32 {
+        self.parsed_lookup = OnceLock::new();
         self.by_metric.push(Vec::new());
         self.metrics.push(name)
     }
 
     fn push_account(&mut self, name: &str) -> u32 {
+        self.parsed_lookup = OnceLock::new();
         self.accounts.push(name) + self.account_base
     }
 
     fn push_series(&mut self, key: SeriesKey) -> u32 {
+        self.parsed_lookup = OnceLock::new();
         // Callers check that the count stays below u32::MAX.
         let id = self.series_count() as u32;
         self.series.push(key);
@@ -291,14 +348,25 @@ impl Dictionary {
     }
 
     /// The id of the account called `name`: a binary search of the index,
-    /// then a scan of the accounts parsed after it.
+    /// then the map of the accounts parsed after it.
     pub(crate) fn account_id(&self, name: &str) -> Option<u32> {
         if let Some(id) = self.index.as_ref().and_then(|i| i.find_account(name)) {
             return Some(id);
         }
-        self.accounts
+        if self.accounts.len() == 0 {
+            return None;
+        }
+        let lookup = self.lookup();
+        let hash = lookup.hasher.hash(name.as_bytes());
+        let owner = *lookup.accounts.get(&hash)?;
+        if self.account_name(owner) == name {
+            return Some(owner);
+        }
+        lookup
+            .collided
             .iter()
-            .find_map(|(id, n)| (n == name).then_some(id + self.account_base))
+            .copied()
+            .find(|&id| self.account_name(id) == name)
     }
 
     /// Every account, in id order.
@@ -342,6 +410,7 @@ impl Dictionary {
         indexed.into_iter().flatten().chain(parsed.iter().copied())
     }
 
+    #[cfg(test)]
     /// The series of an account, with their keys: from the index, then from
     /// the series parsed after it.
     pub(crate) fn series_of_account(
@@ -363,10 +432,24 @@ impl Dictionary {
         indexed.into_iter().flatten().chain(parsed)
     }
 
-    /// The series of (account, metric), if it exists.
+    /// The series of (account, metric), if it exists: through the index,
+    /// then the map of the series parsed after it.
     pub(crate) fn series_id(&self, account: u32, metric: u32) -> Option<u32> {
-        self.series_of_account(account)
-            .find_map(|(id, key)| (key.metric == metric).then_some(id))
+        if account < self.account_base
+            && let Some(index) = self.index.as_ref()
+            && let Some((id, _)) = index
+                .series_of_account(account)
+                .find(|(_, k)| k.metric == metric)
+        {
+            return Some(id);
+        }
+        if self.series.is_empty() {
+            return None;
+        }
+        self.lookup()
+            .series
+            .get(&series_slot(SeriesKey { account, metric }))
+            .copied()
     }
 
     /// The series parsed from frames (all of them when there is no index),
