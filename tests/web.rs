@@ -7,7 +7,7 @@
 //! Chromium or chromedriver is missing the test says it skipped, as
 //! tests/server.rs does for promtool; `.ci/run` installs both when it can.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -15,28 +15,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value as Json, json};
 
-const TALLY: &str = env!("CARGO_BIN_EXE_tally");
+mod support;
 
-/// Six hourly snapshots from 2019-02-13T10:00:00Z (those of
-/// tests/server.rs): adela_mae falls and comes back (a glitch), "evada,
-/// \"the\" first" falls for good (a purge), ünïcode stays flat.
-const SNAPSHOTS: &str = "time,account,followers,following
-2019-02-13T10:00:00Z,adela_mae,10234,50
-2019-02-13T10:00:00Z,\"evada, \"\"the\"\" first\",600,7
-2019-02-13T10:00:00Z,ünïcode,5,1
-2019-02-13T11:00:00Z,adela_mae,224,50
-2019-02-13T11:00:00Z,\"evada, \"\"the\"\" first\",600,7
-2019-02-13T11:00:00Z,ünïcode,5,1
-2019-02-13T12:00:00Z,adela_mae,10230,51
-2019-02-13T12:00:00Z,\"evada, \"\"the\"\" first\",10,7
-2019-02-13T12:00:00Z,ünïcode,5,1
-2019-02-13T13:00:00Z,adela_mae,10240,51
-2019-02-13T13:00:00Z,\"evada, \"\"the\"\" first\",0,7
-2019-02-13T13:00:00Z,ünïcode,5,1
-2019-02-13T14:00:00Z,adela_mae,10241,52
-2019-02-13T14:00:00Z,\"evada, \"\"the\"\" first\",0,8
-2019-02-13T15:00:00Z,adela_mae,10242,52
-";
+use support::{SNAPSHOTS, Server, TALLY, agent};
 
 const TOKEN: &str = "web-t0ken";
 
@@ -76,55 +57,15 @@ fn cli_stdout(db: &Path, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-/// A running `tally serve`, killed when dropped.
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Server {
-    fn start(db: &Path, flags: &[&str]) -> Server {
-        let mut child = Command::new(TALLY)
-            .arg("--db")
-            .arg(db)
-            .arg("serve")
-            .args(["--listen", "127.0.0.1:0"])
-            .args(flags)
-            .env_remove("TALLY_DB")
-            .env_remove("TALLY_TOKEN")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let base = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_string();
-        Server { child, base }
+/// GET `path` with the token, as JSON.
+fn api(server: &Server, path: &str, params: &[(&str, &str)]) -> Json {
+    let mut request = agent()
+        .get(format!("{}{path}", server.base))
+        .header("authorization", format!("Bearer {TOKEN}"));
+    for (k, v) in params {
+        request = request.query(*k, *v);
     }
-
-    /// GET `path` with the token, as JSON.
-    fn api(&self, path: &str, params: &[(&str, &str)]) -> Json {
-        let mut request = agent()
-            .get(format!("{}{path}", self.base))
-            .header("authorization", format!("Bearer {TOKEN}"));
-        for (k, v) in params {
-            request = request.query(*k, *v);
-        }
-        read_json(request.call().unwrap())
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    read_json(request.call().unwrap())
 }
 
 /// The body of an answer, as JSON.
@@ -136,13 +77,6 @@ fn read_json(mut response: ureq::http::Response<ureq::Body>) -> Json {
         .read_to_string(&mut body)
         .unwrap();
     serde_json::from_str(&body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
-}
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into()
 }
 
 /// chromedriver on a free port of 127.0.0.1, killed when dropped.
@@ -502,7 +436,7 @@ fn the_page_answers_as_the_cli_in_a_browser() {
     assert_eq!(browser.query_box(), "recovered_within(");
     // ...the metrics of the database...
     browser.type_into("#q", "drop(fol");
-    let metrics = server.api("/api/metrics", &[]);
+    let metrics = api(&server, "/api/metrics", &[]);
     let expected: Vec<String> = metrics["metrics"]
         .as_array()
         .unwrap()
@@ -518,7 +452,8 @@ fn the_page_answers_as_the_cli_in_a_browser() {
     browser.type_into("#q", ENTER);
     // ...and its accounts.
     browser.type_into("#q", "{account=\"ad");
-    let accounts = server.api(
+    let accounts = api(
+        &server,
         "/api/accounts",
         &[("match", "ad.*"), ("metric", "followers")],
     );
@@ -555,7 +490,7 @@ fn the_page_answers_as_the_cli_in_a_browser() {
     browser.run("const q = document.getElementById('q'); q.value = ''; q.focus()");
     browser.type_into("#q", &format!("{bad}{ENTER}"));
     assert_eq!(browser.wait_for_answer(), "error");
-    let api_error = server.api("/api/query", &[("q", bad)]);
+    let api_error = api(&server, "/api/query", &[("q", bad)]);
     let shown = browser.run("return document.getElementById('error').textContent");
     assert_eq!(shown, api_error["caret"], "{api_error}");
 
