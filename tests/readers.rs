@@ -1,6 +1,7 @@
 //! Readers in another process during imports and merges ([MG5], [I2]): a
 //! child process queries the database in a loop while this process commits
-//! hourly snapshots, merging after each. Every state the reader sees must be
+//! hourly snapshots, merging after each, and now and then compacts, which
+//! replaces the dictionary index. Every state the reader sees must be
 //! exactly the state after some number of whole commits.
 //!
 //! The child is this same test binary, started on the ignored test
@@ -105,6 +106,7 @@ fn readers_in_another_process_see_only_committed_states() {
         .unwrap();
     let started = Instant::now();
     let mut merges = 0;
+    let mut indexes = 0;
     for hour in 0..HOURS {
         for a in 0..ACCOUNTS {
             writer
@@ -117,6 +119,17 @@ fn readers_in_another_process_see_only_committed_states() {
                 .unwrap();
         }
         merges += writer.commit().unwrap().merged.merges;
+        // Now and then a new name and a compaction, which writes a new
+        // dictionary index and removes the one readers may be opening
+        // ([DX3], [MG5]); "posts" is a metric the reader does not count.
+        if hour % 15 == 14 {
+            writer
+                .append(&format!("n{hour}"), "posts", DAY0, hour)
+                .unwrap();
+            writer.commit().unwrap();
+            writer.compact().unwrap();
+            indexes += 1;
+        }
         // Give the reader time to read states in between.
         std::thread::sleep(Duration::from_millis(3));
     }
@@ -138,6 +151,16 @@ fn readers_in_another_process_see_only_committed_states() {
         started.elapsed().as_secs_f64()
     );
     assert!(merges >= 20, "only {merges} merges");
+    assert_eq!(indexes, HOURS / 15);
+    let names: Vec<String> = std::fs::read_dir(&db_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    assert_eq!(
+        names.iter().filter(|n| n.ends_with(".tdix")).count(),
+        1,
+        "{names:?}"
+    );
     assert!(reads >= 20, "only {reads} reads");
     assert_eq!(committed_hours(&db), Ok(HOURS));
 }

@@ -79,16 +79,18 @@ pub(crate) struct Snapshot {
 }
 
 impl Snapshot {
-    /// Opens the current committed state of `dir`. If a segment named by the
-    /// manifest vanishes while we open it (a compaction committed in
-    /// between), the manifest is read again.
+    /// Opens the current committed state of `dir`. If a segment or the
+    /// dictionary index named by the manifest vanishes while we open it (a
+    /// merge, a compaction or a new index committed in between), the
+    /// manifest is read again ([MG5]).
     pub(crate) fn load(dir: &Path) -> Result<Snapshot> {
         let mut attempts = 0;
         loop {
             let manifest = Manifest::load(dir)?;
-            let dict = load_dictionary(dir, &manifest)?;
-            match open_segments(dir, &manifest) {
-                Ok(segments) => {
+            let opened = load_dictionary(dir, &manifest)
+                .and_then(|dict| Ok((dict, open_segments(dir, &manifest)?)));
+            match opened {
+                Ok((dict, segments)) => {
                     return Ok(Snapshot {
                         dir: dir.to_path_buf(),
                         manifest,
