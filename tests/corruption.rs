@@ -65,15 +65,59 @@ fn every_flipped_byte_of_every_file_is_reported() {
     );
     assert!(names.contains(&"MANIFEST".to_string()) && names.contains(&"series.dict".to_string()));
 
+    flip_every_byte(good.path(), &names, &names);
+}
+
+#[test]
+fn every_flipped_byte_of_a_head_and_its_manifest_is_reported() {
+    // [HD1], [HD2], [M12]: two snapshot commits after the bulk ones make a
+    // head of two frames, and a version-3 manifest.
+    let good = tempfile::tempdir().unwrap();
+    build(good.path());
+    {
+        let db = Db::open_with(good.path(), Options::default().auto_merge(false)).unwrap();
+        let mut w = db.writer().unwrap();
+        for hour in [30, 31] {
+            for a in 0..40u64 {
+                let t = T0 + hour * HOUR;
+                w.append(
+                    &format!("acct{a:02}_0"),
+                    "followers",
+                    t,
+                    a * 7 + hour as u64 % 3,
+                )
+                .unwrap();
+            }
+            w.commit().unwrap();
+        }
+    }
+    assert!(Db::verify(good.path()).unwrap().is_clean());
+    let names: Vec<String> = files(good.path())
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    let flipped: Vec<String> = names
+        .iter()
+        .filter(|n| n.ends_with(".thead") || *n == "MANIFEST")
+        .cloned()
+        .collect();
+    assert_eq!(flipped.len(), 2, "{names:?}");
+    flip_every_byte(good.path(), &names, &flipped);
+}
+
+/// Flips bytes of each file of `flipped` in a copy of the database at
+/// `good` (whose files are `names`), and checks that `verify` and a query
+/// both report the damage, naming the file.
+fn flip_every_byte(good: &Path, names: &[String], flipped: &[String]) {
     let bad = tempfile::tempdir().unwrap();
-    for name in &names {
-        let original = std::fs::read(good.path().join(name)).unwrap();
+    for name in flipped {
+        let original = std::fs::read(good.join(name)).unwrap();
         // Every byte of the small files; a stride through the segments keeps
         // the test quick (segment.rs flips every byte of a segment).
         let stride = if name.ends_with(".tseg") { 7 } else { 1 };
         for i in (0..original.len()).step_by(stride) {
-            for n in &names {
-                std::fs::copy(good.path().join(n), bad.path().join(n)).unwrap();
+            for n in names {
+                std::fs::copy(good.join(n), bad.path().join(n)).unwrap();
             }
             let mut damaged = original.clone();
             damaged[i] ^= 0x20;
@@ -238,7 +282,9 @@ fn a_segment_claiming_billions_of_points_is_damage_not_an_allocation() {
     {
         let db = Db::open(dir.path()).unwrap();
         let mut w = db.writer().unwrap();
+        // Two times, so that the commit is a segment, not a head ([HD3]).
         w.append("x", "followers", T0, 5).unwrap();
+        w.append("x", "followers", T0 + 1, 5).unwrap();
         w.commit().unwrap();
     }
     let points = u64::from(u32::MAX);

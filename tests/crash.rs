@@ -190,7 +190,19 @@ fn snapshot(hour: u64) -> Vec<(String, i64, u64)> {
             let value = (hour * 7919 + a * 104_729) % 50_000;
             (format!("acct{a:04}"), DAY0 + hour as i64 * HOUR, value)
         })
-        .chain(std::iter::once((format!("new{hour:05}"), DAY0, hour)))
+        // Each hour names a new account, which tells how many snapshots a
+        // database holds. Every fourth hour puts it at another time, which
+        // makes that commit a segment; the other hours are snapshots that
+        // go to head frames, appended to the last head ([HD3]).
+        .chain(std::iter::once((
+            format!("new{hour:05}"),
+            if hour.is_multiple_of(4) {
+                DAY0
+            } else {
+                DAY0 + hour as i64 * HOUR
+            },
+            hour,
+        )))
         .collect()
 }
 
@@ -339,14 +351,15 @@ fn kills_inside_merges_leave_exactly_the_committed_snapshots() {
     let files = std::fs::read_dir(dir.path())
         .unwrap()
         .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .file_name()
-                .to_string_lossy()
-                .ends_with(".tseg")
+            let name = e.as_ref().unwrap().file_name();
+            let name = name.to_string_lossy();
+            name.ends_with(".tseg") || name.ends_with(".thead")
         })
         .count();
-    assert_eq!(files, named, "segment files that no manifest names remain");
+    assert_eq!(
+        files, named,
+        "segment or head files that no manifest names remain"
+    );
     assert_eq!(contents(&db), hourly_model(next_hour));
     eprintln!(
         "{kill} kills, {in_merge} inside a merge, {merges_seen} merges completed, {next_hour} snapshots"

@@ -518,7 +518,11 @@ fn two_segments_then_patch(dir: &std::path::Path, at: usize, value: u64) {
     let db = Db::open(dir).unwrap();
     for commit in 0..2 {
         let mut w = db.writer().unwrap();
+        // Two times, so that each commit is a segment rather than a head
+        // frame ([HD3]).
         w.append("x", "followers", T0 + commit * HOUR, 5).unwrap();
+        w.append("x", "followers", T0 + commit * HOUR + 1, 5)
+            .unwrap();
         w.commit().unwrap();
     }
     patch_manifest_u64(dir, at, value);
@@ -534,7 +538,7 @@ fn a_commit_past_the_largest_generation_is_refused_as_damage() {
     let db = Db::open(dir.path()).unwrap();
     assert_eq!(
         db.points("x", "followers", TimeRange::ALL).unwrap().len(),
-        2
+        4
     );
     let mut w = db.writer().unwrap();
     w.append("x", "followers", T0 + 9 * HOUR, 6).unwrap();
@@ -553,9 +557,15 @@ fn a_commit_past_the_largest_generation_is_refused_as_damage() {
     let db = Db::open(dir.path()).unwrap();
     assert_eq!(
         db.points("x", "followers", TimeRange::ALL).unwrap().len(),
-        2
+        4
     );
     assert_eq!(db.stats().unwrap().segments, 2);
+    // The commit's head frame was removed with the batch.
+    assert!(
+        std::fs::read_dir(dir.path())
+            .unwrap()
+            .all(|e| { !e.unwrap().file_name().to_string_lossy().ends_with(".thead") })
+    );
 }
 
 #[test]

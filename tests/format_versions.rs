@@ -148,6 +148,21 @@ fn a_version_3_database_with_a_dictionary_index_answers_as_a_fresh_import() {
         .append("later", "posts", 1_542_850_000_000, 1)
         .unwrap();
     writer.commit().unwrap();
+    // A snapshot of every account at one new time is a head frame ([HD3]):
+    // the version-3 database takes a head, and verifies clean with it.
+    for account in fresh.accounts() {
+        writer
+            .append(&account, "followers", 1_542_853_600_000, 5)
+            .unwrap();
+    }
+    writer.commit().unwrap();
+    assert!(
+        std::fs::read_dir(&path)
+            .unwrap()
+            .any(|e| { e.unwrap().file_name().to_string_lossy().ends_with(".thead") })
+    );
+    let report = Db::verify(&path).unwrap();
+    assert!(report.is_clean(), "{:?}", report.problems);
     writer.compact().unwrap();
     drop(writer);
     assert_eq!(

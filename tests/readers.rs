@@ -1,6 +1,7 @@
 //! Readers in another process during imports and merges ([MG5], [I2]): a
 //! child process queries the database in a loop while this process commits
-//! hourly snapshots, merging after each, and now and then compacts, which
+//! hourly snapshots (most as head frames, some as segments), merging after
+//! each, and now and then compacts, which
 //! replaces the dictionary index. Every state the reader sees must be
 //! exactly the state after some number of whole commits.
 //!
@@ -118,6 +119,12 @@ fn readers_in_another_process_see_only_committed_states() {
                 )
                 .unwrap();
         }
+        // Hours 4k and 4k + 1 are committed together, as a segment of two
+        // times; the other hours are snapshot commits, appended to heads
+        // ([HD3]). The segments merge as their windows close, among heads.
+        if hour.is_multiple_of(4) {
+            continue;
+        }
         merges += writer.commit().unwrap().merged.merges;
         // Now and then a new name and a compaction, which writes a new
         // dictionary index and removes the one readers may be opening
@@ -150,8 +157,13 @@ fn readers_in_another_process_see_only_committed_states() {
         "{reads} reads during {HOURS} commits and {merges} merges in {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    assert!(merges >= 20, "only {merges} merges");
-    assert_eq!(indexes, HOURS / 15);
+    assert!(merges >= 10, "only {merges} merges");
+    assert_eq!(
+        indexes,
+        (0..HOURS)
+            .filter(|h| h % 15 == 14 && !h.is_multiple_of(4))
+            .count() as u64
+    );
     let names: Vec<String> = std::fs::read_dir(&db_dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().to_string())

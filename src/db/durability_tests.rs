@@ -31,7 +31,6 @@ use crate::db::{Db, Options, Writer};
 use crate::storage::fs::FileSystem;
 use crate::storage::fs::image::{Image, KeepAllTearLast, LoseAll, Random, image};
 use crate::storage::fs::testing::{Fault, FaultKind, Op, RecordingFs};
-use crate::storage::segment::segment_file_name;
 
 const HOUR: i64 = 3_600_000;
 /// 2019-02-13T00:00:00Z: epoch-aligned, so the hours close merge windows.
@@ -96,7 +95,11 @@ fn workload() -> Vec<Action> {
         actions.push(Action::Commit(snapshot(hour, 16)));
     }
     actions.push(Action::Compact);
+    // Head frames ([HD3]): a new head after the compaction, an append to
+    // it, and a new head for the next day.
     actions.push(Action::Commit(snapshot(13, 16)));
+    actions.push(Action::Commit(snapshot(14, 16)));
+    actions.push(Action::Commit(snapshot(24, 16)));
     actions
 }
 
@@ -134,7 +137,7 @@ fn no_leftovers(db: &Db) -> Result<(), String> {
         .map(|s| s.to_string())
         .collect();
     for s in &snapshot.manifest.segments {
-        expected.insert(segment_file_name(s.number));
+        expected.insert(s.file_name());
     }
     if let Some(index) = snapshot.manifest.index {
         expected.insert(crate::storage::dictionary::index::index_file_name(
@@ -357,8 +360,17 @@ fn every_crash_image_is_exactly_one_committed_state() {
         failures.len()
     );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-    // The workload must be worth checking: it merged and spilled.
-    assert!(images.len() > 300, "only {} images", images.len());
+    // The workload must be worth checking: it merged, spilled and appended
+    // frames to heads.
+    assert!(images.len() > 200, "only {} images", images.len());
+    let head_appends = ops
+        .iter()
+        .filter(|op| {
+            matches!(op, Op::OpenAppend { path, created: false, .. }
+                if path.extension().is_some_and(|e| e == "thead"))
+        })
+        .count();
+    assert!(head_appends >= 5, "only {head_appends} appends to heads");
 }
 
 /// What one faulty run found wrong, if anything.

@@ -105,6 +105,55 @@ pub(super) fn write_segment(
     segment.finish()
 }
 
+/// A batch whose points all have one time: what a head frame stores
+/// ([HD3]).
+pub(super) struct FramePoints {
+    pub(super) time: i64,
+    /// Strictly increasing.
+    pub(super) ids: Vec<u32>,
+    /// The count of each id: the last appended for it ([I5]).
+    pub(super) values: Vec<u64>,
+}
+
+/// The log as a frame, when all its points have one time and its series
+/// are dense enough in their range ([HD3]); `None` otherwise.
+pub(super) fn as_frame(log: &Log) -> Option<FramePoints> {
+    let (&time, rest) = log.times.split_first()?;
+    if rest.iter().any(|&t| t != time) {
+        return None;
+    }
+    let lo = *log.series.iter().min()?;
+    let hi = *log.series.iter().max()?;
+    let start = crate::storage::head::range_start(lo);
+    // Even without repeats the ids could not be dense enough: decide
+    // before allocating anything the size of the range.
+    if crate::storage::head::MIN_DENSITY * log.len() as u64 <= u64::from(hi - start) {
+        return None;
+    }
+    let span = (hi - lo) as usize + 1;
+    let mut latest = vec![0u64; span];
+    let mut seen = vec![false; span];
+    for (&id, &v) in log.series.iter().zip(&log.values) {
+        // lo <= id <= hi, so the index is below span.
+        if let (Some(slot), Some(flag)) = (
+            latest.get_mut((id - lo) as usize),
+            seen.get_mut((id - lo) as usize),
+        ) {
+            *slot = v;
+            *flag = true;
+        }
+    }
+    let mut ids = Vec::with_capacity(log.len().min(span));
+    let mut values = Vec::with_capacity(ids.capacity());
+    for (k, (&v, &s)) in latest.iter().zip(&seen).enumerate() {
+        if s {
+            ids.push(lo + k as u32);
+            values.push(v);
+        }
+    }
+    crate::storage::head::frame_fits(&ids).then_some(FramePoints { time, ids, values })
+}
+
 /// A flush chunk holds at most this many series, so that it makes about one
 /// group (docs/format.md: at most 1024 series per group).
 const CHUNK_MAX_SERIES: usize = 1024;

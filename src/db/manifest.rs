@@ -17,6 +17,13 @@ const SEGMENT_ENTRY_LEN: usize = 40;
 const FIXED_LEN: usize = 56;
 /// What a version-2 manifest adds before its segment entries ([M11]).
 const INDEX_FIELDS_LEN: usize = 16;
+/// In a version-3 manifest, this bit of an entry's number field marks a
+/// head ([M12]); segment numbers are below 10^16 < 2^54 ([M8]).
+const HEAD_BIT: u64 = 1 << 63;
+/// The smallest a head can be ([M12]): its header, one frame header and a
+/// body of at least an absent count, a column length, a column checksum
+/// and a one-byte column.
+pub(crate) const MIN_HEAD_LEN: u64 = 16 + 36 + 7;
 /// The smallest a segment file can be ([M7]): its header, one directory
 /// entry and its footer (16 + 72 + 72 bytes), and for its one series at
 /// least a two-byte time column (mode 1 with d_1), a one-byte value column
@@ -85,9 +92,15 @@ impl Manifest {
         let mut out = Vec::with_capacity(
             FIXED_LEN + INDEX_FIELDS_LEN + 4 + SEGMENT_ENTRY_LEN * self.segments.len(),
         );
-        // Version 1 unless there is an index to name, so that a database
-        // without one stays readable by older releases.
-        let version = if self.index.is_some() { 2 } else { 1 };
+        // Version 1 unless there is an index or a head to name, so that a
+        // database without them stays readable by older releases.
+        let version = if self.segments.iter().any(|s| s.head) {
+            3
+        } else if self.index.is_some() {
+            2
+        } else {
+            1
+        };
         put_header_version(&mut out, MAGIC_MANIFEST, version);
         out.put_u64_le(self.generation);
         out.put_u64_le(self.dict_len);
@@ -96,12 +109,20 @@ impl Manifest {
         out.put_u32_le(self.series);
         out.put_u32_le(self.segments.len() as u32);
         out.put_u64_le(self.next_segment);
-        if let Some(index) = self.index {
+        if version >= 2 {
+            let index = self.index.unwrap_or(IndexMeta {
+                number: 0,
+                file_len: 0,
+            });
             out.put_u64_le(index.number);
             out.put_u64_le(index.file_len);
         }
         for s in &self.segments {
-            out.put_u64_le(s.number);
+            out.put_u64_le(if s.head {
+                s.number | HEAD_BIT
+            } else {
+                s.number
+            });
             out.put_u64_le(s.file_len);
             out.put_u64_le(s.points);
             out.put_i64_le(s.t_min);
@@ -167,12 +188,16 @@ impl Manifest {
         let mut seen = std::collections::HashSet::new();
         let (mut total_points, mut total_len) = (0u64, 0u64);
         for _ in 0..count {
+            let field = r.u64()?;
+            // [M12]: only a version-3 manifest names heads.
+            let head = version >= 3 && field & HEAD_BIT != 0;
             let s = SegmentMeta {
-                number: r.u64()?,
+                number: if head { field & !HEAD_BIT } else { field },
                 file_len: r.u64()?,
                 points: r.u64()?,
                 t_min: r.i64()?,
                 t_max: r.i64()?,
+                head,
             };
             if s.number >= next_segment
                 || !seen.insert(s.number)
@@ -312,10 +337,15 @@ fn check_segment_entry(s: &SegmentMeta) -> Result<(), String> {
             s.t_min, s.t_max
         ));
     }
-    if s.file_len < MIN_SEGMENT_LEN {
+    let (smallest, what) = if s.head {
+        (MIN_HEAD_LEN, "head")
+    } else {
+        (MIN_SEGMENT_LEN, "segment")
+    };
+    if s.file_len < smallest {
         return Err(format!(
-            "segment {n}: the file length {} is below the {MIN_SEGMENT_LEN} bytes of the \
-             smallest segment",
+            "segment {n}: the file length {} is below the {smallest} bytes of the \
+             smallest {what}",
             s.file_len
         ));
     }
@@ -353,6 +383,7 @@ mod tests {
                     points: 40,
                     t_min: -3,
                     t_max: 90,
+                    head: false,
                 },
                 SegmentMeta {
                     number: 2,
@@ -360,6 +391,7 @@ mod tests {
                     points: 4,
                     t_min: 0,
                     t_max: 1,
+                    head: false,
                 },
             ],
             index: None,
@@ -373,6 +405,33 @@ mod tests {
         let bytes = m.encode();
         assert_eq!(bytes.len(), 60 + 40 * 2);
         assert_eq!(Manifest::decode(&bytes), Ok(m));
+    }
+
+    #[test]
+    fn a_manifest_naming_a_head_is_version_3_and_round_trips() {
+        // [M1] [M12]
+        let mut m = sample();
+        m.segments[1].head = true;
+        let bytes = m.encode();
+        assert_eq!(bytes.len(), 76 + 40 * 2);
+        assert_eq!(check_header(&bytes, MAGIC_MANIFEST), Ok(3));
+        assert_eq!(Manifest::decode(&bytes), Ok(m.clone()));
+        // A head and a segment cannot share a number.
+        m.segments[1].number = 7;
+        assert!(decode_error(&m).contains("is repeated"));
+        // A version-2 manifest reads the bit as part of the number.
+        let mut m = sample();
+        m.index = Some(IndexMeta {
+            number: 5,
+            file_len: 4096,
+        });
+        let mut bytes = m.encode();
+        let at = 72 + 40 + 7;
+        bytes[at] |= 0x80;
+        let body = bytes.len() - 4;
+        let crc = crc32fast::hash(&bytes[..body]);
+        bytes[body..].copy_from_slice(&crc.to_le_bytes());
+        assert!(Manifest::decode(&bytes).unwrap_err().contains("not below"));
     }
 
     #[test]

@@ -22,9 +22,8 @@ use crate::db::writer::Writer;
 use crate::error::Result;
 use rayon::prelude::*;
 
-use crate::storage::segment::{
-    Columns, GroupBuilder, SealedGroup, Segment, SegmentMeta, SegmentWriter, segment_file_name,
-};
+use crate::storage::part::Part;
+use crate::storage::segment::{Columns, GroupBuilder, SealedGroup, SegmentMeta, SegmentWriter};
 
 const HOUR_MS: i64 = 3_600_000;
 const DAY_MS: i64 = 24 * HOUR_MS;
@@ -71,6 +70,14 @@ pub(crate) fn level(t_min: i64, t_max: i64) -> usize {
         .unwrap_or(WINDOWS_MS.len())
 }
 
+/// The level of a manifest entry: a head counts as a day's segment
+/// whatever its times ([MG1], "Head file"), so that the hourly and 6-hour
+/// tiers leave it alone.
+pub(crate) fn entry_level(s: &SegmentMeta) -> usize {
+    let l = level(s.t_min, s.t_max);
+    if s.head { l.max(2) } else { l }
+}
+
 /// One merge the policy asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct MergePlan {
@@ -90,7 +97,7 @@ pub(crate) fn plan(segments: &[SegmentMeta]) -> Option<MergePlan> {
         return None;
     }
     let newest = segments.iter().map(|s| s.t_max).max()?;
-    let levels: Vec<usize> = segments.iter().map(|s| level(s.t_min, s.t_max)).collect();
+    let levels: Vec<usize> = segments.iter().map(entry_level).collect();
     for tier in 1..=WINDOWS_MS.len() {
         // The candidates of each window of this tier: the segments that lie
         // inside it, of this level (what earlier merges made of the window)
@@ -238,7 +245,7 @@ pub(crate) fn merge_step(writer: &mut Writer, written: u64, batch: &[u64]) -> Re
 /// it (compaction merges every segment, which it always does).
 pub(crate) fn merge(writer: &mut Writer, inputs: &[usize]) -> Result<MergeSummary> {
     let base = Arc::clone(writer.base());
-    let chosen: Vec<Arc<Segment>> = inputs
+    let chosen: Vec<Arc<Part>> = inputs
         .iter()
         .filter_map(|&p| base.segments.get(p).cloned())
         .collect();
@@ -293,7 +300,7 @@ const CHUNK_SERIES: u32 = 1024;
 /// read and encoded on every core (each with its own cursors over the
 /// inputs), a wave at a time, and appended in id order. On error nothing is
 /// left behind.
-fn write_merged(writer: &mut Writer, inputs: &[Arc<Segment>]) -> Result<Vec<SegmentMeta>> {
+fn write_merged(writer: &mut Writer, inputs: &[Arc<Part>]) -> Result<Vec<SegmentMeta>> {
     let base = Arc::clone(writer.base());
     let fs = Arc::clone(writer.fs());
     let pool = writer.encoders()?;
@@ -353,7 +360,7 @@ fn write_merged(writer: &mut Writer, inputs: &[Arc<Segment>]) -> Result<Vec<Segm
 
 /// Reads the series `lo .. hi` of `inputs`, merged ([I5]), and encodes them
 /// into sealed groups.
-fn encode_chunk(inputs: &[Arc<Segment>], lo: u32, hi: u32) -> Result<Vec<SealedGroup>> {
+fn encode_chunk(inputs: &[Arc<Part>], lo: u32, hi: u32) -> Result<Vec<SealedGroup>> {
     let mut scanner: Scanner<'_, u64> = Scanner::over(inputs, Columns::BOTH);
     let (mut times, mut values) = (Vec::new(), Vec::new());
     let mut builder = GroupBuilder::default();
@@ -371,9 +378,7 @@ fn encode_chunk(inputs: &[Arc<Segment>], lo: u32, hi: u32) -> Result<Vec<SealedG
 fn remove_segments(writer: &Writer, segments: &[SegmentMeta]) {
     let dir = &writer.base().dir;
     for meta in segments {
-        let _ = writer
-            .fs()
-            .remove_file(&dir.join(segment_file_name(meta.number)));
+        let _ = writer.fs().remove_file(&dir.join(meta.file_name()));
     }
 }
 
@@ -388,6 +393,7 @@ mod tests {
             points: 1,
             t_min,
             t_max,
+            head: false,
         }
     }
 

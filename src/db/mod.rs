@@ -7,6 +7,7 @@ mod dict_index;
 #[cfg(test)]
 mod durability_tests;
 mod flush;
+mod frame;
 mod lock;
 mod manifest;
 mod merge;
@@ -513,6 +514,7 @@ mod tests {
             points,
             t_min: 0,
             t_max: 1,
+            head: false,
         };
         let mut manifest = Manifest {
             generation: 2,

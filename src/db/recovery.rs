@@ -13,6 +13,7 @@ use crate::db::snapshot::DICTIONARY;
 use crate::error::{Error, Result};
 use crate::storage::dictionary::index::parse_index_file_name;
 use crate::storage::fs::FileSystem;
+use crate::storage::head::parse_head_file_name;
 use crate::storage::segment::parse_segment_file_name;
 
 /// Removes the leftovers of unfinished writes in `dir`.
@@ -24,12 +25,29 @@ pub(crate) fn clean_up(fs: &dyn FileSystem, dir: &Path, manifest: &Manifest) -> 
         let Some(name) = name.to_str() else { continue };
         let leftover = name.ends_with(".tmp")
             || parse_segment_file_name(name)
-                .is_some_and(|n| !manifest.segments.iter().any(|s| s.number == n))
+                .is_some_and(|n| !manifest.segments.iter().any(|s| !s.head && s.number == n))
+            || parse_head_file_name(name)
+                .is_some_and(|n| !manifest.segments.iter().any(|s| s.head && s.number == n))
             || parse_index_file_name(name)
                 .is_some_and(|n| manifest.index.is_none_or(|i| i.number != n));
         if leftover {
             let path = entry.path();
             fs.remove_file(&path).map_err(|e| Error::io(&path, e))?;
+        }
+    }
+    // [HD4]: a head is cut back to its committed length, as series.dict is.
+    for meta in manifest.segments.iter().filter(|s| s.head) {
+        let path = dir.join(meta.file_name());
+        match std::fs::metadata(&path) {
+            Ok(found) if found.len() > meta.file_len => {
+                fs.truncate(&path, meta.file_len)
+                    .map_err(|e| Error::io(&path, e))?;
+            }
+            Ok(_) => {}
+            // A missing or short head is damage, which opening the snapshot
+            // reports ([M3]).
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(&path, e)),
         }
     }
     let dict = dir.join(DICTIONARY);

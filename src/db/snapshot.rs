@@ -16,9 +16,8 @@ use crate::storage::dictionary::Dictionary;
 use crate::storage::dictionary::index::{DictIndex, index_file_name};
 use crate::storage::encoding::Word;
 use crate::storage::merge::merge_parts;
-use crate::storage::segment::{
-    Columns, Segment, SegmentCursor, SegmentMeta, SeriesEntry, segment_file_name,
-};
+use crate::storage::part::{Found, Part, PartCursor};
+use crate::storage::segment::{Columns, SegmentMeta};
 
 pub(crate) const DICTIONARY: &str = "series.dict";
 
@@ -75,7 +74,8 @@ pub(crate) struct Snapshot {
     pub dir: PathBuf,
     pub manifest: Manifest,
     pub dict: Arc<Dictionary>,
-    pub segments: Vec<Arc<Segment>>,
+    /// The segments and heads the manifest names, in its order.
+    pub segments: Vec<Arc<Part>>,
 }
 
 impl Snapshot {
@@ -111,7 +111,8 @@ impl Snapshot {
     }
 
     /// Builds the snapshot a writer just committed, reusing the segments it
-    /// already has open.
+    /// already has open (a head is opened again when its committed length
+    /// grew).
     pub(crate) fn after_commit(
         &self,
         manifest: Manifest,
@@ -119,7 +120,7 @@ impl Snapshot {
     ) -> Result<Snapshot> {
         let mut segments = Vec::with_capacity(manifest.segments.len());
         for meta in &manifest.segments {
-            match self.segments.iter().find(|s| s.number() == meta.number) {
+            match self.segments.iter().find(|s| s.is(meta)) {
                 Some(seg) => segments.push(Arc::clone(seg)),
                 None => segments.push(open_segment(&self.dir, meta, manifest.series)?),
             }
@@ -222,7 +223,7 @@ fn map_file(file: &std::fs::File, path: &Path, dict_len: u64) -> Result<Mmap> {
     unsafe { MmapOptions::new().len(committed).map(file) }.map_err(|e| Error::io(path, e))
 }
 
-fn open_segments(dir: &Path, manifest: &Manifest) -> Result<Vec<Arc<Segment>>> {
+fn open_segments(dir: &Path, manifest: &Manifest) -> Result<Vec<Arc<Part>>> {
     manifest
         .segments
         .iter()
@@ -230,13 +231,10 @@ fn open_segments(dir: &Path, manifest: &Manifest) -> Result<Vec<Arc<Segment>>> {
         .collect()
 }
 
-/// Opens a segment the manifest names and checks it against its entry
-/// ([M3]).
-pub(crate) fn open_segment(dir: &Path, meta: &SegmentMeta, series: u32) -> Result<Arc<Segment>> {
-    let path = dir.join(segment_file_name(meta.number));
-    let segment = Segment::open(&path, meta.number, Some(meta.file_len))?;
-    segment.check_manifest_entry(meta, series)?;
-    Ok(Arc::new(segment))
+/// Opens a segment or head the manifest names and checks it against its
+/// entry ([M3]).
+pub(crate) fn open_segment(dir: &Path, meta: &SegmentMeta, series: u32) -> Result<Arc<Part>> {
+    Ok(Arc::new(Part::open(dir, meta, series)?))
 }
 
 /// Reads series in increasing id order with one forward cursor per segment,
@@ -250,8 +248,8 @@ pub(crate) fn open_segment(dir: &Path, meta: &SegmentMeta, series: u32) -> Resul
 /// Values come as `W`: `u64`, as stored, or `i64` for queries, decoded
 /// straight into that type ([`Word`]).
 pub(crate) struct Scanner<'a, W: Word = u64> {
-    cursors: Vec<SegmentCursor<'a>>,
-    located: Vec<Option<SeriesEntry<'a>>>,
+    cursors: Vec<PartCursor<'a>>,
+    located: Vec<Option<Found<'a>>>,
     need: Columns,
     part_times: Vec<Vec<i64>>,
     part_values: Vec<Vec<W>>,
@@ -275,13 +273,10 @@ impl<'a, W: Word> Scanner<'a, W> {
 
     /// A scanner over some segments only, given in commit order (a merge
     /// reads its inputs this way).
-    pub(crate) fn over(segments: &'a [Arc<Segment>], need: Columns) -> Scanner<'a, W> {
+    pub(crate) fn over(segments: &'a [Arc<Part>], need: Columns) -> Scanner<'a, W> {
         let n = segments.len();
         Scanner {
-            cursors: segments
-                .iter()
-                .map(|s| SegmentCursor::new(s, need))
-                .collect(),
+            cursors: segments.iter().map(|s| s.cursor(need)).collect(),
             located: vec![None; n],
             need,
             part_times: vec![Vec::new(); n],
@@ -339,8 +334,8 @@ impl<'a, W: Word> Scanner<'a, W> {
         values.clear();
         let mut parts = 0;
         let mut only = None;
-        for (i, slot) in self.located.iter().enumerate() {
-            let Some(entry) = slot else {
+        for (i, (slot, cursor)) in self.located.iter().zip(&self.cursors).enumerate() {
+            let Some(found) = slot else {
                 continue;
             };
             let (pt, pv) = (&mut self.part_times[i], &mut self.part_values[i]);
@@ -348,7 +343,8 @@ impl<'a, W: Word> Scanner<'a, W> {
             pv.clear();
             // Times are needed to cut the range even when only values are
             // asked for.
-            entry.decode(
+            cursor.decode(
+                found,
                 Columns {
                     times: true,
                     values: self.need.values,

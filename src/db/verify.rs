@@ -8,7 +8,6 @@ use crate::db::manifest::Manifest;
 use crate::db::snapshot::{load_dictionary, open_segment, parse_whole_dictionary};
 use crate::error::{Error, Result};
 use crate::storage::dictionary::{Dictionary, SeriesKey};
-use crate::storage::segment::segment_file_name;
 
 /// What `verify` found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -81,7 +80,7 @@ pub(crate) fn verify(dir: &Path) -> Result<VerifyReport> {
         Err(e) => report.problems.push(e.to_string()),
     }
     for meta in &manifest.segments {
-        let path = dir.join(segment_file_name(meta.number));
+        let path = dir.join(meta.file_name());
         let checked = open_segment(dir, meta, manifest.series).and_then(|seg| {
             let points = seg.verify()?;
             if points != meta.points {

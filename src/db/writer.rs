@@ -16,7 +16,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use crate::db::Db;
-use crate::db::flush::{FlushOutcome, Log, write_segment};
+use crate::db::flush::{FlushOutcome, Log, as_frame, write_segment};
+use crate::db::frame::{PendingHead, write_frame};
 use crate::db::lock::WriteLock;
 use crate::db::manifest::{Manifest, sync_dir};
 use crate::db::recovery;
@@ -97,6 +98,8 @@ pub struct Writer {
     /// first when there are several ([MG2]).
     last_commit_segments: Vec<u64>,
     flushed: Vec<SegmentMeta>,
+    /// The head frame this batch wrote, when it was stored as one ([HD3]).
+    pending_head: Option<PendingHead>,
     next_segment: u64,
     batch_points: u64,
     series_at_start: usize,
@@ -145,6 +148,7 @@ impl Writer {
             last_commit_bytes: 0,
             last_commit_segments: Vec::new(),
             flushed: Vec::new(),
+            pending_head: None,
             batch_points: 0,
         })
     }
@@ -301,10 +305,24 @@ impl Writer {
     }
 
     /// Writes the rest of the log as one segment (not yet visible), on this
-    /// thread, after the flush in flight.
+    /// thread, after the flush in flight; or, when it is the whole batch
+    /// and all of it has one time, as a head frame ([HD3]).
     fn flush(&mut self) -> Result<()> {
         self.finish_flush()?;
         if self.log.len() == 0 {
+            return Ok(());
+        }
+        if self.flushed.is_empty()
+            && self.pending_head.is_none()
+            && let Some(frame) = as_frame(&self.log)
+        {
+            let dir = self.base.dir.clone();
+            let next = &mut self.next_segment;
+            let pending = write_frame(self.db.fs(), &self.base, &frame, || {
+                crate::db::manifest::take_segment_number(&dir, next)
+            })?;
+            self.pending_head = Some(pending);
+            self.log.clear();
             return Ok(());
         }
         let pool = self.encoders()?;
@@ -398,8 +416,9 @@ impl Writer {
         let summary = CommitSummary {
             points: self.batch_points,
             new_series: (dict.series_count() - self.series_at_start) as u64,
-            segments: self.flushed.len() as u64,
-            segment_bytes: self.flushed.iter().map(|s| s.file_len).sum(),
+            segments: self.flushed.len() as u64 + u64::from(self.pending_head.is_some()),
+            segment_bytes: self.flushed.iter().map(|s| s.file_len).sum::<u64>()
+                + self.pending_head.map_or(0, |h| h.bytes),
             merged: MergeSummary::default(),
         };
         let installed = self.install(manifest, Arc::new(dict));
@@ -408,6 +427,7 @@ impl Writer {
             // segments belong to the database, not to the batch.
             self.last_commit_segments = self.flushed.iter().map(|s| s.number).collect();
             self.flushed.clear();
+            self.pending_head = None;
             self.batch_points = 0;
         }
         installed?;
@@ -457,7 +477,7 @@ impl Writer {
         self.flush()?;
         let dir = self.base.dir.clone();
         let frame = self.dict.take_frame();
-        if self.flushed.is_empty() && frame.is_none() {
+        if self.flushed.is_empty() && self.pending_head.is_none() && frame.is_none() {
             return Ok(());
         }
         // [I3]: the dictionary is durable before the manifest that covers it.
@@ -500,6 +520,14 @@ impl Writer {
         sync_dir(&**self.db.fs(), &dir)?;
         let dict = self.dict.dictionary();
         let mut segments = self.base.manifest.segments.clone();
+        if let Some(head) = &self.pending_head {
+            // [HD4]: an appended head keeps its place (it is the last
+            // entry, [HD3]) with its new length; a new head is added last.
+            if head.appended_to.is_some() {
+                segments.pop();
+            }
+            segments.push(head.meta);
+        }
         segments.extend_from_slice(&self.flushed);
         let manifest = Manifest {
             generation: self.base.manifest.next_generation(&dir)?,
@@ -528,6 +556,9 @@ impl Writer {
                 .dir
                 .join(crate::storage::segment::segment_file_name(meta.number));
             let _ = self.db.fs().remove_file(&path);
+        }
+        if let Some(head) = self.pending_head.take() {
+            head.discard(&**self.db.fs(), &self.base.dir);
         }
         self.log.clear();
         self.batch_points = 0;
@@ -624,7 +655,7 @@ impl Writer {
 /// removed now rather than by the next writer's recovery.
 impl Drop for Writer {
     fn drop(&mut self) {
-        if !self.flushed.is_empty() || self.in_flight.is_some() {
+        if !self.flushed.is_empty() || self.in_flight.is_some() || self.pending_head.is_some() {
             self.discard();
         }
     }

@@ -11,8 +11,9 @@ use bytes::{Buf, BufMut};
 /// reads and writes.
 pub(crate) const FORMAT_VERSION: u16 = 1;
 /// The newest manifest version this build reads; it writes version 2 only
-/// for a manifest that names a dictionary index ([M11]).
-pub(crate) const MANIFEST_VERSION: u16 = 2;
+/// for a manifest that names a dictionary index ([M11]), and version 3 only
+/// for one that names a head ([M12]).
+pub(crate) const MANIFEST_VERSION: u16 = 3;
 /// The format version of the segment files this build writes; it reads
 /// versions 1 and 2 (docs/format.md, "Version history").
 pub(crate) const SEGMENT_VERSION: u16 = 2;
@@ -43,6 +44,8 @@ pub(crate) const MAGIC_MANIFEST: &[u8; 8] = b"TALLYMAN";
 pub(crate) const MAGIC_INDEX: &[u8; 8] = b"TALLYDIX";
 /// Magic near the end of a dictionary index's footer.
 pub(crate) const MAGIC_INDEX_END: &[u8; 8] = b"TALLYDXE";
+/// Magic of a head file ([HD1]).
+pub(crate) const MAGIC_HEAD: &[u8; 8] = b"TALLYHED";
 /// Magic near the end of a segment footer.
 pub(crate) const MAGIC_FOOTER: &[u8; 8] = b"TALLYEND";
 /// Length of a segment directory entry.

@@ -6,6 +6,8 @@ pub(crate) mod dictionary;
 pub(crate) mod encoding;
 pub(crate) mod format;
 pub(crate) mod fs;
+pub(crate) mod head;
 pub(crate) mod merge;
 pub(crate) mod name_hash;
+pub(crate) mod part;
 pub(crate) mod segment;

@@ -201,8 +201,8 @@ check_clean() {
 	leftovers=$(find "$db" -maxdepth 1 -name '*.tmp' | wc -l)
 	[ "$leftovers" -eq 0 ] || fail "$leftovers temporary files remain after a writer ran to its end: $(ls "$db")"
 	segments=$(named_segments)
-	files=$(find "$db" -maxdepth 1 -name '*.tseg' | wc -l)
-	[ "$segments" = "$files" ] || fail "the manifest names $segments segments, the folder holds $files: $(ls "$db")"
+	files=$(find "$db" -maxdepth 1 \( -name '*.tseg' -o -name '*.thead' \) | wc -l)
+	[ "$segments" = "$files" ] || fail "the manifest names $segments segments and heads, the folder holds $files: $(ls "$db")"
 }
 
 # A pause of $1 microseconds without starting a process (`sleep` costs a

@@ -19,14 +19,29 @@ pub(crate) use cursor::SegmentCursor;
 pub(crate) use reader::{Segment, SeriesEntry};
 pub(crate) use writer::{GroupBuilder, SealedGroup, SegmentWriter};
 
-/// What the manifest records of a finished segment.
+/// What the manifest records of a finished segment, or of a head's
+/// committed frames ([M12]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct SegmentMeta {
     pub number: u64,
+    /// The file's length; for a head, its committed length.
     pub file_len: u64,
     pub points: u64,
     pub t_min: i64,
     pub t_max: i64,
+    /// The entry names a head file (`head-N.thead`) rather than a segment.
+    pub head: bool,
+}
+
+impl SegmentMeta {
+    /// The name of the file this entry names.
+    pub(crate) fn file_name(&self) -> String {
+        if self.head {
+            crate::storage::head::head_file_name(self.number)
+        } else {
+            segment_file_name(self.number)
+        }
+    }
 }
 
 /// The file name of segment `number`.

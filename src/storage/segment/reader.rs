@@ -821,6 +821,7 @@ mod tests {
             points: f.points,
             t_min: f.t_min,
             t_max: f.t_max,
+            head: false,
         };
         seg.check_manifest_entry(&meta, 2).unwrap();
         let err = seg.check_manifest_entry(&meta, 1).unwrap_err().to_string();

@@ -386,6 +386,7 @@ impl SegmentWriter {
             points: self.footer.points,
             t_min: self.footer.t_min,
             t_max: self.footer.t_max,
+            head: false,
         }))
     }
 

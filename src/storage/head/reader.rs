@@ -1,0 +1,553 @@
+//! Reading a head file (docs/format.md, "Head file"): [`Head`] maps the
+//! committed prefix and checks every frame header when opened ([HD1]), and
+//! each frame's body against its checksum the first time it is decoded;
+//! [`HeadCursor`] reads it in series-id order, one chunk of
+//! [`CHUNK_IDS`] ids across every frame at a time, as a segment cursor
+//! reads a group.
+
+use std::fs::File;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use memmap2::{Mmap, MmapOptions};
+
+use super::{CHUNK_IDS, FRAME_HEADER_LEN};
+use crate::error::{Error, Result};
+use crate::storage::encoding::{Word, decode_values, get_varint};
+use crate::storage::format::{ByteReader, HEADER_LEN, MAGIC_HEAD, check_header};
+use crate::storage::segment::{Columns, SegmentMeta};
+
+/// The largest count there is ([S2]): counts are at most 2^63 − 1.
+const MAX_COUNT: u64 = i64::MAX as u64;
+
+/// One frame's header, checked ([HD1]).
+#[derive(Debug, Clone)]
+struct Frame {
+    time: i64,
+    first: u32,
+    count: u32,
+    points: u32,
+    body: Range<usize>,
+    directory_len: usize,
+    directory_crc: u32,
+}
+
+impl Frame {
+    /// The end of the frame's id range (exclusive), as a u64: F + C may be
+    /// 2^32.
+    fn end(&self) -> u64 {
+        u64::from(self.first) + u64::from(self.count)
+    }
+}
+
+/// Which ids of its range a frame does not hold ([HD2]).
+#[derive(Debug)]
+enum Absent {
+    /// Their positions, increasing.
+    List(Vec<u32>),
+    /// A bitmap of the range, in the file: bit j set when position j is
+    /// absent.
+    Bitmap(Range<usize>),
+}
+
+/// A frame's directory, parsed once its checksum held ([HD2]).
+#[derive(Debug)]
+struct Layout {
+    absent: Absent,
+    /// Where each chunk column lies in the file, and its checksum.
+    columns: Vec<(Range<usize>, u32)>,
+}
+
+/// A head file opened for reading, up to its committed length.
+pub(crate) struct Head {
+    path: PathBuf,
+    number: u64,
+    map: Mmap,
+    frames: Vec<Frame>,
+    layouts: Vec<OnceLock<std::result::Result<Layout, String>>>,
+    points: u64,
+    first_id: u32,
+    end_id: u64,
+}
+
+impl std::fmt::Debug for Head {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Head")
+            .field("path", &self.path)
+            .field("frames", &self.frames.len())
+            .finish()
+    }
+}
+
+impl Head {
+    /// Opens and maps the first `committed` bytes of a head, checking its
+    /// header and every frame header ([HD1]).
+    pub(crate) fn open(path: &Path, number: u64, committed: u64) -> Result<Head> {
+        let corrupt = |what: String| Error::corrupt(path, what);
+        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+        if len < committed {
+            return Err(corrupt(format!(
+                "file is {len} bytes but {committed} bytes were committed"
+            )));
+        }
+        let committed_len = usize::try_from(committed)
+            .map_err(|_| corrupt("committed length does not fit in memory".to_string()))?;
+        if committed_len < HEADER_LEN + FRAME_HEADER_LEN {
+            return Err(corrupt(format!(
+                "{committed} committed bytes are too few for a head"
+            )));
+        }
+        // SAFETY: only the committed prefix is mapped, and nothing ever
+        // changes or cuts a head below a committed length: appends go after
+        // it and recovery cuts only the uncommitted tail ([HD4], [R1]).
+        let map = unsafe { MmapOptions::new().len(committed_len).map(&file) }
+            .map_err(|e| Error::io(path, e))?;
+        check_header(&map, MAGIC_HEAD).map_err(corrupt)?;
+        let mut frames = Vec::new();
+        let mut at = HEADER_LEN;
+        let mut points = 0u64;
+        let (mut first_id, mut end_id) = (u32::MAX, 0u64);
+        while at < map.len() {
+            let frame = read_frame_header(&map, at)
+                .map_err(|e| corrupt(format!("frame at byte {at}: {e}")))?;
+            if frames.last().is_some_and(|f: &Frame| f.time >= frame.time) {
+                return Err(corrupt(format!(
+                    "frame at byte {at}: its time is not after the frame before ([HD1])"
+                )));
+            }
+            at = frame.body.end;
+            points += u64::from(frame.points);
+            first_id = first_id.min(frame.first);
+            end_id = end_id.max(frame.end());
+            frames.push(frame);
+        }
+        let layouts = (0..frames.len()).map(|_| OnceLock::new()).collect();
+        Ok(Head {
+            path: path.to_path_buf(),
+            number,
+            map,
+            frames,
+            layouts,
+            points,
+            first_id,
+            end_id,
+        })
+    }
+
+    pub(crate) fn number(&self) -> u64 {
+        self.number
+    }
+
+    /// The committed length this head was opened at.
+    pub(crate) fn len(&self) -> u64 {
+        self.map.len() as u64
+    }
+
+    /// Number of frames.
+    pub(crate) fn frame_count(&self) -> usize {
+        self.frames.len()
+    }
+
+    fn corrupt(&self, what: impl Into<String>) -> Error {
+        Error::corrupt(&self.path, what)
+    }
+
+    /// Checks the frames against the manifest's entry for this head ([M3]):
+    /// the same point count and time range, and no series the dictionary
+    /// does not commit.
+    pub(crate) fn check_manifest_entry(&self, meta: &SegmentMeta, series: u32) -> Result<()> {
+        let t_min = self.frames.first().map_or(i64::MAX, |f| f.time);
+        let t_max = self.frames.last().map_or(i64::MIN, |f| f.time);
+        if (self.points, t_min, t_max) != (meta.points, meta.t_min, meta.t_max) {
+            return Err(self.corrupt(format!(
+                "its frames' point count and time range ({} points, {t_min} ..= {t_max}) \
+                 disagree with the manifest's ({} points, {} ..= {})",
+                self.points, meta.points, meta.t_min, meta.t_max
+            )));
+        }
+        if self.end_id > u64::from(series) {
+            return Err(self.corrupt(format!(
+                "it holds series up to {} but the manifest commits {series} series",
+                self.end_id - 1
+            )));
+        }
+        Ok(())
+    }
+
+    /// Frame `f`'s directory, checked against its checksum and parsed, once.
+    fn layout(&self, f: usize) -> Result<&Layout> {
+        let (Some(frame), Some(cell)) = (self.frames.get(f), self.layouts.get(f)) else {
+            return Err(self.corrupt(format!("no frame {f}")));
+        };
+        cell.get_or_init(|| parse_layout(&self.map, frame))
+            .as_ref()
+            .map_err(|e| self.corrupt(format!("frame {f}: {e}")))
+    }
+
+    /// The counts every id has after the last frame (0 for an id no frame
+    /// holds), for ids `first .. first + len`: what the next frame is coded
+    /// against ([HD3]). Returns the range's first id and the counts.
+    pub(crate) fn last_values(&self) -> Result<(u32, Vec<u64>)> {
+        if self.frames.is_empty() {
+            return Ok((0, Vec::new()));
+        }
+        let first = self.first_id;
+        let mut out = Vec::with_capacity((self.end_id - u64::from(first)) as usize);
+        let mut chunk = ChunkBuffer::default();
+        let mut start = u64::from(first);
+        while start < self.end_id {
+            // start < end_id <= 2^32.
+            let s = start as u32;
+            chunk.decode(self, s)?;
+            let n = (self.end_id - start).min(u64::from(CHUNK_IDS)) as usize;
+            out.extend_from_slice(chunk.state.get(..n).unwrap_or(&[]));
+            start += u64::from(CHUNK_IDS);
+        }
+        Ok((first, out))
+    }
+
+    /// Reads every frame and decodes every chunk, checking all the rules of
+    /// docs/format.md ([HD1], [HD2]). Used by `verify`. Returns the points.
+    pub(crate) fn verify(&self) -> Result<u64> {
+        let mut chunk = ChunkBuffer::default();
+        let mut points = 0u64;
+        let mut start = u64::from(self.first_id);
+        while start < self.end_id {
+            chunk.decode(self, start as u32)?;
+            points += chunk.present.iter().filter(|&&p| p).count() as u64;
+            start += u64::from(CHUNK_IDS);
+        }
+        if points != self.points {
+            return Err(self.corrupt(format!(
+                "its frames hold {points} points but their headers say {}",
+                self.points
+            )));
+        }
+        Ok(points)
+    }
+}
+
+/// Reads and checks the frame header at `at` ([HD1]).
+fn read_frame_header(map: &[u8], at: usize) -> std::result::Result<Frame, String> {
+    let header = map
+        .get(at..at + FRAME_HEADER_LEN)
+        .ok_or("the frame header runs past the committed length")?;
+    let mut r = ByteReader::new(header);
+    let body_len = r.u32()? as usize;
+    let time = r.i64()?;
+    let first = r.u32()?;
+    let count = r.u32()?;
+    let points = r.u32()?;
+    let directory_len = r.u32()? as usize;
+    let directory_crc = r.u32()?;
+    let header_crc = r.u32()?;
+    if crc32fast::hash(header.get(..32).unwrap_or(&[])) != header_crc {
+        return Err("frame header checksum mismatch".to_string());
+    }
+    if first % CHUNK_IDS != 0 {
+        return Err(format!("first id {first} is not a multiple of {CHUNK_IDS}"));
+    }
+    if count == 0 || u64::from(first) + u64::from(count) > 1 << 32 {
+        return Err(format!("id count {count} from id {first} is out of range"));
+    }
+    if points == 0 || points > count {
+        return Err(format!("point count {points} is not within 1 ..= {count}"));
+    }
+    if directory_len > body_len {
+        return Err(format!(
+            "directory length {directory_len} is more than the body's {body_len}"
+        ));
+    }
+    let start = at + FRAME_HEADER_LEN;
+    let end = start
+        .checked_add(body_len)
+        .filter(|&end| end <= map.len())
+        .ok_or("the frame body runs past the committed length")?;
+    // [HD2]: each id costs at least 1/256 of a byte of its column.
+    if u64::from(count) > 256 * body_len as u64 {
+        return Err(format!(
+            "id count {count} is more than a {body_len}-byte body can hold"
+        ));
+    }
+    Ok(Frame {
+        time,
+        first,
+        count,
+        points,
+        body: start..end,
+        directory_len,
+        directory_crc,
+    })
+}
+
+/// Checks a frame directory's checksum and parses its absent list and
+/// column lengths and checksums ([HD2]).
+fn parse_layout(map: &[u8], frame: &Frame) -> std::result::Result<Layout, String> {
+    let body = map
+        .get(frame.body.clone())
+        .ok_or("the frame body runs past the committed length")?;
+    let directory = body
+        .get(..frame.directory_len)
+        .ok_or("the directory runs past the frame body")?;
+    if crc32fast::hash(directory) != frame.directory_crc {
+        return Err("directory checksum mismatch".to_string());
+    }
+    let bad = |e: crate::storage::encoding::DecodeError| e.0.to_string();
+    let mut pos = 0;
+    let code = get_varint(directory, &mut pos).map_err(bad)?;
+    let absent_count = code >> 1;
+    if absent_count != u64::from(frame.count - frame.points) {
+        return Err(format!(
+            "{absent_count} ids are absent but the header's counts say {}",
+            frame.count - frame.points
+        ));
+    }
+    let absent = if code & 1 == 0 {
+        // Each gap takes at least a byte of the directory, which bounds
+        // what is reserved.
+        let mut list = Vec::with_capacity((absent_count as usize).min(directory.len()));
+        let mut next = 0u64;
+        for _ in 0..absent_count {
+            let position = next
+                .checked_add(get_varint(directory, &mut pos).map_err(bad)?)
+                .filter(|&p| p < u64::from(frame.count))
+                .ok_or("an absent position is past the frame's ids")?;
+            list.push(position as u32);
+            next = position + 1;
+        }
+        Absent::List(list)
+    } else {
+        let len = frame.count.div_ceil(8) as usize;
+        let bits = directory
+            .get(pos..pos + len)
+            .ok_or("the absent bitmap runs past the directory")?;
+        let set: u64 = bits.iter().map(|b| u64::from(b.count_ones())).sum();
+        let padding = frame.count % 8;
+        if set != absent_count || (padding != 0 && bits.last().is_some_and(|&b| b >> padding != 0))
+        {
+            return Err("the absent bitmap disagrees with the header's counts".to_string());
+        }
+        let start = frame.body.start + pos;
+        pos += len;
+        Absent::Bitmap(start..start + len)
+    };
+    let chunks = frame.count.div_ceil(CHUNK_IDS) as usize;
+    // Each length takes at least a byte of the directory.
+    let mut lengths = Vec::with_capacity(chunks.min(directory.len()));
+    for _ in 0..chunks {
+        lengths.push(get_varint(directory, &mut pos).map_err(bad)?);
+    }
+    let mut crcs = ByteReader::new(directory.get(pos..).unwrap_or(&[]));
+    let mut columns = Vec::with_capacity(lengths.len());
+    let mut at = frame.directory_len as u64;
+    for len in lengths {
+        let end = at
+            .checked_add(len)
+            .filter(|&end| end <= body.len() as u64)
+            .ok_or("a chunk column runs past the frame body")?;
+        let crc = crcs.u32()?;
+        columns.push((
+            frame.body.start + at as usize..frame.body.start + end as usize,
+            crc,
+        ));
+        at = end;
+    }
+    if crcs.remaining() != 0 {
+        return Err("bytes after the column checksums in the directory".to_string());
+    }
+    if at != body.len() as u64 {
+        return Err("bytes after the last chunk column".to_string());
+    }
+    Ok(Layout { absent, columns })
+}
+
+/// One chunk of ids decoded across every frame of a head: for frame `f`
+/// and position `j` in the chunk, `values[f·CHUNK_IDS + j]` is the count
+/// when `present[f·CHUNK_IDS + j]`.
+#[derive(Default)]
+struct ChunkBuffer {
+    /// The first id of the chunk decoded, if any.
+    start: Option<u32>,
+    values: Vec<u64>,
+    present: Vec<bool>,
+    /// The running count of each id of the chunk after the frames so far.
+    state: Vec<u64>,
+    sums: Vec<u64>,
+}
+
+impl ChunkBuffer {
+    /// Decodes the chunk of ids starting at `start` (a multiple of
+    /// [`CHUNK_IDS`]) across every frame of `head`.
+    fn decode(&mut self, head: &Head, start: u32) -> Result<()> {
+        let width = CHUNK_IDS as usize;
+        let frames = head.frames.len();
+        self.start = None;
+        self.values.clear();
+        self.values.resize(frames * width, 0);
+        self.present.clear();
+        self.present.resize(frames * width, false);
+        self.state.clear();
+        self.state.resize(width, 0);
+        for (f, frame) in head.frames.iter().enumerate() {
+            if u64::from(start) < u64::from(frame.first) || u64::from(start) >= frame.end() {
+                continue;
+            }
+            let layout = head.layout(f)?;
+            let offset = start - frame.first;
+            let k = (offset / CHUNK_IDS) as usize;
+            let n = (frame.end() - u64::from(start)).min(u64::from(CHUNK_IDS)) as usize;
+            let (column, crc) = layout
+                .columns
+                .get(k)
+                .and_then(|(r, crc)| Some((head.map.get(r.clone())?, *crc)))
+                .ok_or_else(|| head.corrupt(format!("frame {f}: no chunk column {k}")))?;
+            if crc32fast::hash(column) != crc {
+                return Err(head.corrupt(format!("frame {f}, chunk column {k}: checksum mismatch")));
+            }
+            self.sums.clear();
+            decode_values(column, n, &mut self.sums)
+                .map_err(|e| head.corrupt(format!("frame {f}, chunk column {k}: {}", e.0)))?;
+            let (list, bitmap): (&[u32], &[u8]) = match &layout.absent {
+                Absent::List(list) => (list, &[]),
+                Absent::Bitmap(range) => (&[], head.map.get(range.clone()).unwrap_or(&[])),
+            };
+            let mut absent = list.partition_point(|&p| p < offset);
+            let mut previous_sum = 0u64;
+            let base = f * width;
+            for (j, &sum) in self.sums.iter().enumerate() {
+                let d = sum.wrapping_sub(previous_sum);
+                previous_sum = sum;
+                let position = offset + j as u32;
+                let is_absent = if list.get(absent) == Some(&position) {
+                    absent += 1;
+                    true
+                } else {
+                    bitmap
+                        .get((position / 8) as usize)
+                        .is_some_and(|b| b >> (position % 8) & 1 == 1)
+                };
+                if is_absent {
+                    if d != 0 {
+                        return Err(head.corrupt(format!(
+                            "frame {f}: id {} is absent but has a difference",
+                            start + j as u32
+                        )));
+                    }
+                    continue;
+                }
+                let (Some(state), Some(value), Some(present)) = (
+                    self.state.get_mut(j),
+                    self.values.get_mut(base + j),
+                    self.present.get_mut(base + j),
+                ) else {
+                    continue;
+                };
+                *state = state.wrapping_add(d);
+                if *state > MAX_COUNT {
+                    return Err(head.corrupt(format!(
+                        "frame {f}: id {} has a count above 2^63 - 1",
+                        start + j as u32
+                    )));
+                }
+                *value = *state;
+                *present = true;
+            }
+        }
+        self.start = Some(start);
+        Ok(())
+    }
+}
+
+/// What a head says of one series: as a segment's index entry does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct HeadEntry {
+    pub id: u32,
+    pub points: u64,
+    pub t_min: i64,
+    pub t_max: i64,
+    pub v_min: u64,
+    pub v_max: u64,
+}
+
+/// A forward-only cursor over one head: `seek` with non-decreasing ids
+/// decodes each chunk once.
+pub(crate) struct HeadCursor<'a> {
+    head: &'a Head,
+    chunk: ChunkBuffer,
+}
+
+impl<'a> HeadCursor<'a> {
+    pub(crate) fn new(head: &'a Head) -> HeadCursor<'a> {
+        HeadCursor {
+            head,
+            chunk: ChunkBuffer::default(),
+        }
+    }
+
+    /// What the head holds of series `id`, if anything.
+    pub(crate) fn seek(&mut self, id: u32) -> Result<Option<HeadEntry>> {
+        if id < self.head.first_id || u64::from(id) >= self.head.end_id {
+            return Ok(None);
+        }
+        let start = super::range_start(id);
+        if self.chunk.start != Some(start) {
+            self.chunk.decode(self.head, start)?;
+        }
+        let j = (id - start) as usize;
+        let width = CHUNK_IDS as usize;
+        let mut found: Option<HeadEntry> = None;
+        for (f, frame) in self.head.frames.iter().enumerate() {
+            if self.chunk.present.get(f * width + j) != Some(&true) {
+                continue;
+            }
+            let v = self.chunk.values.get(f * width + j).copied().unwrap_or(0);
+            let e = found.get_or_insert(HeadEntry {
+                id,
+                points: 0,
+                t_min: frame.time,
+                t_max: frame.time,
+                v_min: v,
+                v_max: v,
+            });
+            e.points += 1;
+            e.t_max = frame.time;
+            e.v_min = e.v_min.min(v);
+            e.v_max = e.v_max.max(v);
+        }
+        Ok(found)
+    }
+
+    /// Appends the points of series `id`, which the last [`seek`] found, to
+    /// `times` and `values` (only the columns asked for).
+    ///
+    /// [`seek`]: HeadCursor::seek
+    pub(crate) fn decode<W: Word>(
+        &self,
+        id: u32,
+        need: Columns,
+        times: &mut Vec<i64>,
+        values: &mut Vec<W>,
+    ) -> Result<()> {
+        let start = super::range_start(id);
+        if self.chunk.start != Some(start) {
+            return Err(self.head.corrupt(format!("series {id} was not sought")));
+        }
+        let j = (id - start) as usize;
+        let width = CHUNK_IDS as usize;
+        for (f, frame) in self.head.frames.iter().enumerate() {
+            if self.chunk.present.get(f * width + j) != Some(&true) {
+                continue;
+            }
+            if need.times {
+                times.push(frame.time);
+            }
+            if need.values {
+                let v = self.chunk.values.get(f * width + j).copied().unwrap_or(0);
+                values.push(W::from_bits(v));
+            }
+        }
+        Ok(())
+    }
+}
