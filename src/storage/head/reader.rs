@@ -51,6 +51,16 @@ enum Absent {
     Bitmap(Range<usize>),
 }
 
+impl Absent {
+    /// Whether the frame holds every id of its range.
+    fn is_empty(&self) -> bool {
+        match self {
+            Absent::List(list) => list.is_empty(),
+            Absent::Bitmap(range) => range.is_empty(),
+        }
+    }
+}
+
 /// A frame's directory, parsed once its checksum held ([HD2]).
 #[derive(Debug)]
 struct Layout {
@@ -216,7 +226,11 @@ impl Head {
         let mut start = u64::from(self.first_id);
         while start < self.end_id {
             chunk.decode(self, start as u32)?;
-            points += chunk.present.iter().filter(|&&p| p).count() as u64;
+            points += if chunk.all_present {
+                chunk.values.len() as u64
+            } else {
+                chunk.present.iter().filter(|&&p| p).count() as u64
+            };
             start += u64::from(CHUNK_IDS);
         }
         if points != self.points {
@@ -363,15 +377,22 @@ fn parse_layout(map: &[u8], frame: &Frame) -> std::result::Result<Layout, String
     Ok(Layout { absent, columns })
 }
 
-/// One chunk of ids decoded across every frame of a head: for frame `f`
-/// and position `j` in the chunk, `values[f·CHUNK_IDS + j]` is the count
-/// when `present[f·CHUNK_IDS + j]`.
+/// One chunk of ids decoded across every frame of a head, stored series
+/// by series: for position `j` of the chunk and frame `f`,
+/// `values[j·F + f]` is the count when the frame holds the id, so that a
+/// series' points are one contiguous run. When every frame holds every id
+/// of the chunk (the usual case of full snapshots), `all_present` is set
+/// and `present` is not kept.
 #[derive(Default)]
 struct ChunkBuffer {
     /// The first id of the chunk decoded, if any.
     start: Option<u32>,
+    /// Ids of the chunk that exist in some frame: `start + ids` is past
+    /// every frame's range.
+    ids: usize,
     values: Vec<u64>,
     present: Vec<bool>,
+    all_present: bool,
     /// The running count of each id of the chunk after the frames so far.
     state: Vec<u64>,
     sums: Vec<u64>,
@@ -384,14 +405,47 @@ impl ChunkBuffer {
         let width = CHUNK_IDS as usize;
         let frames = head.frames.len();
         self.start = None;
+        if frames == 0 {
+            // `open` refuses a head without frames; `chunks_exact_mut` below
+            // needs a width of at least one.
+            return Err(head.corrupt("the head has no frames"));
+        }
+        let ids = (head.end_id.saturating_sub(u64::from(start))).min(u64::from(CHUNK_IDS)) as usize;
+        // Every frame must cover the whole chunk, with nothing absent in
+        // it, for the fast path.
+        let mut all_present = true;
+        for (f, frame) in head.frames.iter().enumerate() {
+            let covers = u64::from(frame.first) <= u64::from(start)
+                && frame.end() >= u64::from(start) + ids as u64;
+            all_present &= covers && head.layout(f)?.absent.is_empty();
+        }
+        self.all_present = all_present;
         self.values.clear();
-        self.values.resize(frames * width, 0);
+        self.values.resize(ids * frames, 0);
         self.present.clear();
-        self.present.resize(frames * width, false);
+        if !self.all_present {
+            // Present unless a frame says otherwise: most ids are in most
+            // frames, so only the exceptions are written below.
+            self.present.resize(ids * frames, true);
+        }
         self.state.clear();
         self.state.resize(width, 0);
         for (f, frame) in head.frames.iter().enumerate() {
-            if u64::from(start) < u64::from(frame.first) || u64::from(start) >= frame.end() {
+            let covered =
+                if u64::from(start) < u64::from(frame.first) || u64::from(start) >= frame.end() {
+                    0
+                } else {
+                    (frame.end() - u64::from(start)).min(ids as u64) as usize
+                };
+            if !self.all_present {
+                // The ids past the frame's range are not in it.
+                for row in self.present.chunks_exact_mut(frames).skip(covered) {
+                    if let Some(p) = row.get_mut(f) {
+                        *p = false;
+                    }
+                }
+            }
+            if covered == 0 {
                 continue;
             }
             let layout = head.layout(f)?;
@@ -409,54 +463,95 @@ impl ChunkBuffer {
             self.sums.clear();
             decode_values(column, n, &mut self.sums)
                 .map_err(|e| head.corrupt(format!("frame {f}, chunk column {k}: {}", e.0)))?;
-            let (list, bitmap): (&[u32], &[u8]) = match &layout.absent {
-                Absent::List(list) => (list, &[]),
-                Absent::Bitmap(range) => (&[], head.map.get(range.clone()).unwrap_or(&[])),
-            };
-            let mut absent = list.partition_point(|&p| p < offset);
+            // The running counts, and each into its series' run. A count
+            // above 2^63 − 1 is damage; checked once for the frame.
             let mut previous_sum = 0u64;
-            let base = f * width;
-            for (j, &sum) in self.sums.iter().enumerate() {
+            let mut any_too_large = false;
+            for ((&sum, state), row) in self
+                .sums
+                .iter()
+                .zip(self.state.iter_mut())
+                .zip(self.values.chunks_exact_mut(frames))
+            {
                 let d = sum.wrapping_sub(previous_sum);
                 previous_sum = sum;
-                let position = offset + j as u32;
-                let is_absent = if list.get(absent) == Some(&position) {
-                    absent += 1;
-                    true
-                } else {
-                    bitmap
-                        .get((position / 8) as usize)
-                        .is_some_and(|b| b >> (position % 8) & 1 == 1)
-                };
-                if is_absent {
-                    if d != 0 {
-                        return Err(head.corrupt(format!(
-                            "frame {f}: id {} is absent but has a difference",
-                            start + j as u32
-                        )));
-                    }
-                    continue;
-                }
-                let (Some(state), Some(value), Some(present)) = (
-                    self.state.get_mut(j),
-                    self.values.get_mut(base + j),
-                    self.present.get_mut(base + j),
-                ) else {
-                    continue;
-                };
                 *state = state.wrapping_add(d);
-                if *state > MAX_COUNT {
+                any_too_large |= *state > MAX_COUNT;
+                if let Some(value) = row.get_mut(f) {
+                    *value = *state;
+                }
+            }
+            if any_too_large {
+                return Err(head.corrupt(format!(
+                    "frame {f}: a count in ids {start}.. is above 2^63 - 1"
+                )));
+            }
+            if self.all_present {
+                continue;
+            }
+            // The absent ids: no point here, and no difference ([HD2]).
+            let mut check_absent = |j: usize| -> Result<()> {
+                let d = self
+                    .sums
+                    .get(j)
+                    .copied()
+                    .unwrap_or(0)
+                    .wrapping_sub(if j == 0 {
+                        0
+                    } else {
+                        self.sums.get(j - 1).copied().unwrap_or(0)
+                    });
+                if d != 0 {
                     return Err(head.corrupt(format!(
-                        "frame {f}: id {} has a count above 2^63 - 1",
+                        "frame {f}: id {} is absent but has a difference",
                         start + j as u32
                     )));
                 }
-                *value = *state;
-                *present = true;
+                if let Some(p) = self.present.get_mut(j * frames + f) {
+                    *p = false;
+                }
+                Ok(())
+            };
+            match &layout.absent {
+                Absent::List(list) => {
+                    let from = list.partition_point(|&p| p < offset);
+                    for &position in list.get(from..).unwrap_or(&[]) {
+                        let j = (position - offset) as usize;
+                        if j >= n {
+                            break;
+                        }
+                        check_absent(j)?;
+                    }
+                }
+                Absent::Bitmap(range) => {
+                    let bitmap = head.map.get(range.clone()).unwrap_or(&[]);
+                    for j in 0..n {
+                        let position = offset + j as u32;
+                        if bitmap
+                            .get((position / 8) as usize)
+                            .is_some_and(|b| b >> (position % 8) & 1 == 1)
+                        {
+                            check_absent(j)?;
+                        }
+                    }
+                }
             }
         }
+        self.ids = ids;
         self.start = Some(start);
         Ok(())
+    }
+
+    /// The counts of position `j` in every frame, and whether each frame
+    /// holds it (`None`: all do).
+    fn series(&self, j: usize, frames: usize) -> (&[u64], Option<&[bool]>) {
+        let range = j * frames..(j + 1) * frames;
+        let values = self.values.get(range.clone()).unwrap_or(&[]);
+        if self.all_present {
+            (values, None)
+        } else {
+            (values, Some(self.present.get(range).unwrap_or(&[])))
+        }
     }
 }
 
@@ -476,6 +571,8 @@ pub(crate) struct HeadEntry {
 pub(crate) struct HeadCursor<'a> {
     head: &'a Head,
     chunk: ChunkBuffer,
+    /// Every frame's time, in order.
+    times: Vec<i64>,
 }
 
 impl<'a> HeadCursor<'a> {
@@ -483,6 +580,7 @@ impl<'a> HeadCursor<'a> {
         HeadCursor {
             head,
             chunk: ChunkBuffer::default(),
+            times: head.frames.iter().map(|f| f.time).collect(),
         }
     }
 
@@ -495,28 +593,53 @@ impl<'a> HeadCursor<'a> {
         if self.chunk.start != Some(start) {
             self.chunk.decode(self.head, start)?;
         }
-        let j = (id - start) as usize;
-        let width = CHUNK_IDS as usize;
-        let mut found: Option<HeadEntry> = None;
-        for (f, frame) in self.head.frames.iter().enumerate() {
-            if self.chunk.present.get(f * width + j) != Some(&true) {
-                continue;
+        let frames = self.times.len();
+        let (values, present) = self.chunk.series((id - start) as usize, frames);
+        let entry = match present {
+            None => {
+                let (Some(&t_min), Some(&t_max)) = (self.times.first(), self.times.last()) else {
+                    return Ok(None);
+                };
+                let (mut v_min, mut v_max) = (u64::MAX, 0);
+                for &v in values {
+                    v_min = v_min.min(v);
+                    v_max = v_max.max(v);
+                }
+                HeadEntry {
+                    id,
+                    points: values.len() as u64,
+                    t_min,
+                    t_max,
+                    v_min,
+                    v_max,
+                }
             }
-            let v = self.chunk.values.get(f * width + j).copied().unwrap_or(0);
-            let e = found.get_or_insert(HeadEntry {
-                id,
-                points: 0,
-                t_min: frame.time,
-                t_max: frame.time,
-                v_min: v,
-                v_max: v,
-            });
-            e.points += 1;
-            e.t_max = frame.time;
-            e.v_min = e.v_min.min(v);
-            e.v_max = e.v_max.max(v);
-        }
-        Ok(found)
+            Some(present) => {
+                let mut found: Option<HeadEntry> = None;
+                for ((&v, &p), &t) in values.iter().zip(present).zip(&self.times) {
+                    if !p {
+                        continue;
+                    }
+                    let e = found.get_or_insert(HeadEntry {
+                        id,
+                        points: 0,
+                        t_min: t,
+                        t_max: t,
+                        v_min: v,
+                        v_max: v,
+                    });
+                    e.points += 1;
+                    e.t_max = t;
+                    e.v_min = e.v_min.min(v);
+                    e.v_max = e.v_max.max(v);
+                }
+                match found {
+                    Some(e) => e,
+                    None => return Ok(None),
+                }
+            }
+        };
+        Ok(Some(entry))
     }
 
     /// Appends the points of series `id`, which the last [`seek`] found, to
@@ -534,18 +657,29 @@ impl<'a> HeadCursor<'a> {
         if self.chunk.start != Some(start) {
             return Err(self.head.corrupt(format!("series {id} was not sought")));
         }
-        let j = (id - start) as usize;
-        let width = CHUNK_IDS as usize;
-        for (f, frame) in self.head.frames.iter().enumerate() {
-            if self.chunk.present.get(f * width + j) != Some(&true) {
-                continue;
+        let frames = self.times.len();
+        let (counts, present) = self.chunk.series((id - start) as usize, frames);
+        match present {
+            None => {
+                if need.times {
+                    times.extend_from_slice(&self.times);
+                }
+                if need.values {
+                    values.extend(counts.iter().map(|&v| W::from_bits(v)));
+                }
             }
-            if need.times {
-                times.push(frame.time);
-            }
-            if need.values {
-                let v = self.chunk.values.get(f * width + j).copied().unwrap_or(0);
-                values.push(W::from_bits(v));
+            Some(present) => {
+                for ((&v, &p), &t) in counts.iter().zip(present).zip(&self.times) {
+                    if !p {
+                        continue;
+                    }
+                    if need.times {
+                        times.push(t);
+                    }
+                    if need.values {
+                        values.push(W::from_bits(v));
+                    }
+                }
             }
         }
         Ok(())
