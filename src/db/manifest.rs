@@ -21,9 +21,9 @@ const INDEX_FIELDS_LEN: usize = 16;
 /// head ([M12]); segment numbers are below 10^16 < 2^54 ([M8]).
 const HEAD_BIT: u64 = 1 << 63;
 /// The smallest a head can be ([M12]): its header, one frame header and a
-/// body of at least an absent count, a column length, a column checksum
-/// and a one-byte column.
-pub(crate) const MIN_HEAD_LEN: u64 = 16 + 36 + 7;
+/// body of at least a column end, a column checksum, an absent count and a
+/// one-byte column.
+pub(crate) const MIN_HEAD_LEN: u64 = 16 + 36 + 10;
 /// The smallest a segment file can be ([M7]): its header, one directory
 /// entry and its footer (16 + 72 + 72 bytes), and for its one series at
 /// least a two-byte time column (mode 1 with d_1), a one-byte value column

@@ -89,37 +89,9 @@ pub(crate) fn encode_frame(
             *slot = v.wrapping_sub(previous(id));
         }
     }
-    // The directory: the absent list, then each chunk column's length and
-    // checksum, so that a reader of one id checks only its own column.
-    let mut body = Vec::new();
-    let mut gaps = Vec::new();
-    let mut last_position = None;
-    for &position in &absent {
-        let gap = match last_position {
-            None => position,
-            Some(p) => position - p - 1,
-        };
-        put_varint(&mut gaps, u64::from(gap));
-        last_position = Some(position);
-    }
-    // The absent ids as a list of gaps or as a bitmap of the range,
-    // whichever is smaller ([HD2]).
-    let bitmap_len = count.div_ceil(8) as usize;
-    if gaps.len() <= bitmap_len {
-        put_varint(&mut body, (absent.len() as u64) << 1);
-        body.extend_from_slice(&gaps);
-    } else {
-        put_varint(&mut body, (absent.len() as u64) << 1 | 1);
-        let mut bitmap = vec![0u8; bitmap_len];
-        for &position in &absent {
-            if let Some(byte) = bitmap.get_mut((position / 8) as usize) {
-                *byte |= 1 << (position % 8);
-            }
-        }
-        body.extend_from_slice(&bitmap);
-    }
+    // The columns, with each one's end offset and checksum.
     let mut columns = Vec::new();
-    let mut lengths = Vec::new();
+    let mut column_ends = Vec::new();
     let mut crcs = Vec::new();
     let mut sums = Vec::with_capacity(CHUNK_IDS as usize);
     for chunk in deltas.chunks(CHUNK_IDS as usize) {
@@ -131,14 +103,57 @@ pub(crate) fn encode_frame(
         }
         let start = columns.len();
         encode_values(&sums, &mut columns);
-        lengths.push((columns.len() - start) as u64);
+        column_ends.push(columns.len() as u32);
         crcs.push(crc32fast::hash(columns.get(start..).unwrap_or(&[])));
     }
-    for len in lengths {
-        put_varint(&mut body, len);
+    // The absent ids, chunk by chunk: each chunk's positions as gaps from
+    // the chunk's first position, so that a reader of one chunk reads only
+    // its own ([HD2]).
+    let chunks = column_ends.len();
+    let mut gaps = Vec::new();
+    let mut gap_ends = Vec::with_capacity(chunks);
+    let mut next = absent.iter().peekable();
+    for k in 0..chunks as u32 {
+        let chunk_start = k * CHUNK_IDS;
+        let mut expected = chunk_start;
+        while let Some(&&position) = next.peek() {
+            if position >= chunk_start + CHUNK_IDS {
+                break;
+            }
+            put_varint(&mut gaps, u64::from(position - expected));
+            expected = position + 1;
+            next.next();
+        }
+        gap_ends.push(gaps.len() as u32);
+    }
+    // The directory: fixed-width column ends and checksums first, so that
+    // column k is found without reading the others, then the absent ids
+    // as lists or as a bitmap, whichever is shorter.
+    let mut body = Vec::new();
+    for end in column_ends {
+        body.extend_from_slice(&end.to_le_bytes());
     }
     for crc in crcs {
         body.extend_from_slice(&crc.to_le_bytes());
+    }
+    let bitmap_len = count.div_ceil(8) as usize;
+    if absent.is_empty() {
+        put_varint(&mut body, 0);
+    } else if 4 * chunks + gaps.len() <= bitmap_len {
+        put_varint(&mut body, (absent.len() as u64) << 1);
+        for end in gap_ends {
+            body.extend_from_slice(&end.to_le_bytes());
+        }
+        body.extend_from_slice(&gaps);
+    } else {
+        put_varint(&mut body, (absent.len() as u64) << 1 | 1);
+        let mut bitmap = vec![0u8; bitmap_len];
+        for &position in &absent {
+            if let Some(byte) = bitmap.get_mut((position / 8) as usize) {
+                *byte |= 1 << (position % 8);
+            }
+        }
+        body.extend_from_slice(&bitmap);
     }
     let directory_len = body.len() as u32;
     let directory_crc = crc32fast::hash(&body);

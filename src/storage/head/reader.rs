@@ -41,32 +41,31 @@ impl Frame {
     }
 }
 
-/// Which ids of its range a frame does not hold ([HD2]).
-#[derive(Debug)]
+/// How a frame lists the ids of its range it does not hold ([HD2]).
+#[derive(Debug, Clone)]
 enum Absent {
-    /// Their positions, increasing.
-    List(Vec<u32>),
-    /// A bitmap of the range, in the file: bit j set when position j is
+    /// It holds every id.
+    None,
+    /// Per chunk, a list of gaps: the chunks' end offsets (u32) at
+    /// `ends`, and the gaps at `area` (absolute offsets in the file).
+    Lists { ends: usize, area: Range<usize> },
+    /// A bitmap of the range at these bytes: bit j set when position j is
     /// absent.
     Bitmap(Range<usize>),
 }
 
-impl Absent {
-    /// Whether the frame holds every id of its range.
-    fn is_empty(&self) -> bool {
-        match self {
-            Absent::List(list) => list.is_empty(),
-            Absent::Bitmap(range) => range.is_empty(),
-        }
-    }
-}
-
-/// A frame's directory, parsed once its checksum held ([HD2]).
-#[derive(Debug)]
+/// Where the parts of a frame's directory are, once its checksum and
+/// shape held ([HD2]). Nothing is copied out of the file.
+#[derive(Debug, Clone)]
 struct Layout {
+    /// Absolute offset of the chunk columns' end offsets (K × u32), each
+    /// followed, at `+ 4·K`, by its checksum.
+    column_ends: usize,
+    /// Absolute offset of the first chunk column.
+    columns: usize,
+    /// The number of chunk columns, K.
+    chunks: usize,
     absent: Absent,
-    /// Where each chunk column lies in the file, and its checksum.
-    columns: Vec<(Range<usize>, u32)>,
 }
 
 /// A head file opened for reading, up to its committed length.
@@ -296,8 +295,10 @@ fn read_frame_header(map: &[u8], at: usize) -> std::result::Result<Frame, String
     })
 }
 
-/// Checks a frame directory's checksum and parses its absent list and
-/// column lengths and checksums ([HD2]).
+/// Checks a frame directory's checksum and shape ([HD2]): the column
+/// ends fit the body and the last is its end, and the absent lists or the
+/// bitmap fill the rest of the directory exactly. A bitmap's bits are
+/// counted here; the lists' counts are checked against A by `verify`.
 fn parse_layout(map: &[u8], frame: &Frame) -> std::result::Result<Layout, String> {
     let body = map
         .get(frame.body.clone())
@@ -308,9 +309,21 @@ fn parse_layout(map: &[u8], frame: &Frame) -> std::result::Result<Layout, String
     if crc32fast::hash(directory) != frame.directory_crc {
         return Err("directory checksum mismatch".to_string());
     }
-    let bad = |e: crate::storage::encoding::DecodeError| e.0.to_string();
-    let mut pos = 0;
-    let code = get_varint(directory, &mut pos).map_err(bad)?;
+    let chunks = frame.count.div_ceil(CHUNK_IDS) as usize;
+    let fixed = directory
+        .get(..8 * chunks)
+        .ok_or("the column ends and checksums run past the directory")?;
+    let columns_len = (body.len() - frame.directory_len) as u64;
+    let last_end = fixed
+        .get(4 * chunks - 4..4 * chunks)
+        .map(|b| ByteReader::new(b).u32())
+        .transpose()?
+        .unwrap_or(0);
+    if u64::from(last_end) != columns_len {
+        return Err("the last chunk column does not end at the frame's end".to_string());
+    }
+    let mut pos = 8 * chunks;
+    let code = get_varint(directory, &mut pos).map_err(|e| e.0.to_string())?;
     let absent_count = code >> 1;
     if absent_count != u64::from(frame.count - frame.points) {
         return Err(format!(
@@ -318,63 +331,132 @@ fn parse_layout(map: &[u8], frame: &Frame) -> std::result::Result<Layout, String
             frame.count - frame.points
         ));
     }
-    let absent = if code & 1 == 0 {
-        // Each gap takes at least a byte of the directory, which bounds
-        // what is reserved.
-        let mut list = Vec::with_capacity((absent_count as usize).min(directory.len()));
-        let mut next = 0u64;
-        for _ in 0..absent_count {
-            let position = next
-                .checked_add(get_varint(directory, &mut pos).map_err(bad)?)
-                .filter(|&p| p < u64::from(frame.count))
-                .ok_or("an absent position is past the frame's ids")?;
-            list.push(position as u32);
-            next = position + 1;
+    let start = frame.body.start;
+    let absent = if absent_count == 0 {
+        if code != 0 || pos != directory.len() {
+            return Err("bytes after the directory of a frame that holds every id".to_string());
         }
-        Absent::List(list)
+        Absent::None
+    } else if code & 1 == 0 {
+        let ends = pos;
+        let area = ends + 4 * chunks;
+        let last = directory
+            .get(area - 4..area)
+            .map(|b| ByteReader::new(b).u32())
+            .transpose()?
+            .ok_or("the absent lists' ends run past the directory")?;
+        if area as u64 + u64::from(last) != directory.len() as u64 {
+            return Err("the absent lists do not end at the directory's end".to_string());
+        }
+        Absent::Lists {
+            ends: start + ends,
+            area: start + area..start + directory.len(),
+        }
     } else {
         let len = frame.count.div_ceil(8) as usize;
         let bits = directory
-            .get(pos..pos + len)
-            .ok_or("the absent bitmap runs past the directory")?;
+            .get(pos..)
+            .filter(|b| b.len() == len)
+            .ok_or("the absent bitmap does not fill the directory")?;
         let set: u64 = bits.iter().map(|b| u64::from(b.count_ones())).sum();
         let padding = frame.count % 8;
         if set != absent_count || (padding != 0 && bits.last().is_some_and(|&b| b >> padding != 0))
         {
             return Err("the absent bitmap disagrees with the header's counts".to_string());
         }
-        let start = frame.body.start + pos;
-        pos += len;
-        Absent::Bitmap(start..start + len)
+        Absent::Bitmap(start + pos..start + pos + len)
     };
-    let chunks = frame.count.div_ceil(CHUNK_IDS) as usize;
-    // Each length takes at least a byte of the directory.
-    let mut lengths = Vec::with_capacity(chunks.min(directory.len()));
-    for _ in 0..chunks {
-        lengths.push(get_varint(directory, &mut pos).map_err(bad)?);
+    Ok(Layout {
+        column_ends: start,
+        columns: start + frame.directory_len,
+        chunks,
+        absent,
+    })
+}
+
+/// A little-endian u32 at `at` in `map`, if it is there.
+fn u32_at(map: &[u8], at: usize) -> Option<u32> {
+    let bytes: [u8; 4] = map.get(at..at + 4)?.try_into().ok()?;
+    Some(u32::from_le_bytes(bytes))
+}
+
+impl Layout {
+    /// Chunk column `k`'s bytes and checksum; its start is the previous
+    /// column's end, and the ends must not decrease ([HD2]).
+    fn column<'m>(&self, map: &'m [u8], k: usize) -> std::result::Result<(&'m [u8], u32), String> {
+        if k >= self.chunks {
+            return Err(format!("no chunk column {k}"));
+        }
+        let end = u32_at(map, self.column_ends + 4 * k).ok_or("a column end is missing")?;
+        let start = match k {
+            0 => 0,
+            _ => u32_at(map, self.column_ends + 4 * (k - 1)).ok_or("a column end is missing")?,
+        };
+        let crc =
+            u32_at(map, self.column_ends + 4 * (self.chunks + k)).ok_or("a checksum is missing")?;
+        if start > end {
+            return Err(format!("chunk column {k} ends before it starts"));
+        }
+        let bytes = map
+            .get(self.columns + start as usize..self.columns + end as usize)
+            .ok_or_else(|| format!("chunk column {k} runs past the frame"))?;
+        Ok((bytes, crc))
     }
-    let mut crcs = ByteReader::new(directory.get(pos..).unwrap_or(&[]));
-    let mut columns = Vec::with_capacity(lengths.len());
-    let mut at = frame.directory_len as u64;
-    for len in lengths {
-        let end = at
-            .checked_add(len)
-            .filter(|&end| end <= body.len() as u64)
-            .ok_or("a chunk column runs past the frame body")?;
-        let crc = crcs.u32()?;
-        columns.push((
-            frame.body.start + at as usize..frame.body.start + end as usize,
-            crc,
-        ));
-        at = end;
+
+    /// Calls `absent(j)` for each position `j` (from the chunk's start) of
+    /// chunk `k`'s ids that the frame does not hold, in increasing order,
+    /// checking they are below `n`, the chunk's ids ([HD2]). Returns how
+    /// many there were.
+    fn for_each_absent(
+        &self,
+        map: &[u8],
+        k: usize,
+        n: usize,
+        mut absent: impl FnMut(usize) -> std::result::Result<(), String>,
+    ) -> std::result::Result<u64, String> {
+        match &self.absent {
+            Absent::None => Ok(0),
+            Absent::Lists { ends, area } => {
+                let end = u32_at(map, ends + 4 * k).ok_or("an absent list end is missing")?;
+                let start = match k {
+                    0 => 0,
+                    _ => u32_at(map, ends + 4 * (k - 1)).ok_or("an absent list end is missing")?,
+                };
+                let list = map
+                    .get(area.start + start as usize..area.start + end as usize)
+                    .filter(|_| start <= end && area.start + end as usize <= area.end)
+                    .ok_or_else(|| format!("the absent list of chunk {k} runs out of its area"))?;
+                let (mut pos, mut next, mut found) = (0, 0u64, 0);
+                while pos < list.len() {
+                    let gap = get_varint(list, &mut pos).map_err(|e| e.0.to_string())?;
+                    let j = next
+                        .checked_add(gap)
+                        .filter(|&j| j < n as u64)
+                        .ok_or("an absent position is past the frame's ids")?;
+                    absent(j as usize)?;
+                    next = j + 1;
+                    found += 1;
+                }
+                Ok(found)
+            }
+            Absent::Bitmap(range) => {
+                let bitmap = map.get(range.clone()).unwrap_or(&[]);
+                let first = k * CHUNK_IDS as usize;
+                let mut found = 0;
+                for j in 0..n {
+                    let position = first + j;
+                    if bitmap
+                        .get(position / 8)
+                        .is_some_and(|b| b >> (position % 8) & 1 == 1)
+                    {
+                        absent(j)?;
+                        found += 1;
+                    }
+                }
+                Ok(found)
+            }
+        }
     }
-    if crcs.remaining() != 0 {
-        return Err("bytes after the column checksums in the directory".to_string());
-    }
-    if at != body.len() as u64 {
-        return Err("bytes after the last chunk column".to_string());
-    }
-    Ok(Layout { absent, columns })
 }
 
 /// One chunk of ids decoded across every frame of a head, stored series
@@ -417,7 +499,7 @@ impl ChunkBuffer {
         for (f, frame) in head.frames.iter().enumerate() {
             let covers = u64::from(frame.first) <= u64::from(start)
                 && frame.end() >= u64::from(start) + ids as u64;
-            all_present &= covers && head.layout(f)?.absent.is_empty();
+            all_present &= covers && matches!(head.layout(f)?.absent, Absent::None);
         }
         self.all_present = all_present;
         self.values.clear();
@@ -453,10 +535,8 @@ impl ChunkBuffer {
             let k = (offset / CHUNK_IDS) as usize;
             let n = (frame.end() - u64::from(start)).min(u64::from(CHUNK_IDS)) as usize;
             let (column, crc) = layout
-                .columns
-                .get(k)
-                .and_then(|(r, crc)| Some((head.map.get(r.clone())?, *crc)))
-                .ok_or_else(|| head.corrupt(format!("frame {f}: no chunk column {k}")))?;
+                .column(&head.map, k)
+                .map_err(|e| head.corrupt(format!("frame {f}: {e}")))?;
             if crc32fast::hash(column) != crc {
                 return Err(head.corrupt(format!("frame {f}, chunk column {k}: checksum mismatch")));
             }
@@ -490,52 +570,26 @@ impl ChunkBuffer {
                 continue;
             }
             // The absent ids: no point here, and no difference ([HD2]).
-            let mut check_absent = |j: usize| -> Result<()> {
-                let d = self
-                    .sums
-                    .get(j)
-                    .copied()
-                    .unwrap_or(0)
-                    .wrapping_sub(if j == 0 {
+            let (sums, present) = (&self.sums, &mut self.present);
+            layout
+                .for_each_absent(&head.map, k, n, |j| {
+                    let before = if j == 0 {
                         0
                     } else {
-                        self.sums.get(j - 1).copied().unwrap_or(0)
-                    });
-                if d != 0 {
-                    return Err(head.corrupt(format!(
-                        "frame {f}: id {} is absent but has a difference",
-                        start + j as u32
-                    )));
-                }
-                if let Some(p) = self.present.get_mut(j * frames + f) {
-                    *p = false;
-                }
-                Ok(())
-            };
-            match &layout.absent {
-                Absent::List(list) => {
-                    let from = list.partition_point(|&p| p < offset);
-                    for &position in list.get(from..).unwrap_or(&[]) {
-                        let j = (position - offset) as usize;
-                        if j >= n {
-                            break;
-                        }
-                        check_absent(j)?;
+                        sums.get(j - 1).copied().unwrap_or(0)
+                    };
+                    if sums.get(j).copied().unwrap_or(0) != before {
+                        return Err(format!(
+                            "id {} is absent but has a difference",
+                            start + j as u32
+                        ));
                     }
-                }
-                Absent::Bitmap(range) => {
-                    let bitmap = head.map.get(range.clone()).unwrap_or(&[]);
-                    for j in 0..n {
-                        let position = offset + j as u32;
-                        if bitmap
-                            .get((position / 8) as usize)
-                            .is_some_and(|b| b >> (position % 8) & 1 == 1)
-                        {
-                            check_absent(j)?;
-                        }
+                    if let Some(p) = present.get_mut(j * frames + f) {
+                        *p = false;
                     }
-                }
-            }
+                    Ok(())
+                })
+                .map_err(|e| head.corrupt(format!("frame {f}: {e}")))?;
         }
         self.ids = ids;
         self.start = Some(start);
