@@ -205,3 +205,43 @@ fn a_damaged_dictionary_index_fails_the_query_and_verify_names_it() {
         report.problems
     );
 }
+
+#[test]
+fn a_version_4_database_with_heads_answers_as_a_fresh_import() {
+    // [HD1]-[HD4], [M12]: v4.db holds v1.csv's 48 hours as they arrive,
+    // one import per hourly file, so every hour is a head frame: two heads,
+    // one per day, named by a version-3 manifest.
+    let dir = tempfile::tempdir().unwrap();
+    let path = copy_of(dir.path(), "v4.db");
+    let heads = std::fs::read_dir(&path)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".thead")
+        })
+        .count();
+    assert_eq!(heads, 2);
+    let v4 = Db::open(&path).unwrap();
+    let fresh = fresh_import(dir.path());
+    assert_eq!(all_points(&v4), all_points(&fresh));
+    assert_eq!(answers(&v4), answers(&fresh));
+    let report = Db::verify(&path).unwrap();
+    assert!(report.is_clean(), "{:?}", report.problems);
+    // It takes a new commit (a segment: one point of a new series is too
+    // sparse for a frame), and a compaction makes one segment of everything.
+    let mut writer = v4.writer().unwrap();
+    writer
+        .append("later", "followers", 1_542_931_200_000, 9)
+        .unwrap();
+    writer.commit().unwrap();
+    writer.compact().unwrap();
+    drop(writer);
+    let db = Db::open(&path).unwrap();
+    assert_eq!(db.accounts().len(), fresh.accounts().len() + 1);
+    assert_eq!(db.stats().unwrap().segments, 1);
+    let report = Db::verify(&path).unwrap();
+    assert!(report.is_clean(), "{:?}", report.problems);
+}
