@@ -29,6 +29,11 @@ pub(crate) struct DictionaryBuilder {
     /// file, and ids were given in order of first appearance, so an hourly
     /// import mostly walks the names in id order, one comparison each.
     next_guess: u32,
+    /// The series id to try first for the next series: the one after the
+    /// series found last. Ids were given in the order a snapshot lists its
+    /// series, so the next file asks for them in that order again, and one
+    /// key read replaces a walk of the account's series.
+    next_series_guess: u32,
     /// The accounts parsed or added after the index, by hash; built the
     /// first time a name is not where the guess looks.
     parsed_accounts: Option<NameIndex>,
@@ -89,6 +94,7 @@ impl DictionaryBuilder {
         DictionaryBuilder {
             dict,
             next_guess: 0,
+            next_series_guess: 0,
             parsed_accounts: None,
             parsed_series,
             pending: Vec::new(),
@@ -174,6 +180,19 @@ impl DictionaryBuilder {
     /// from this builder.
     pub(crate) fn series_id(&mut self, account: u32, metric: u32) -> Result<u32, String> {
         let key = SeriesKey { account, metric };
+        let guess = self.next_series_guess;
+        if self.dict.series_key(guess) == Some(key) {
+            self.next_series_guess = guess.saturating_add(1);
+            return Ok(guess);
+        }
+        let id = self.find_or_add_series(key)?;
+        self.next_series_guess = id.saturating_add(1);
+        Ok(id)
+    }
+
+    /// [`DictionaryBuilder::series_id`] when the guess missed.
+    fn find_or_add_series(&mut self, key: SeriesKey) -> Result<u32, String> {
+        let SeriesKey { account, metric } = key;
         if !self.parsed_series.is_empty()
             && let Some(&id) = self.parsed_series.get(&series_slot(key))
         {
