@@ -73,18 +73,24 @@ log "$POINTS points in $DB"
 
 # --- 3. exports -------------------------------------------------------------
 
+# The revision measured: what was built, before anything can move HEAD.
+TALLY_REV=$(git -C "$ROOT" rev-parse --short HEAD)
+git -C "$ROOT" diff --quiet HEAD -- src Cargo.toml Cargo.lock || TALLY_REV="$TALLY_REV (+ uncommitted changes)"
+
 RATES=()
+CPUS=()
 OUT=""
+TIMEFORMAT='%R %U %S'
 for run in $(seq "$RUNS"); do
     OUT=$WORK/out-$run
     rm -rf "$OUT"
-    start=$(date +%s.%N)
-    "$TALLY" --db "$DB" export --out "$OUT" --partitions "$PARTITIONS" >"$WORK/export-$run.log"
-    end=$(date +%s.%N)
-    seconds=$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.3f", b - a }')
+    { time "$TALLY" --db "$DB" export --out "$OUT" --partitions "$PARTITIONS" >"$WORK/export-$run.log"; } 2>"$WORK/time-$run"
+    read -r seconds user sys <"$WORK/time-$run"
     rate=$(awk -v p="$POINTS" -v s="$seconds" 'BEGIN { printf "%.2f", p / s / 1e6 }')
+    cpu=$(awk -v u="$user" -v s="$sys" 'BEGIN { printf "%.2f", u + s }')
     RATES+=("$rate")
-    log "run $run: $seconds s, $rate M points/s ($(cat "$WORK/export-$run.log"))"
+    CPUS+=("$cpu")
+    log "run $run: $seconds s wall, $cpu s CPU, $rate M points/s ($(cat "$WORK/export-$run.log"))"
     if [[ $run -lt $RUNS ]]; then
         rm -rf "$OUT"
     fi
@@ -119,7 +125,7 @@ for line in open(totals):
     want[m] = (int(c), int(s))
 split = duckdb.sql(
     f"SELECT count(*) FROM (SELECT account FROM {files} GROUP BY account "
-    "HAVING count(DISTINCT filename) > 1)").fetchone()[0]
+    "HAVING count(DISTINCT filename) > 1)").fetchall()[0][0]
 types = duckdb.sql(f"DESCRIBE SELECT * FROM {files}").fetchall()
 ok = duck == want and split == 0 and want
 print("| metric | tally count | DuckDB count | tally sum(value) | DuckDB sum(value) |")
@@ -138,7 +144,8 @@ cat <<EOF
 tally export of $POINTS points ($ACCOUNTS accounts x $HOURS hours, seed $SEED),
 --partitions $PARTITIONS, $(du -sh "$OUT" | cut -f1) on disk ($BYTES bytes):
 runs (M points/s): ${RATES[*]}; median $MEDIAN M points/s (target: >= 20)
-tally $(git -C "$ROOT" rev-parse --short HEAD), DuckDB $("$PY" -c 'import duckdb; print(duckdb.__version__)'),
+CPU seconds (user + system) of the runs: ${CPUS[*]}
+tally $TALLY_REV, DuckDB $("$PY" -c 'import duckdb; print(duckdb.__version__)'),
 $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at the end
 command: ACCOUNTS=$ACCOUNTS HOURS=$HOURS RUNS=$RUNS PARTITIONS=$PARTITIONS benches/export.sh
 EOF

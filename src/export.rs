@@ -23,10 +23,11 @@ use std::sync::Arc;
 
 use arrow_array::builder::StringBuilder;
 use arrow_array::{ArrayRef, Int64Array, RecordBatch, TimestampMillisecondArray};
-use arrow_schema::SchemaRef;
+use arrow_schema::{DataType, SchemaRef};
 use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::WriterProperties;
+use parquet::basic::{Compression, Encoding, ZstdLevel};
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
 use rayon::prelude::*;
 
 use crate::Db;
@@ -156,11 +157,31 @@ impl PartWriter {
         let path = dir.join(file_name(partition));
         let partial = dir.join(format!("{}.partial", file_name(partition)));
         let file = File::create(&partial).map_err(|e| Error::io(&partial, e))?;
-        let props = WriterProperties::builder()
+        let mut props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::default()))
             .set_max_row_group_row_count(Some(CHUNK_POINTS.max(1)))
             .set_created_by(format!("tally {}", env!("CARGO_PKG_VERSION")))
-            .build();
+            // The metric column has a handful of values, found through its
+            // dictionary; its minimum and maximum, compared on every row,
+            // cost more than they help. The account's are kept: the rows
+            // are sorted by account, so they let a reader skip every row
+            // group but one when it looks for one account.
+            .set_column_statistics_enabled(ColumnPath::from("metric"), EnabledStatistics::None);
+        // Counts and times are delta-encoded rather than put in a
+        // dictionary: within an account they move in small steps, which
+        // deltas store in a few bits, while a dictionary would hash every
+        // value (the most expensive step of the export when it did) and
+        // give up on counts, which rarely repeat. Names keep the
+        // dictionary: an account repeats on every one of its rows.
+        for field in schema.fields() {
+            if matches!(field.data_type(), DataType::Int64 | DataType::Timestamp(..)) {
+                let column = ColumnPath::from(field.name().as_str());
+                props = props
+                    .set_column_dictionary_enabled(column.clone(), false)
+                    .set_column_encoding(column, Encoding::DELTA_BINARY_PACKED);
+            }
+        }
+        let props = props.build();
         let writer = ArrowWriter::try_new(
             BufWriter::with_capacity(1 << 20, file),
             Arc::clone(schema),
@@ -391,6 +412,14 @@ impl ChunkBuf {
         Ok(())
     }
 
+    /// The times and values at `lo..hi` (empty if out of bounds).
+    fn span(&self, lo: usize, hi: usize) -> (&[i64], &[i64]) {
+        (
+            self.times.get(lo..hi).unwrap_or(&[]),
+            self.values.get(lo..hi).unwrap_or(&[]),
+        )
+    }
+
     /// Writes the chunk's rows sorted by account, then time, then metric
     /// (the series are sorted by account and metric, so the series of one
     /// account are adjacent and merged by time), in batches of at most
@@ -422,10 +451,7 @@ impl ChunkBuf {
                 // to the batch's end.
                 if let [(lo, hi, metric)] = heads.as_mut_slice() {
                     let take = (*hi - *lo).min(BATCH_ROWS - batch.len());
-                    let (times, values) = (
-                        self.times.get(*lo..*lo + take).unwrap_or(&[]),
-                        self.values.get(*lo..*lo + take).unwrap_or(&[]),
-                    );
+                    let (times, values) = self.span(*lo, *lo + take);
                     batch.extend(account, metric, times, values);
                     *lo += take;
                     if *lo >= *hi {
@@ -436,8 +462,38 @@ impl ChunkBuf {
                     }
                     continue;
                 }
-                // The head with the earliest time; on a tie the first, which
-                // is the smaller metric name.
+                // Two series left (the usual case: two metrics), merged with
+                // two cursors; on a tie the first, the smaller metric name.
+                if let [first, second] = heads.as_mut_slice() {
+                    let room = BATCH_ROWS - batch.len();
+                    let (a_times, a_values) = self.span(first.0, first.1);
+                    let (b_times, b_values) = self.span(second.0, second.1);
+                    let (mut i, mut j) = (0, 0);
+                    while i + j < room {
+                        match (a_times.get(i), b_times.get(j)) {
+                            (Some(&ta), Some(&tb)) if tb < ta => {
+                                let v = b_values.get(j).copied().unwrap_or(0);
+                                batch.push(account, second.2, tb, v);
+                                j += 1;
+                            }
+                            (Some(&ta), Some(_)) => {
+                                let v = a_values.get(i).copied().unwrap_or(0);
+                                batch.push(account, first.2, ta, v);
+                                i += 1;
+                            }
+                            _ => break,
+                        }
+                    }
+                    first.0 += i;
+                    second.0 += j;
+                    heads.retain(|(lo, hi, _)| lo < hi);
+                    if batch.len() >= BATCH_ROWS {
+                        writer.write(&batch.take(schema, writer)?)?;
+                    }
+                    continue;
+                }
+                // More series: the head with the earliest time; on a tie the
+                // first, which is the smaller metric name.
                 let mut best: Option<(usize, i64)> = None;
                 for (k, &(pos, _, _)) in heads.iter().enumerate() {
                     let Some(&t) = self.times.get(pos) else {
@@ -452,12 +508,9 @@ impl ChunkBuf {
                 let value = self.values.get(head.0).copied().unwrap_or(0);
                 batch.push(account, head.2, time, value);
                 head.0 += 1;
-                if head.0 >= head.1 {
-                    heads.swap_remove(k);
-                    // swap_remove broke the metric order the tie rule
-                    // relies on; restore it (a handful of series).
-                    heads.sort_by(|a, b| a.2.cmp(b.2));
-                }
+                // `retain` keeps the others in metric order, which the tie
+                // rule relies on.
+                heads.retain(|(lo, hi, _)| lo < hi);
                 if batch.len() >= BATCH_ROWS {
                     writer.write(&batch.take(schema, writer)?)?;
                 }
