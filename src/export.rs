@@ -637,8 +637,9 @@ mod tests {
                         (a * 100 + h) as u64 + commit,
                     )
                     .unwrap();
-                    w.append(&account, "following", h * 1000 + 500, h as u64)
-                        .unwrap();
+                    // Half the accounts' two metrics share their times.
+                    let t = h * 1000 + if a % 2 == 0 { 0 } else { 500 };
+                    w.append(&account, "following", t, h as u64).unwrap();
                     if a % 3 == 0 {
                         w.append(&account, "likes", h * 1000, 7).unwrap();
                     }
