@@ -40,8 +40,8 @@ use crate::storage::segment::Columns;
 /// The columns of a points export: those of a selector's table.
 const POINT_COLUMNS: [&str; 4] = ["account", "metric", "time", "value"];
 
-/// Points read per chunk, and so rows per row group: about 32 MiB of times
-/// and values per thread while a chunk is reordered, and row groups of the
+/// Points read per chunk, and so rows per row group: 16 MiB of times and
+/// values per thread while a chunk is reordered, and row groups of the
 /// size Parquet readers are tuned for.
 pub(crate) const CHUNK_POINTS: usize = 1 << 20;
 
