@@ -15,6 +15,8 @@ struct EmbeddingGuide;
 pub mod chart;
 mod db;
 mod error;
+#[cfg(feature = "arrow")]
+mod export;
 pub mod import;
 mod output;
 mod query;

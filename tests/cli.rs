@@ -347,3 +347,30 @@ fn format_svg_of_a_result_without_a_picture_is_a_usage_error() {
         .stdout("")
         .stderr(predicate::str::contains("has no picture"));
 }
+
+/// A build without the `arrow` feature keeps `export` and `--format arrow`
+/// in its help, and refuses them with one line naming the feature
+/// (docs/export.md). CI builds with every feature; `cargo test` alone runs
+/// this.
+#[cfg(not(feature = "arrow"))]
+#[test]
+fn without_the_arrow_feature_arrow_output_names_the_feature() {
+    let dir = tempfile::tempdir().unwrap();
+    sample_db(dir.path());
+    for args in [
+        vec!["export", "--out", "x"],
+        vec!["query", "--format", "arrow", "followers"],
+    ] {
+        let out = tally(dir.path())
+            .current_dir(dir.path())
+            .args(&args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains("--features arrow"), "{stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(out.stdout.is_empty());
+    }
+    assert!(!dir.path().join("x").exists());
+}

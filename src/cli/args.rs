@@ -37,6 +37,10 @@ pub(crate) enum Command {
     Import(ImportArgs),
     /// Run one query and print its rows.
     Query(QueryArgs),
+    /// Write every point, or a query's table, as Parquet files (zstd)
+    /// partitioned by account, for DuckDB, Polars, pandas or Spark
+    /// (docs/export.md). Needs tally built with `--features arrow`.
+    Export(ExportArgs),
     /// Start an interactive shell: queries, meta commands (.help), history
     /// and tab completion; reads queries from standard input when it is not
     /// a terminal.
@@ -151,7 +155,8 @@ pub(crate) enum ImportFormat {
 #[derive(Debug, clap::Args)]
 pub(crate) struct QueryArgs {
     /// Output format [default: table on a terminal, csv otherwise]; svg
-    /// draws the result (docs/query-language.md, section 8).
+    /// draws the result (docs/query-language.md, section 8); arrow writes
+    /// an Arrow IPC stream (docs/export.md).
     #[arg(long, value_enum)]
     pub format: Option<QueryFormat>,
     /// Only points at or after this time (RFC 3339 or Unix seconds).
@@ -162,6 +167,27 @@ pub(crate) struct QueryArgs {
     pub to: Option<i64>,
     /// The query, e.g. 'drop(followers, 5%, 1h)'.
     pub query: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct ExportArgs {
+    /// The directory to write into; created if needed, and it must be
+    /// empty.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// How many files: each account goes to one of them, by a hash of its
+    /// name (docs/export.md).
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub partitions: u32,
+    /// Only points at or after this time (RFC 3339 or Unix seconds).
+    #[arg(long, value_parser = parse_time_arg, value_name = "TIME")]
+    pub from: Option<i64>,
+    /// Only points before this time (RFC 3339 or Unix seconds).
+    #[arg(long, value_parser = parse_time_arg, value_name = "TIME")]
+    pub to: Option<i64>,
+    /// A query whose table to write, e.g. 'drop(followers, 5%, 1h)'
+    /// [default: every point of every metric].
+    pub query: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -254,4 +280,6 @@ pub(crate) enum QueryFormat {
     Json,
     /// An SVG picture of the result.
     Svg,
+    /// An Arrow IPC stream (needs tally built with `--features arrow`).
+    Arrow,
 }

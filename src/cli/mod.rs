@@ -5,6 +5,7 @@
 
 mod args;
 mod demo;
+mod export;
 mod generate;
 mod import;
 mod repl;
@@ -81,6 +82,7 @@ fn run(args: Args) -> Result<ExitCode, Error> {
         Command::Compact => compact(&open_existing(&args.db)?),
         Command::Import(i) => import::run(&args.db, &i),
         Command::Query(q) => query(&args.db, &q),
+        Command::Export(e) => export::run(&args.db, &e),
         Command::Demo(d) => demo::run(&args.db, &d),
         Command::Generate(g) => generate::run(&g),
         Command::Repl => repl::run(&open_existing(&args.db)?),
@@ -105,6 +107,35 @@ fn printer(format: OutputFormat) -> Box<dyn Printer> {
         OutputFormat::Table => Box::new(TablePrinter),
         OutputFormat::Csv => Box::new(CsvPrinter),
         OutputFormat::Json => Box::new(JsonPrinter),
+    }
+}
+
+/// What `tally query` prints with, once `--format` is resolved (svg aside).
+enum Format {
+    /// One of the formats every build has.
+    Print(OutputFormat),
+    /// `--format arrow`'s printer.
+    Arrow(Box<dyn Printer>),
+}
+
+/// The printer of `--format arrow`, or why there is none: the Arrow stream
+/// is binary, so it is not written to a terminal, and it exists only in a
+/// build with the `arrow` feature.
+fn arrow_printer() -> Result<Box<dyn Printer>, String> {
+    if std::io::stdout().is_terminal() {
+        return Err(
+            "--format arrow writes a binary Arrow IPC stream; redirect standard output to a \
+             file or a pipe"
+                .to_string(),
+        );
+    }
+    #[cfg(feature = "arrow")]
+    {
+        Ok(Box::new(crate::output::arrow::ArrowPrinter))
+    }
+    #[cfg(not(feature = "arrow"))]
+    {
+        Err(export::NO_ARROW.replace("{what}", "--format arrow"))
     }
 }
 
@@ -147,11 +178,15 @@ fn query(db: &std::path::Path, args: &QueryArgs) -> Result<ExitCode, Error> {
         Err(message) => return Ok(usage_error(&message)),
     };
     let format = match args.format {
-        Some(QueryFormat::Table) => Some(OutputFormat::Table),
-        Some(QueryFormat::Csv) => Some(OutputFormat::Csv),
-        Some(QueryFormat::Json) => Some(OutputFormat::Json),
+        Some(QueryFormat::Table) => Some(Format::Print(OutputFormat::Table)),
+        Some(QueryFormat::Csv) => Some(Format::Print(OutputFormat::Csv)),
+        Some(QueryFormat::Json) => Some(Format::Print(OutputFormat::Json)),
+        Some(QueryFormat::Arrow) => match arrow_printer() {
+            Ok(printer) => Some(Format::Arrow(printer)),
+            Err(message) => return Ok(usage_error(&message)),
+        },
         Some(QueryFormat::Svg) => None,
-        None => Some(resolve_format(None)),
+        None => Some(Format::Print(resolve_format(None))),
     };
     let db = open_existing(db)?;
     let query = Query::parse(&args.query)?.range(range);
@@ -159,8 +194,12 @@ fn query(db: &std::path::Path, args: &QueryArgs) -> Result<ExitCode, Error> {
         return query_svg(&db, &query);
     };
     let table = query.run(&db)?;
+    let mut printer = match format {
+        Format::Print(format) => printer(format),
+        Format::Arrow(printer) => printer,
+    };
     let mut out = std::io::stdout().lock();
-    let printed = write_output(printer(format).print(&table, &mut out));
+    let printed = write_output(printer.print(&table, &mut out));
     print_notices(&table);
     printed
 }

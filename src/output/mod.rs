@@ -1,10 +1,13 @@
 //! Printing result tables. One interface, [`Printer`], with one
 //! implementation per format: CSV and JSON here (usable without the CLI),
-//! the terminal table in `table.rs` behind the `cli` feature.
+//! the terminal table in `table.rs` behind the `cli` feature, and the Arrow
+//! IPC stream in `arrow.rs` behind the `arrow` feature.
 //!
 //! Every format prints a value the same way ([`crate::Value`]'s plain
 //! text): times as RFC 3339 in UTC, percentages with two decimals.
 
+#[cfg(feature = "arrow")]
+pub(crate) mod arrow;
 #[cfg(feature = "cli")]
 pub(crate) mod table;
 

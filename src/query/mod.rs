@@ -22,6 +22,8 @@ use std::sync::atomic::AtomicBool;
 
 pub use notice::{Notice, NoticeKind};
 pub use registry::{Function, Param};
+#[cfg(any(feature = "server", feature = "arrow"))]
+pub(crate) use table::ColumnType;
 pub use table::{Table, Value};
 
 use crate::db::snapshot::Snapshot;

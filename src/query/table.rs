@@ -62,6 +62,36 @@ impl fmt::Display for Value {
     }
 }
 
+/// The type of every value of a column. The columns of every query are
+/// fixed by docs/query-language.md (rule Q12), so a column's name decides
+/// its type even when there is no row to look at: the HTTP API announces it
+/// and the Arrow formats type their columns by it.
+#[cfg(any(feature = "server", feature = "arrow"))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ColumnType {
+    /// [`Value::Text`]: `account`, `metric`.
+    Text,
+    /// [`Value::Time`]: `time`, `start`, `end`, `recovered_at`, `bucket`.
+    Time,
+    /// [`Value::Percent`]: `lost_pct`.
+    Percent,
+    /// [`Value::Int`]: every other column.
+    Int,
+}
+
+#[cfg(any(feature = "server", feature = "arrow"))]
+impl ColumnType {
+    /// The type of the column named `name`.
+    pub(crate) fn of(name: &str) -> ColumnType {
+        match name {
+            "account" | "metric" => ColumnType::Text,
+            "time" | "start" | "end" | "recovered_at" | "bucket" => ColumnType::Time,
+            "lost_pct" => ColumnType::Percent,
+            _ => ColumnType::Int,
+        }
+    }
+}
+
 /// The rows a query returned, under named columns.
 ///
 /// ```

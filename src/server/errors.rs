@@ -242,11 +242,11 @@ pub(crate) fn panic_response(_panic: Box<dyn Any + Send + 'static>) -> Response 
 /// every query are fixed by docs/query-language.md (rule Q12), so the name
 /// decides the type even when there is no row to look at.
 pub(crate) fn column_type(name: &str) -> &'static str {
-    match name {
-        "account" | "metric" => "text",
-        "time" | "start" | "end" | "recovered_at" | "bucket" => "time",
-        "lost_pct" => "percent",
-        _ => "int",
+    match crate::query::ColumnType::of(name) {
+        crate::query::ColumnType::Text => "text",
+        crate::query::ColumnType::Time => "time",
+        crate::query::ColumnType::Percent => "percent",
+        crate::query::ColumnType::Int => "int",
     }
 }
 
