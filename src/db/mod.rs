@@ -368,7 +368,7 @@ impl Db {
             .segments
             .iter()
             .map(|s| s.file_len)
-            .chain([m.dict_len, manifest_len])
+            .chain([m.dict_len, manifest_len, m.index.map_or(0, |i| i.file_len)])
             .try_fold(0u64, u64::checked_add)
             .ok_or_else(|| damaged("lengths of the dictionary and the segments"))?;
         Ok(Stats {
@@ -429,9 +429,10 @@ pub(crate) fn create_dir_durably(fs: &dyn FileSystem, dir: &Path) -> Result<Vec<
     Ok(synced)
 }
 
+/// The length of the manifest file `m` is written as: its version (1, 2
+/// or 3, [M1]) decides the fixed part.
 fn manifest_len(m: &Manifest) -> u64 {
-    // At most u32::MAX segments: the product and sum fit a u64.
-    60 + 40 * m.segments.len() as u64
+    m.encode().len() as u64
 }
 
 #[cfg(test)]
@@ -544,10 +545,19 @@ mod tests {
             "{err}"
         );
         manifest.segments = vec![segment(1, 5, 1000), segment(2, 5, 10)];
-        let stats = db_with(dir.path(), manifest).stats().unwrap();
+        let stats = db_with(dir.path(), manifest.clone()).stats().unwrap();
         assert_eq!(
             (stats.points, stats.bytes_on_disk),
             (10, 1000 + 10 + 100 + 60 + 80)
         );
+        // Every file counts: the dictionary index too, and a version-2
+        // manifest is 16 bytes longer ([M1], [M11]).
+        manifest.index = Some(manifest::IndexMeta {
+            number: 7,
+            file_len: 4000,
+        });
+        manifest.next_segment = 8;
+        let stats = db_with(dir.path(), manifest).stats().unwrap();
+        assert_eq!(stats.bytes_on_disk, 1000 + 10 + 100 + 76 + 80 + 4000);
     }
 }
