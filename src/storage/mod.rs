@@ -4,6 +4,7 @@
 
 pub(crate) mod dictionary;
 pub(crate) mod encoding;
+pub(crate) mod files;
 pub(crate) mod format;
 pub(crate) mod fs;
 pub(crate) mod head;

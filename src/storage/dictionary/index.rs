@@ -46,16 +46,12 @@ const ENTRY_HEAD_MAX: usize = 11;
 
 /// The file name of the dictionary index with this number.
 pub(crate) fn index_file_name(number: u64) -> String {
-    format!("idx-{number:016}.tdix")
+    crate::storage::files::NumberedFile::INDEX.name(number)
 }
 
 /// The number of an index file's name, if `name` is one.
 pub(crate) fn parse_index_file_name(name: &str) -> Option<u64> {
-    let digits = name.strip_prefix("idx-")?.strip_suffix(".tdix")?;
-    if digits.len() != 16 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    digits.parse().ok()
+    crate::storage::files::NumberedFile::INDEX.parse(name)
 }
 
 /// Where each section lies, in bytes from the start of the file.

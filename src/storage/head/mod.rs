@@ -13,6 +13,7 @@ mod reader;
 pub(crate) use reader::{Head, HeadCursor};
 
 use crate::storage::encoding::{encode_values, put_varint};
+use crate::storage::files::NumberedFile;
 
 /// Ids per chunk column: the unit a reader decodes, and a frame's first id
 /// is a multiple of it ([HD1]).
@@ -25,16 +26,12 @@ pub(crate) const MAX_FRAMES: usize = 64;
 
 /// The file name of head `number`.
 pub(crate) fn head_file_name(number: u64) -> String {
-    format!("head-{number:016}.thead")
+    NumberedFile::HEAD.name(number)
 }
 
 /// The head number of a file name, if it is one.
 pub(crate) fn parse_head_file_name(name: &str) -> Option<u64> {
-    let digits = name.strip_prefix("head-")?.strip_suffix(".thead")?;
-    if digits.len() != 16 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    digits.parse().ok()
+    NumberedFile::HEAD.parse(name)
 }
 
 /// The first id of the range of a frame whose smallest id is `id`.

@@ -46,16 +46,12 @@ impl SegmentMeta {
 
 /// The file name of segment `number`.
 pub(crate) fn segment_file_name(number: u64) -> String {
-    format!("seg-{number:016}.tseg")
+    crate::storage::files::NumberedFile::SEGMENT.name(number)
 }
 
 /// The segment number of a file name, if it is one.
 pub(crate) fn parse_segment_file_name(name: &str) -> Option<u64> {
-    let digits = name.strip_prefix("seg-")?.strip_suffix(".tseg")?;
-    if digits.len() != 16 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    digits.parse().ok()
+    crate::storage::files::NumberedFile::SEGMENT.parse(name)
 }
 
 /// Which columns a reader needs.
