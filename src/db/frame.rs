@@ -62,7 +62,11 @@ pub(crate) fn write_frame(
         && meta.t_max.div_euclid(DAY_MS) == frame.time.div_euclid(DAY_MS)
         && head.frame_count() < MAX_FRAMES
     {
-        let (first, previous) = head.last_values()?;
+        let (Some(&first_id), Some(&last_id)) = (frame.ids.first(), frame.ids.last()) else {
+            return Err(Error::Invalid("a frame needs a point".into()));
+        };
+        let first = crate::storage::head::range_start(first_id);
+        let previous = head.last_values(first, u64::from(last_id) + 1)?;
         let bytes = encode_frame(frame.time, &frame.ids, &frame.values, |id| {
             id.checked_sub(first)
                 .and_then(|k| previous.get(k as usize))

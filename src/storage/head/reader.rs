@@ -195,26 +195,29 @@ impl Head {
             .map_err(|e| self.corrupt(format!("frame {f}: {e}")))
     }
 
-    /// The counts every id has after the last frame (0 for an id no frame
-    /// holds), for ids `first .. first + len`: what the next frame is coded
-    /// against ([HD3]). Returns the range's first id and the counts.
-    pub(crate) fn last_values(&self) -> Result<(u32, Vec<u64>)> {
-        if self.frames.is_empty() {
-            return Ok((0, Vec::new()));
-        }
-        let first = self.first_id;
-        let mut out = Vec::with_capacity((self.end_id - u64::from(first)) as usize);
+    /// The counts the ids `first .. end` have after the last frame (0 for
+    /// an id no frame holds): what the next frame, whose range that is, is
+    /// coded against ([HD3]). `first` is a multiple of [`CHUNK_IDS`]. The
+    /// caller's range bounds what is allocated, not the head's: two forged
+    /// frames far apart could claim a range of 2^32 ids.
+    pub(crate) fn last_values(&self, first: u32, end: u64) -> Result<Vec<u64>> {
+        let mut out = Vec::with_capacity(end.saturating_sub(u64::from(first)) as usize);
         let mut chunk = ChunkBuffer::default();
         let mut start = u64::from(first);
-        while start < self.end_id {
-            // start < end_id <= 2^32.
-            let s = start as u32;
-            chunk.decode(self, s)?;
-            let n = (self.end_id - start).min(u64::from(CHUNK_IDS)) as usize;
-            out.extend_from_slice(chunk.state.get(..n).unwrap_or(&[]));
+        while start < end {
+            let n = (end - start).min(u64::from(CHUNK_IDS)) as usize;
+            if start + n as u64 <= u64::from(self.first_id) || start >= self.end_id {
+                out.resize(out.len() + n, 0);
+            } else {
+                // start < end_id <= 2^32.
+                chunk.decode(self, start as u32)?;
+                let have = chunk.state.get(..n).unwrap_or(&[]);
+                out.extend_from_slice(have);
+                out.resize(out.len() + (n - have.len()), 0);
+            }
             start += u64::from(CHUNK_IDS);
         }
-        Ok((first, out))
+        Ok(out)
     }
 
     /// Reads every frame and decodes every chunk, checking all the rules of

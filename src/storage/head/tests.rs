@@ -122,9 +122,15 @@ proptest! {
         let points: usize = expected.values().map(Vec::len).sum();
         prop_assert_eq!(head.verify().unwrap(), points as u64);
         // [HD3]: what the next frame is coded against.
-        let (first, last) = head.last_values().unwrap();
+        let last = head.last_values(0, 6000).unwrap();
         for (id, pts) in &expected {
-            prop_assert_eq!(last[(id - first) as usize], pts.last().unwrap().1);
+            prop_assert_eq!(last[*id as usize], pts.last().unwrap().1);
+        }
+        prop_assert_eq!(last.len(), 6000);
+        for (id, &v) in last.iter().enumerate() {
+            if !expected.contains_key(&(id as u32)) {
+                prop_assert_eq!(v, 0, "id {}", id);
+            }
         }
     }
 }
