@@ -27,8 +27,7 @@ use bytes::BufMut;
 use memmap2::Mmap;
 
 use super::{
-    Dictionary, KIND_ACCOUNT, KIND_METRIC, KIND_SERIES, SeriesKey, check_account_name,
-    check_metric_name,
+    Dictionary, KIND_ACCOUNT, KIND_SERIES, SeriesKey, check_account_name, check_metric_name,
 };
 use crate::error::{Error, Result};
 use crate::storage::encoding::{get_varint, put_varint};
@@ -597,85 +596,17 @@ impl DictIndex {
     }
 }
 
-/// Where one frame walk found each entry of series.dict.
-struct EntryOffsets {
-    metrics: Vec<String>,
-    accounts: Vec<usize>,
-    series: Vec<(usize, SeriesKey)>,
-}
-
-/// Walks the frames of `bytes` (a committed series.dict, every frame of
-/// which [`Dictionary::parse`] has checked) and notes each entry's offset.
-fn entry_offsets(bytes: &[u8]) -> Result<EntryOffsets, String> {
-    let mut found = EntryOffsets {
-        metrics: Vec::new(),
-        accounts: Vec::new(),
-        series: Vec::new(),
-    };
-    let mut frame = HEADER_LEN;
-    while frame < bytes.len() {
-        let mut r = ByteReader::new(bytes.get(frame..).unwrap_or(&[]));
-        let len = r.u32()? as usize;
-        let payload_start = frame + 8;
-        let end = payload_start
-            .checked_add(len)
-            .filter(|&e| e <= bytes.len())
-            .ok_or("a frame runs past the committed length")?;
-        let mut pos = payload_start;
-        while pos < end {
-            let at = pos;
-            let kind = *bytes.get(pos).ok_or("an entry runs past its frame")?;
-            pos += 1;
-            let frame_bytes = bytes.get(..end).unwrap_or(&[]);
-            match kind {
-                KIND_METRIC | KIND_ACCOUNT => {
-                    let len = get_varint(frame_bytes, &mut pos).map_err(|e| e.0.to_string())?;
-                    let name_end = usize::try_from(len)
-                        .ok()
-                        .and_then(|l| pos.checked_add(l))
-                        .filter(|&e| e <= end)
-                        .ok_or("a name runs past its frame")?;
-                    if kind == KIND_METRIC {
-                        let name = frame_bytes
-                            .get(pos..name_end)
-                            .and_then(|b| std::str::from_utf8(b).ok())
-                            .ok_or("a metric name is not UTF-8")?;
-                        found.metrics.push(name.to_string());
-                    } else {
-                        found.accounts.push(at);
-                    }
-                    pos = name_end;
-                }
-                KIND_SERIES => {
-                    let account = get_varint(frame_bytes, &mut pos).map_err(|e| e.0.to_string())?;
-                    let metric = get_varint(frame_bytes, &mut pos).map_err(|e| e.0.to_string())?;
-                    let key = u32::try_from(account)
-                        .ok()
-                        .zip(u32::try_from(metric).ok())
-                        .map(|(account, metric)| SeriesKey { account, metric })
-                        .ok_or("a series refers to an id past 32 bits")?;
-                    found.series.push((at, key));
-                }
-                other => return Err(format!("unknown entry kind {other}")),
-            }
-        }
-        frame = end;
-    }
-    Ok(found)
-}
-
 /// Encodes the index of `bytes`, the whole committed series.dict ([DX1]).
 /// The frames are parsed and checked first, so the index vouches only for
 /// bytes whose frame checksums held.
 pub(crate) fn encode(bytes: &[u8]) -> Result<Vec<u8>, String> {
-    let dict = Dictionary::parse(bytes)?;
-    let found = entry_offsets(bytes)?;
+    let (dict, found) = Dictionary::parse_with_offsets(bytes)?;
     let (accounts, series) = (found.accounts.len(), found.series.len());
     if accounts != dict.account_count() || series != dict.series_count() {
-        return Err("the frames define other counts on a second reading".to_string());
+        return Err("the frames define other counts than their entries".to_string());
     }
     let mut metric_names = Vec::new();
-    for name in &found.metrics {
+    for (_, name) in dict.metrics.iter() {
         put_varint(&mut metric_names, name.len() as u64);
         metric_names.extend_from_slice(name.as_bytes());
     }
@@ -717,13 +648,18 @@ pub(crate) fn encode(bytes: &[u8]) -> Result<Vec<u8>, String> {
     for (_, _, id) in sorted {
         out.put_u32_le(id);
     }
-    for &(offset, _) in &found.series {
+    for &offset in &found.series {
         put_offset(&mut out, offset);
     }
+    // Every id below the series count has its key: the dictionary was
+    // parsed whole, without an index.
+    let keys: Vec<SeriesKey> = (0..series as u32)
+        .filter_map(|id| dict.series_key(id))
+        .collect();
     // The series by (account, metric): a counting sort by account, the
     // series of one account then ordered by metric.
     let mut account_starts = vec![0u32; accounts + 1];
-    for (_, key) in &found.series {
+    for key in &keys {
         if let Some(slot) = account_starts.get_mut(key.account as usize + 1) {
             *slot += 1;
         }
@@ -737,12 +673,7 @@ pub(crate) fn encode(bytes: &[u8]) -> Result<Vec<u8>, String> {
         out.put_u32_le(*start);
     }
     let mut by_account: Vec<u32> = (0..series as u32).collect();
-    by_account.sort_unstable_by_key(|&id| {
-        found
-            .series
-            .get(id as usize)
-            .map(|(_, k)| (k.account, k.metric))
-    });
+    by_account.sort_unstable_by_key(|&id| keys.get(id as usize).map(|k| (k.account, k.metric)));
     for id in by_account {
         out.put_u32_le(id);
     }
@@ -761,7 +692,7 @@ pub(crate) fn encode(bytes: &[u8]) -> Result<Vec<u8>, String> {
     out.extend_from_slice(&table);
     let footer_start = out.len();
     out.put_u64_le(covered);
-    out.put_u32_le(found.metrics.len() as u32);
+    out.put_u32_le(dict.metrics.len() as u32);
     out.put_u32_le(accounts as u32);
     out.put_u32_le(series as u32);
     out.put_u32_le(layout.pages() as u32);

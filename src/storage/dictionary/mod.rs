@@ -79,6 +79,14 @@ impl NameTable {
     }
 }
 
+/// Where each account and each series entry starts in series.dict, in id
+/// order: the offsets the dictionary index records ([DX1]).
+#[derive(Debug, Default)]
+pub(crate) struct EntryOffsets {
+    pub accounts: Vec<usize>,
+    pub series: Vec<usize>,
+}
+
 /// Checks a metric name against [D1].
 pub(crate) fn check_metric_name(name: &str) -> Result<(), String> {
     let mut bytes = name.bytes();
@@ -160,8 +168,19 @@ impl Dictionary {
     pub(crate) fn parse(bytes: &[u8]) -> Result<Dictionary, String> {
         check_header(bytes, MAGIC_DICTIONARY)?;
         let mut dict = Dictionary::default();
-        dict.parse_frames(bytes, HEADER_LEN)?;
+        dict.parse_frames(bytes, HEADER_LEN, None)?;
         Ok(dict)
+    }
+
+    /// [`Dictionary::parse`], noting where each account and series entry
+    /// starts: what the dictionary index records ([DX1]), found in the
+    /// same walk.
+    pub(crate) fn parse_with_offsets(bytes: &[u8]) -> Result<(Dictionary, EntryOffsets), String> {
+        check_header(bytes, MAGIC_DICTIONARY)?;
+        let mut dict = Dictionary::default();
+        let mut offsets = EntryOffsets::default();
+        dict.parse_frames(bytes, HEADER_LEN, Some(&mut offsets))?;
+        Ok((dict, offsets))
     }
 
     /// The dictionary of `index` and of the frames of the committed
@@ -179,13 +198,19 @@ impl Dictionary {
         for name in index.metric_names() {
             dict.push_metric(name);
         }
-        dict.parse_frames(bytes, covered)?;
+        dict.parse_frames(bytes, covered, None)?;
         dict.index = Some(index);
         Ok(dict)
     }
 
-    /// Parses the frames of `bytes` from `offset` to the end.
-    fn parse_frames(&mut self, bytes: &[u8], mut offset: usize) -> Result<(), String> {
+    /// Parses the frames of `bytes` from `offset` to the end, noting where
+    /// each account and series entry starts in `offsets` when given.
+    fn parse_frames(
+        &mut self,
+        bytes: &[u8],
+        mut offset: usize,
+        mut offsets: Option<&mut EntryOffsets>,
+    ) -> Result<(), String> {
         let mut rest = bytes.get(offset..).unwrap_or(&[]);
         while !rest.is_empty() {
             let mut r = ByteReader::new(rest);
@@ -205,7 +230,7 @@ impl Dictionary {
             if crc32fast::hash(payload) != crc {
                 return Err(format!("frame at byte {offset}: checksum mismatch"));
             }
-            self.apply_frame(payload)
+            self.apply_frame(payload, offset + 8, offsets.as_deref_mut())
                 .map_err(|e| format!("frame at byte {offset}: {e}"))?;
             offset += 8 + len;
             rest = rest.get(8 + len..).unwrap_or(&[]);
@@ -213,10 +238,17 @@ impl Dictionary {
         Ok(())
     }
 
-    /// Applies the entries of one frame's payload.
-    fn apply_frame(&mut self, payload: &[u8]) -> Result<(), String> {
+    /// Applies the entries of one frame's payload, which starts at byte
+    /// `payload_at` of series.dict.
+    fn apply_frame(
+        &mut self,
+        payload: &[u8],
+        payload_at: usize,
+        mut offsets: Option<&mut EntryOffsets>,
+    ) -> Result<(), String> {
         let mut pos = 0;
         while let Some(&kind) = payload.get(pos) {
+            let at = payload_at + pos;
             pos += 1;
             match kind {
                 KIND_METRIC | KIND_ACCOUNT => {
@@ -243,6 +275,9 @@ impl Dictionary {
                             return Err("too many accounts".to_string());
                         }
                         self.push_account(name);
+                        if let Some(offsets) = offsets.as_deref_mut() {
+                            offsets.accounts.push(at);
+                        }
                     }
                 }
                 KIND_SERIES => {
@@ -262,6 +297,9 @@ impl Dictionary {
                         account: account as u32,
                         metric: metric as u32,
                     });
+                    if let Some(offsets) = offsets.as_deref_mut() {
+                        offsets.series.push(at);
+                    }
                 }
                 other => return Err(format!("unknown entry kind {other}")),
             }
