@@ -752,6 +752,59 @@ fn big_db(dir: &Path) -> PathBuf {
     db
 }
 
+/// H44: the same question asked by many clients at once is answered once
+/// and shared, and only with requests that want the same bytes: sixteen
+/// clients ask one drop() over the big database at the same moment, half
+/// as JSON and half as CSV (and with the spacing of the query changed,
+/// which its canonical text makes the same question), under
+/// `--max-queries 1`, so that the waiters would queue for the one slot if
+/// they did not share. Every answer must be exactly the CLI's for its
+/// format.
+#[test]
+fn identical_concurrent_queries_share_one_answer_per_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = big_db(dir.path());
+    let server = Server::start(&db, &["--max-queries", "1"]);
+    let want_csv = cli_stdout(
+        &db,
+        &["query", "--format", "csv", "drop(followers, 5%, 1h)"],
+    );
+    let want_json = get(
+        &server.url("/api/query"),
+        &[("q", "drop(followers, 5%, 1h)"), ("format", "json")],
+    );
+    assert_eq!(want_json.status, 200, "{}", want_json.body);
+    let url = server.url("/api/query");
+    let answers: Vec<(bool, Answer)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..16)
+            .map(|i| {
+                let url = url.clone();
+                scope.spawn(move || {
+                    let csv = i % 2 == 0;
+                    let q = if i % 4 < 2 {
+                        "drop(followers, 5%, 1h)"
+                    } else {
+                        "drop(followers,5%,1h)"
+                    };
+                    let format = if csv { "csv" } else { "json" };
+                    (csv, get(&url, &[("q", q), ("format", format)]))
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (csv, got) in answers {
+        assert_eq!(got.status, 200, "{}", got.body);
+        if csv {
+            assert!(got.content_type.starts_with("text/csv"));
+            assert_eq!(got.body, want_csv);
+        } else {
+            assert_eq!(got.content_type, "application/json");
+            assert_eq!(got.body, want_json.body);
+        }
+    }
+}
+
 /// H34: while every query slot (`--max-queries 1`) is taken, a query that
 /// waits its whole time limit for a turn answers 503 (`unavailable` in
 /// Prometheus's format, the native API's `busy`) with `Retry-After: 1`,

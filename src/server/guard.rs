@@ -172,6 +172,23 @@ pub(crate) async fn run_query<T: Send + 'static>(
     }
 }
 
+/// Brings the database up to the latest commit ([H4]) and says which one
+/// that is: the committed state a request saw on arrival, what tells two
+/// identical questions apart (rule H44).
+pub(crate) async fn current_generation(state: &Arc<AppState>) -> Result<u64, ApiError> {
+    let task_state = Arc::clone(state);
+    match tokio::task::spawn_blocking(move || {
+        task_state.refresh()?;
+        Ok(task_state.db.snapshot().manifest.generation)
+    })
+    .await
+    {
+        Ok(Ok(generation)) => Ok(generation),
+        Ok(Err(e)) => Err(ApiError::from_engine(e)),
+        Err(_) => Err(ApiError::internal()),
+    }
+}
+
 /// Runs `work` on a blocking thread with no time limit: an import, which
 /// must finish or roll back as a whole, never be cut in the middle.
 pub(crate) async fn run_blocking<T: Send + 'static>(

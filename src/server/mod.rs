@@ -12,6 +12,7 @@
 //! the async workers only move bytes.
 
 mod errors;
+mod flights;
 mod guard;
 mod native;
 mod params;
@@ -79,6 +80,8 @@ pub(crate) struct AppState {
     /// process, the first request loads the new snapshot and the others
     /// wait for it rather than each loading their own copy.
     refreshing: Mutex<()>,
+    /// Identical queries being answered now (rule H44).
+    flights: Arc<flights::Flights>,
 }
 
 impl AppState {
@@ -120,6 +123,7 @@ pub(crate) fn serve(
         db,
         options,
         refreshing: Mutex::new(()),
+        flights: Arc::default(),
     });
     let app = router(Arc::clone(&state))?;
     ready(addr, &state.options);
@@ -314,6 +318,7 @@ mod tests {
             options,
             queries: Arc::new(tokio::sync::Semaphore::new(1)),
             refreshing: Mutex::new(()),
+            flights: Arc::default(),
         });
         let app = layered(routes().route("/boom", get(boom)), state).unwrap();
         let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -4,6 +4,7 @@
 
 use std::io::Cursor;
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::{RawQuery, State};
@@ -12,7 +13,8 @@ use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use super::errors::{ApiError, column_type};
-use super::guard::{read_body, run_blocking, run_query};
+use super::flights::{Answer, FlightKey, Role};
+use super::guard::{current_generation, read_body, run_blocking, run_query};
 use super::params::{Params, flag, native_time};
 use crate::import::{Format, ImportOptions, Input};
 use crate::output::{CsvPrinter, Printer};
@@ -67,7 +69,33 @@ async fn query_inner(
         AnswerFormat::Json => with_chart,
         AnswerFormat::Csv => false,
     };
-    let (table, svg) = run_query(&state, None, move |state, cancel| {
+    // The same question of the same committed state, asked while it is
+    // being answered, waits for that answer (rule H44).
+    let key = FlightKey {
+        text: query.to_string(),
+        from,
+        to,
+        shape: match (format, with_chart) {
+            (AnswerFormat::Csv, _) => "csv",
+            (AnswerFormat::Svg, _) => "svg",
+            (AnswerFormat::Json, false) => "json",
+            (AnswerFormat::Json, true) => "json+chart",
+        },
+        generation: current_generation(&state).await?,
+    };
+    let waited = Instant::now();
+    let limit = state.options.query_timeout;
+    let (leader, timeout) = match state.flights.join(key) {
+        Role::Follower(follower) => match tokio::time::timeout(limit, follower.answer()).await {
+            Ok(Some(answer)) => return Ok(with_type(answer.0.clone(), answer.1)),
+            // The leader failed or its client went away: answer alone,
+            // within what is left of this request's time (rule H33).
+            Ok(None) => (None, Some(limit.saturating_sub(waited.elapsed()))),
+            Err(_) => return Err(ApiError::timeout(limit)),
+        },
+        Role::Leader(leader) => (Some(leader), None),
+    };
+    let (table, svg) = run_query(&state, timeout, move |state, cancel| {
         let query = query.cancel_on(cancel);
         if draw {
             // The rows and the picture from one committed state.
@@ -77,28 +105,29 @@ async fn query_inner(
         }
     })
     .await?;
-    match format {
+    let answer: Answer = Arc::new(match format {
         AnswerFormat::Csv => {
             let mut out = Vec::new();
             CsvPrinter
                 .print(&table, &mut out)
                 .map_err(|e| ApiError::from_engine(Error::io("<response>", e)))?;
-            Ok(with_type(out, "text/csv; charset=utf-8"))
+            (out, "text/csv; charset=utf-8")
         }
         // `render` draws every query `can_draw` accepts, checked above, so
         // the picture is there.
-        AnswerFormat::Svg => Ok(with_type(
-            svg.unwrap_or_default().into_bytes(),
-            "image/svg+xml",
-        )),
+        AnswerFormat::Svg => (svg.unwrap_or_default().into_bytes(), "image/svg+xml"),
         AnswerFormat::Json => {
             let chart = with_chart.then_some(svg);
-            Ok(with_type(
+            (
                 query_json(&table, chart.as_ref().map(Option::as_deref)).into_bytes(),
                 "application/json",
-            ))
+            )
         }
+    });
+    if let Some(leader) = leader {
+        leader.finish(&answer);
     }
+    Ok(with_type(answer.0.clone(), answer.1))
 }
 
 /// The error of `format=svg` for a query whose result has no picture: the
