@@ -52,18 +52,22 @@ enum MetricState {
 struct AccountEntry {
     /// Where the name is in [`AccountCache::names`].
     name_start: usize,
-    name_len: usize,
+    /// At most [`MAX_ACCOUNT_BYTES`]: names are checked before they are
+    /// kept.
+    name_len: u32,
     id: u32,
     /// The next entry whose name has the same hash, or [`NO_ENTRY`].
     next_same_hash: u32,
     /// Series ids by metric slot, [`UNKNOWN`] until looked up.
     series: [u32; INLINE_SERIES],
-    more_series: Vec<u32>,
     /// The entry that came right after this one the last time this one was
     /// seen, or [`NO_ENTRY`]: snapshots list accounts in the same order
     /// every time, in one long file as much as across hourly files.
     successor: u32,
 }
+
+// What the comment on `more_series` promises.
+const _: () = assert!(std::mem::size_of::<AccountEntry>() == 40);
 
 /// Ends a chain of entries with the same hash.
 const NO_ENTRY: u32 = u32::MAX;
@@ -83,6 +87,11 @@ struct AccountCache {
     hasher: NameHasher,
     /// The entry seen last, or [`NO_ENTRY`].
     last: u32,
+    /// Series ids of metric slots past [`INLINE_SERIES`], by entry and
+    /// slot: files with that many metrics are rare, and keeping them out
+    /// of the entries keeps an entry at 40 bytes (a snapshot of a million
+    /// accounts makes a million entries).
+    more_series: HashMap<(u32, u32), u32>,
 }
 
 impl AccountCache {
@@ -93,6 +102,7 @@ impl AccountCache {
             by_hash: HashMap::default(),
             hasher: NameHasher::new(),
             last: NO_ENTRY,
+            more_series: HashMap::new(),
         }
     }
 
@@ -100,7 +110,7 @@ impl AccountCache {
     #[inline]
     fn name(&self, entry: &AccountEntry) -> &[u8] {
         self.names
-            .get(entry.name_start..entry.name_start + entry.name_len)
+            .get(entry.name_start..entry.name_start + entry.name_len as usize)
             .unwrap_or_default()
     }
 
@@ -132,11 +142,10 @@ impl AccountCache {
         let next_same_hash = self.by_hash.insert(hash, index).unwrap_or(NO_ENTRY);
         self.entries.push(AccountEntry {
             name_start: self.names.len(),
-            name_len: name.len(),
+            name_len: name.len() as u32,
             id,
             next_same_hash,
             series: [UNKNOWN; INLINE_SERIES],
-            more_series: Vec::new(),
             successor: NO_ENTRY,
         });
         self.names.extend_from_slice(name);
@@ -263,19 +272,13 @@ impl<'s, S: SnapshotSink> Resolver<'s, S> {
         let Some(entry) = self.accounts.entries.get_mut(account as usize) else {
             return Ok(UNKNOWN);
         };
-        let slot = slot as usize;
-        let cached = match entry.series.get_mut(slot) {
+        let cached = match entry.series.get_mut(slot as usize) {
             Some(cached) => cached,
-            None => {
-                let index = slot.saturating_sub(INLINE_SERIES);
-                if entry.more_series.len() <= index {
-                    entry.more_series.resize(index + 1, UNKNOWN);
-                }
-                match entry.more_series.get_mut(index) {
-                    Some(cached) => cached,
-                    None => return self.sink.series_id(entry.id, metric),
-                }
-            }
+            None => self
+                .accounts
+                .more_series
+                .entry((account, slot))
+                .or_insert(UNKNOWN),
         };
         if *cached == UNKNOWN {
             *cached = self.sink.series_id(entry.id, metric)?;

@@ -104,6 +104,32 @@ fn csv_rows_become_points_in_row_order() {
 }
 
 #[test]
+fn files_with_more_metrics_than_an_account_entry_holds_inline() {
+    // [IM5]: any number of metric columns. The resolver keeps the series
+    // of the first four metric slots of an account inline and the others
+    // apart; both must give each account and metric its own series, over
+    // several rows of the same accounts.
+    let metrics = ["m0", "m1", "m2", "m3", "m4", "m5", "m6"];
+    let mut text = format!("time,account,{}\n", metrics.join(","));
+    let mut want = Vec::new();
+    for (time, t) in [(T0, "2019-02-13T10:00:00Z"), (T1, "2019-02-13T11:00:00Z")] {
+        for (a, account) in ["ann", "bo", "cy"].into_iter().enumerate() {
+            let counts: Vec<u64> = (0..metrics.len() as u64)
+                .map(|m| 1000 * a as u64 + 10 * m + (time - T0) as u64 / 3_600_000)
+                .collect();
+            let cells: Vec<String> = counts.iter().map(u64::to_string).collect();
+            text.push_str(&format!("{t},{account},{}\n", cells.join(",")));
+            for (metric, count) in metrics.iter().zip(counts) {
+                want.push(point(account, metric, time, count));
+            }
+        }
+    }
+    let (sink, result, _, _dir) = import_text("s.csv", text, opts());
+    result.expect("a valid file");
+    assert_eq!(sink.points(), want);
+}
+
+#[test]
 fn csv_columns_come_in_any_order() {
     // [IM5]
     let text = "following,account,followers,time\n512,adela_mae,10234,1550052000\n";
