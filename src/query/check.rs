@@ -284,11 +284,6 @@ pub(crate) enum RankColumn {
     LostPct,
 }
 
-/// True when `name` is one of the functions, for the parser's hints.
-pub(crate) fn is_function(name: &str) -> bool {
-    registry::lookup(name).is_some()
-}
-
 /// What an argument position accepts, for "expects X, found Y" messages.
 const THRESHOLD: &str = "a threshold (a percentage like 5% or a count like 1000)";
 const DURATION: &str = "a duration (like 1h or 30m)";
