@@ -11,8 +11,8 @@
 //! A plan holds no text and no positions: every value is in the unit the
 //! evaluator works in (milliseconds, exact percentages), every regular
 //! expression is compiled, and every invariant the checker enforces is
-//! written on the node it concerns. A plan built by hand that breaks one
-//! still runs without a panic, but its answer is not specified.
+//! written on the node it concerns. The evaluator takes them as given: what
+//! a plan built by hand that breaks one answers is not specified.
 //!
 //! The plan shares a little vocabulary with lower modules instead of
 //! repeating it: the matcher operators of the syntax tree ([`MatchOp`]) and
