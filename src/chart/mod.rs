@@ -19,9 +19,8 @@ use std::collections::HashSet;
 use crate::Db;
 use crate::db::snapshot::Snapshot;
 use crate::error::Result;
-use crate::query::check::{Kind, Plan, SeriesExpr};
 use crate::query::eval::{FallSpec, chart_lines};
-use crate::query::functions::{Percent, Threshold};
+use crate::query::plan::{DropSpec, Kind, Percent, Plan, SeriesExpr, Threshold};
 use crate::query::{Query, Table, Value};
 
 use draw::{Bar, BarsChart, Fall, Line, LinesChart, MAX_LINES};
@@ -48,7 +47,7 @@ enum Shape<'p> {
 }
 
 fn shape(plan: &Plan) -> Option<Shape<'_>> {
-    let judged = |spec: &crate::query::check::DropSpec, within_ms, fraction| FallSpec {
+    let judged = |spec: &DropSpec, within_ms, fraction| FallSpec {
         threshold: spec.threshold,
         window_ms: spec.window_ms,
         within_ms,

@@ -42,6 +42,16 @@ impl Span {
 /// milliseconds must fit in an `i64` ([Q6]).
 pub(crate) const MAX_DURATION_SECONDS: u64 = (i64::MAX / 1000) as u64;
 
+/// The duration units from largest to smallest, with their length in
+/// seconds ([Q6]): the parser reads them, the printer writes them.
+pub(crate) const DURATION_UNITS: [(char, u64); 5] = [
+    ('w', 7 * 24 * 3600),
+    ('d', 24 * 3600),
+    ('h', 3600),
+    ('m', 60),
+    ('s', 1),
+];
+
 /// The most digits a number may have after its decimal point ([Q4]).
 pub(crate) const MAX_DECIMAL_PLACES: u32 = 6;
 

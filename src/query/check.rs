@@ -5,26 +5,19 @@
 //! argument as the kind its position wants (a threshold, a duration, a drop
 //! table, …), checks value ranges, compiles regular expressions once, and
 //! builds a [`Plan`] that the evaluator can run without looking at the text
-//! again. Every error points at the part of the query that is wrong.
+//! again. Every error points at the part of the query that is wrong. The
+//! plan's types live in `plan`; this module only builds them, and holds
+//! nothing the evaluator needs.
 
 use regex::Regex;
 
 use super::ast::{self, Arg, Call, Decimal, Expr, Span};
-use super::functions::{Percent, Threshold};
+use super::plan::{
+    DropSpec, Kind, Matcher, Percent, Plan, RankColumn, Selector, SeriesExpr, Threshold,
+};
 use super::registry::{self, Function};
 use super::suggest::edit_distance;
 use crate::error::QueryError;
-
-pub(crate) use super::ast::MatchOp;
-
-/// The columns of a series expression's output ([Q31]).
-const POINT_COLUMNS: [&str; 4] = ["account", "metric", "time", "value"];
-/// The columns of a drop table ([Q20]).
-const DROP_COLUMNS: [&str; 8] = [
-    "account", "metric", "start", "end", "before", "after", "lost", "lost_pct",
-];
-/// The columns a recovery table adds to a drop table's ([Q21]).
-const RECOVERY_EXTRA_COLUMNS: [&str; 2] = ["recovered_at", "recovery_s"];
 
 /// Parses and checks a query in one step.
 #[cfg(test)]
@@ -41,200 +34,6 @@ pub(crate) fn check(query: &str, expr: &Expr) -> Result<Plan, QueryError> {
         regexes: std::cell::Cell::new(0),
     }
     .expr(expr)
-}
-
-/// The type of an expression's value ([Q12]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Kind {
-    /// Counts: `account, metric, time, value`.
-    Series,
-    /// Differences of counts, from `change()`: the same columns, signed.
-    Deltas,
-    /// Falls, from `drop()` or `not recovered_within()`.
-    Drops,
-    /// Falls with their recovery, from `recovered_within()`.
-    Recoveries,
-    /// The output of an aggregation.
-    Summary,
-}
-
-impl Kind {
-    /// The kind with an article, as messages name it.
-    pub fn described(self) -> &'static str {
-        match self {
-            Kind::Series => "a series",
-            Kind::Deltas => "a series of differences",
-            Kind::Drops => "a drop table",
-            Kind::Recoveries => "a recovery table",
-            Kind::Summary => "a summary",
-        }
-    }
-}
-
-/// What the evaluator runs: a checked query, with every value converted to
-/// the unit the evaluator works in (milliseconds, exact percentages).
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Plan {
-    /// Points of a series expression ([Q31]).
-    Series(SeriesExpr),
-    /// `drop(…)` ([Q20]).
-    Drops(DropSpec),
-    /// `recovered_within(…)`: the drops that came back ([Q21]).
-    Recovered {
-        drops: DropSpec,
-        within_ms: i64,
-        fraction: Percent,
-    },
-    /// `not recovered_within(…)`: the drops that did not come back ([Q22]).
-    NotRecovered {
-        drops: DropSpec,
-        within_ms: i64,
-        fraction: Percent,
-    },
-    /// `count(…)`: the number of rows ([Q23]).
-    Count(Box<Plan>),
-    /// `sum(…)`: the sum of `lost` or of `value` ([Q24]).
-    Sum(Box<Plan>),
-    /// `summarize(…)`: episodes, accounts and loss, per bucket of
-    /// `step_ms` when given ([Q25]).
-    Summarize {
-        input: Box<Plan>,
-        step_ms: Option<i64>,
-    },
-    /// `topk(…)`: the `k` rows with the largest `by` ([Q26]).
-    TopK {
-        k: u64,
-        by: RankColumn,
-        input: Box<Plan>,
-    },
-}
-
-impl Plan {
-    /// The type of the plan's output.
-    pub fn kind(&self) -> Kind {
-        match self {
-            Plan::Series(series) => series.kind(),
-            Plan::Drops(_) | Plan::NotRecovered { .. } => Kind::Drops,
-            Plan::Recovered { .. } => Kind::Recoveries,
-            Plan::Count(_) | Plan::Sum(_) | Plan::Summarize { .. } => Kind::Summary,
-            Plan::TopK { input, .. } => input.kind(),
-        }
-    }
-
-    /// The names of the output columns, in order.
-    pub fn columns(&self) -> Vec<&'static str> {
-        match self {
-            Plan::Series(_) => POINT_COLUMNS.to_vec(),
-            Plan::Drops(_) | Plan::NotRecovered { .. } => DROP_COLUMNS.to_vec(),
-            Plan::Recovered { .. } => {
-                let mut columns = DROP_COLUMNS.to_vec();
-                columns.extend(RECOVERY_EXTRA_COLUMNS);
-                columns
-            }
-            Plan::Count(_) => vec!["count"],
-            Plan::Sum(input) => match input.kind() {
-                Kind::Drops | Kind::Recoveries => vec!["lost"],
-                // The checker lets only series and drop tables into sum().
-                Kind::Series | Kind::Deltas | Kind::Summary => vec!["value"],
-            },
-            Plan::Summarize { step_ms, .. } => {
-                let mut columns = Vec::with_capacity(4);
-                if step_ms.is_some() {
-                    columns.push("bucket");
-                }
-                columns.extend(["episodes", "accounts", "lost"]);
-                columns
-            }
-            Plan::TopK { input, .. } => input.columns(),
-        }
-    }
-}
-
-/// A series expression: selects points and transforms them one series at a
-/// time. Windows and steps are in milliseconds.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum SeriesExpr {
-    /// The points of the selected series.
-    Select(Selector),
-    /// The last point of each series ([Q27]).
-    Latest(Box<SeriesExpr>),
-    /// `v_i − v_j`, `j` the earliest point with `t_j >= t_i − window`
-    /// ([Q28]).
-    Change(Box<SeriesExpr>, i64),
-    /// The minimum over `[t_i − window, t_i]` ([Q29]).
-    MinOver(Box<SeriesExpr>, i64),
-    /// The maximum over `[t_i − window, t_i]` ([Q29]).
-    MaxOver(Box<SeriesExpr>, i64),
-    /// The last value in each bucket of `step`, at the bucket's start
-    /// ([Q30]).
-    Resample(Box<SeriesExpr>, i64),
-}
-
-impl SeriesExpr {
-    /// [`Kind::Deltas`] when a `change()` is inside, else [`Kind::Series`].
-    pub fn kind(&self) -> Kind {
-        match self {
-            SeriesExpr::Select(_) => Kind::Series,
-            SeriesExpr::Change(..) => Kind::Deltas,
-            SeriesExpr::Latest(inner)
-            | SeriesExpr::MinOver(inner, _)
-            | SeriesExpr::MaxOver(inner, _)
-            | SeriesExpr::Resample(inner, _) => inner.kind(),
-        }
-    }
-}
-
-/// The arguments of `drop()`.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct DropSpec {
-    /// The counts to look for falls in; never of kind [`Kind::Deltas`].
-    pub series: SeriesExpr,
-    /// How much must be lost.
-    pub threshold: Threshold,
-    /// Within how long, in milliseconds.
-    pub window_ms: i64,
-}
-
-/// Which series to read: one metric, the accounts that pass every matcher.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Selector {
-    /// The metric; one that does not exist selects nothing.
-    pub metric: String,
-    /// Conditions on the account, all of which must hold.
-    pub matchers: Vec<Matcher>,
-}
-
-impl Selector {
-    /// True when the account passes every matcher.
-    pub fn matches(&self, account: &str) -> bool {
-        self.matchers.iter().all(|matcher| matcher.matches(account))
-    }
-}
-
-/// One condition on the account.
-#[derive(Debug, Clone)]
-pub(crate) struct Matcher {
-    /// How to compare.
-    pub op: MatchOp,
-    /// The string as written in the query (unescaped).
-    pub value: String,
-    /// For `=~` and `!~`: `value` compiled as `^(?:value)$` ([Q8]).
-    pub regex: Option<Regex>,
-}
-
-impl Matcher {
-    /// True when the account passes this condition.
-    pub fn matches(&self, account: &str) -> bool {
-        match (self.op, &self.regex) {
-            (MatchOp::Equal, _) => account == self.value,
-            (MatchOp::NotEqual, _) => account != self.value,
-            (MatchOp::Matches, Some(regex)) => regex.is_match(account),
-            (MatchOp::NotMatches, Some(regex)) => !regex.is_match(account),
-            // The checker always compiles the regex of these two operators;
-            // a hand-built matcher without one matches nothing.
-            (MatchOp::Matches | MatchOp::NotMatches, None) => false,
-        }
-    }
 }
 
 /// The most memory a matcher's compiled pattern may take ([Q8a]): far
@@ -265,28 +64,6 @@ fn compile_regex(pattern: &str, nest_limit: u32) -> Result<Regex, regex::Error> 
         .dfa_size_limit(REGEX_DFA_SIZE_LIMIT)
         .nest_limit(nest_limit)
         .build()
-}
-
-/// Two matchers are equal when they were written the same: the regex is
-/// compiled from `op` and `value`, and `Regex` has no equality of its own.
-impl PartialEq for Matcher {
-    fn eq(&self, other: &Matcher) -> bool {
-        self.op == other.op && self.value == other.value
-    }
-}
-
-/// The column `topk()` ranks by ([Q26]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum RankColumn {
-    /// `lost`, the default.
-    Lost,
-    /// `lost_pct`.
-    LostPct,
-}
-
-/// True when `name` is one of the functions, for the parser's hints.
-pub(crate) fn is_function(name: &str) -> bool {
-    registry::lookup(name).is_some()
 }
 
 /// What an argument position accepts, for "expects X, found Y" messages.

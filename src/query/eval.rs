@@ -15,12 +15,14 @@ use rayon::prelude::*;
 
 use crate::db::snapshot::{Scanner, Snapshot, TimeRange};
 use crate::error::{Error, Result};
-use crate::query::check::{DropSpec, MatchOp, Plan, RankColumn, Selector, SeriesExpr};
+use crate::query::functions::SeriesBuf;
 use crate::query::functions::drop::{DropFinder, Episode};
 use crate::query::functions::recover::{Recovery, find_recovery};
 use crate::query::functions::resample::resample;
 use crate::query::functions::window::{WindowExtremes, change, latest};
-use crate::query::functions::{Percent, SeriesBuf, Threshold};
+use crate::query::plan::{
+    DropSpec, MatchOp, Percent, Plan, RankColumn, Selector, SeriesExpr, Threshold,
+};
 use crate::query::table::{Table, Value};
 use crate::storage::segment::Columns;
 

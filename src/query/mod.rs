@@ -1,16 +1,36 @@
-//! The query language: text → syntax tree (`parse`) → typed plan (`check`)
-//! → rows (`eval`). `print` turns a syntax tree back into canonical text;
-//! `functions` holds the per-series algorithms; `registry` the table of
-//! functions that the checker, the REPL and the server share; `table` the
-//! result type, and `notice` what a result says besides its rows.
+//! The query language, one module per stage:
+//!
+//! ```text
+//! text ──parse──▶ syntax tree (ast) ──check──▶ plan ──eval──▶ rows (table)
+//! ```
+//!
+//! - `parse`: text → syntax tree; knows the shape of the text only.
+//! - `ast`: the untyped syntax tree, with byte spans; `print` writes it back
+//!   as canonical text.
+//! - `check`: syntax tree → plan; the only place types are decided.
+//! - `plan`: the typed plan, which any engine can run: tally's evaluator, or
+//!   one that scans the plan's selector itself and merges parts by
+//!   [`plan::Merge`].
+//! - `eval`: plan → rows, over one committed state.
+//!
+//! Each stage reads only the stages before it: `parse` → `ast`; `check` →
+//! `ast`, `registry`, `plan`; `eval` → `plan`. Vocabulary that several
+//! stages share lives in the lowest module that needs it: the duration
+//! units and matcher operators in `ast`, the table of function names in
+//! `registry` (which the parser asks for a hint, the checker for
+//! signatures, the REPL and the server for help). Besides the stages,
+//! `functions` holds the per-series algorithms the evaluator runs,
+//! `table` the result type, `notice` what a result says besides its rows,
+//! and `suggest` the closest names for hints.
 //! The language is specified in docs/query-language.md.
 
 mod ast;
-pub(crate) mod check;
+mod check;
 pub(crate) mod eval;
 pub(crate) mod functions;
 mod notice;
 mod parse;
+pub(crate) mod plan;
 mod print;
 mod registry;
 mod suggest;
@@ -44,7 +64,7 @@ use crate::error::Result;
 #[derive(Debug, Clone)]
 pub struct Query {
     expr: ast::Expr,
-    plan: check::Plan,
+    plan: plan::Plan,
     range: TimeRange,
     cancel: Option<Arc<AtomicBool>>,
 }
@@ -108,7 +128,7 @@ impl Query {
     }
 
     /// The checked plan.
-    pub(crate) fn plan(&self) -> &check::Plan {
+    pub(crate) fn plan(&self) -> &plan::Plan {
         &self.plan
     }
 }
@@ -138,20 +158,20 @@ impl Query {
     /// True when the query's rows are points (`account, metric, time,
     /// value`): a selector or a function of series ([Q31]).
     pub(crate) fn gives_series(&self) -> bool {
-        matches!(self.plan, check::Plan::Series(_))
+        matches!(self.plan, plan::Plan::Series(_))
     }
 
     /// True for a bare selector, whose rows at a time depend only on the
     /// points at that time.
     pub(crate) fn is_selector(&self) -> bool {
-        matches!(self.plan, check::Plan::Series(check::SeriesExpr::Select(_)))
+        matches!(self.plan, plan::Plan::Series(plan::SeriesExpr::Select(_)))
     }
 
     /// For a bare selector (`followers{account=~"a.*"}`), the series it
     /// selects in `db`'s current snapshot, sorted by account; `None` for
     /// any other query.
     pub(crate) fn selected_series(&self, db: &Db) -> Option<Vec<crate::Series>> {
-        let check::Plan::Series(check::SeriesExpr::Select(selector)) = &self.plan else {
+        let plan::Plan::Series(plan::SeriesExpr::Select(selector)) = &self.plan else {
             return None;
         };
         Some(db.series(&selector.metric, |account| selector.matches(account)))

@@ -7,8 +7,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-use super::ast::MatchOp;
-use super::check::{Plan, Selector, SeriesExpr};
+use super::plan::{MatchOp, Plan};
 use super::suggest::closest;
 use crate::db::snapshot::Snapshot;
 
@@ -102,36 +101,11 @@ fn quoted(name: &str) -> String {
     out
 }
 
-/// The selector a plan reads: every plan reads exactly one.
-fn selector_of(plan: &Plan) -> &Selector {
-    let series = match plan {
-        Plan::Series(expr) => expr,
-        Plan::Drops(spec)
-        | Plan::Recovered { drops: spec, .. }
-        | Plan::NotRecovered { drops: spec, .. } => &spec.series,
-        Plan::Count(input)
-        | Plan::Sum(input)
-        | Plan::Summarize { input, .. }
-        | Plan::TopK { input, .. } => return selector_of(input),
-    };
-    let mut expr = series;
-    loop {
-        match expr {
-            SeriesExpr::Select(selector) => return selector,
-            SeriesExpr::Latest(inner)
-            | SeriesExpr::Change(inner, _)
-            | SeriesExpr::MinOver(inner, _)
-            | SeriesExpr::MaxOver(inner, _)
-            | SeriesExpr::Resample(inner, _) => expr = inner,
-        }
-    }
-}
-
 /// The notices of `plan` run on `snapshot`; `selected` is how many series
 /// its selector selected, so that accounts are looked up (a pass over every
 /// name) only when it selected none.
 pub(crate) fn find(snapshot: &Snapshot, plan: &Plan, selected: usize) -> Vec<Notice> {
-    let selector = selector_of(plan);
+    let selector = plan.selector();
     let dict = &snapshot.dict;
     if dict.metric_id(&selector.metric).is_none() {
         return vec![unknown_metric(snapshot, &selector.metric)];

@@ -22,11 +22,10 @@ use nom::error::{ErrorKind, ParseError};
 use nom::{IResult, Offset, Parser as _};
 
 use super::ast::{
-    Arg, Call, Decimal, Duration, Expr, Ident, MAX_DECIMAL_PLACES, MAX_DURATION_SECONDS, MatchOp,
-    Matcher, Not, Selector, Span, StringLit,
+    Arg, Call, DURATION_UNITS, Decimal, Duration, Expr, Ident, MAX_DECIMAL_PLACES,
+    MAX_DURATION_SECONDS, MatchOp, Matcher, Not, Selector, Span, StringLit,
 };
-use super::check::is_function;
-use super::print::DURATION_UNITS;
+use super::registry::is_function;
 use crate::error::QueryError;
 
 /// How deeply calls may nest ([Q11]). Real queries nest a handful of levels;

@@ -12,17 +12,9 @@
 
 use std::fmt::{self, Display, Formatter, Write};
 
-use super::ast::{Arg, Call, Decimal, Duration, Expr, Matcher, Not, Selector, StringLit};
-
-/// The duration units from largest to smallest, with their length in
-/// seconds ([Q6]).
-pub(crate) const DURATION_UNITS: [(char, u64); 5] = [
-    ('w', 7 * 24 * 3600),
-    ('d', 24 * 3600),
-    ('h', 3600),
-    ('m', 60),
-    ('s', 1),
-];
+use super::ast::{
+    Arg, Call, DURATION_UNITS, Decimal, Duration, Expr, Matcher, Not, Selector, StringLit,
+};
 
 impl Display for Expr {
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {

@@ -3,7 +3,8 @@
 //! docs/query-language.md, section 4.
 //!
 //! The checker takes the names and the numbers of arguments from here, and
-//! its arity messages quote [`Function::usage`]; the REPL's `.help` and Tab
+//! its arity messages quote [`Function::usage`]; the parser asks it only
+//! whether a name is a function, for a hint; the REPL's `.help` and Tab
 //! completion list these entries; the HTTP server serialises them for the
 //! web page's completion (through [`crate::functions`]). What each function
 //! does with its arguments is the checker's business (`check.rs`): this
@@ -225,6 +226,12 @@ pub(crate) const FUNCTIONS: &[Function] = &[
 /// The function called `name` with parentheses (not the `not` form).
 pub(crate) fn lookup(name: &str) -> Option<&'static Function> {
     FUNCTIONS.iter().find(|f| !f.prefix && f.name == name)
+}
+
+/// True when `name` is one of the functions, for the parser's hint on a
+/// function written without its parentheses.
+pub(crate) fn is_function(name: &str) -> bool {
+    lookup(name).is_some()
 }
 
 /// The functions called with parentheses, in order.
