@@ -91,10 +91,14 @@ LIVE=$WORK/live.db
 rm -rf "$LIVE"
 cp -r "$DB" "$LIVE"
 
-# New hours for the importer, after the medium data's last hour.
+# New hours for the importer, after the medium data's last hour, of the
+# same accounts (the same seed names the same accounts whatever the start):
+# a crawler counts the accounts it already follows, so each snapshot is a
+# full frame of the database's ids. (Before 2026-12-05 this used the seed
+# after SEED, whose snapshots named mostly new accounts.)
 NEXT=$(date -u -d "$START + $HOURS hours" +%Y-%m-%dT%H:%M:%SZ)
 rm -rf "$WORK/next"
-"$TALLY" generate --out "$WORK/next" --accounts "$ACCOUNTS" --hours 200 --seed $((SEED + 1)) \
+"$TALLY" generate --out "$WORK/next" --accounts "$ACCOUNTS" --hours 200 --seed "$SEED" \
     --start "$NEXT" >/dev/null
 
 # --- 3. server, importer, checker --------------------------------------------
