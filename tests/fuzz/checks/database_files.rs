@@ -1,19 +1,29 @@
 //! `database_files`: a small valid database with one of its files replaced
 //! by the fuzzer's bytes, then opened, queried, verified and written to.
 //!
-//! Input: byte 0 picks the file (`MANIFEST`, the segments, `series.dict`, in
-//! name order), byte 1 how to plant the rest as that file's new contents:
+//! Input: byte 0 picks the file of the template (in name order), byte 1 the
+//! template and how to plant the rest as that file's new contents:
 //!
-//! - 0, raw: as they are, so nearly every change stops at a checksum;
-//! - 1, forged: with every CRC32 recomputed where docs/format.md puts it
-//!   (header, manifest, dictionary frames, group regions, directory,
-//!   footer), so that the checks past the checksums are reached;
-//! - 2, forged and agreed: as 1, and the manifest is also rewritten to
-//!   agree with the new file (a segment's length, points and time range; the
-//!   dictionary's committed length and counts), so that the checks past the
-//!   manifest's are reached too.
+//! - byte 1 below 3 picks template A ([`TEMPLATE`]: `MANIFEST`, three
+//!   segments, `series.dict`), 3 or more template B ([`TEMPLATE_B`]:
+//!   `MANIFEST`, a head, a dictionary index, two segments, `series.dict`),
+//!   so that the inputs written before template B existed (all with byte 1
+//!   below 3) keep their meaning;
+//! - byte 1 modulo 3 is the mode:
+//!   - 0, raw: as they are, so nearly every change stops at a checksum;
+//!   - 1, forged: with every CRC32 recomputed where docs/format.md puts it
+//!     (header, manifest, dictionary frames, group regions, directory,
+//!     footer; a head's frame headers, directories and chunk columns; an
+//!     index's page table and footer, and its "dictionary pages", which
+//!     are re-forged when `series.dict` is the file replaced, since a
+//!     forged dictionary would otherwise always fail the index's check
+//!     of its pages), so that the checks past the checksums are reached;
+//!   - 2, forged and agreed: as 1, and the manifest is also rewritten to
+//!     agree with the new file (a segment's or head's length, points and
+//!     time range; the index's length; the dictionary's committed length
+//!     and counts), so that the checks past the manifest's are reached too.
 //!
-//! The seeds (see [`seeds`]) are the database's own files, so the fuzzer
+//! The seeds (see [`seeds`]) are the templates' own files, so the fuzzer
 //! starts from valid files and mutates them. Checked:
 //!
 //! - nothing panics, and no single allocation exceeds a bound set by the
@@ -79,6 +89,67 @@ static TEMPLATE: LazyLock<Files> = LazyLock::new(|| {
     common::read_files(dir.path())
 });
 
+/// Template B: a database with a dictionary index and a head, the two
+/// files template A lacks. Two commits of the sample hours, a compaction
+/// (one segment, and the index it writes for the dictionary's tail,
+/// [DX3]), then three snapshot-shaped commits of the same day (every series
+/// at one time, dense ids, [HD3]), which make one head of three frames, the
+/// last with one series absent; then a commit of a new account at several
+/// times, a segment after the head and a dictionary tail past the index.
+/// Kept small: the fuzzer runs it for every input that picks it.
+static TEMPLATE_B: LazyLock<Files> = LazyLock::new(|| {
+    let dir = common::tempdir();
+    let db =
+        Db::open_with(dir.path(), Options::default().auto_merge(false)).expect("template B opens");
+    let mut w = db.writer().expect("template B's writer");
+    common::append_sample(&mut w, 0..4);
+    w.commit().expect("template B commits");
+    common::append_sample(&mut w, 4..8);
+    w.commit().expect("template B commits");
+    w.compact().expect("template B compacts");
+    for hour in 8..11 {
+        for (a, account) in common::ACCOUNTS.iter().enumerate() {
+            for (m, metric) in common::METRICS.iter().enumerate() {
+                // The last frame lacks one series: an absent list.
+                if hour == 10 && a == 1 && m == 0 {
+                    continue;
+                }
+                let count = common::sample_count(a, m, hour).unwrap_or(7);
+                w.append(account, metric, common::T0 + hour * common::HOUR, count)
+                    .expect("a template point");
+            }
+        }
+        w.commit().expect("template B commits");
+    }
+    for (i, count) in [5, 6, 4].into_iter().enumerate() {
+        w.append(
+            "late",
+            "followers",
+            common::T0 + i as i64 * common::HOUR,
+            count,
+        )
+        .expect("a template point");
+    }
+    w.commit().expect("template B commits");
+    drop(w);
+    let files = common::read_files(dir.path());
+    // Template B exists for these two files: a writer that stopped making
+    // them would leave them unfuzzed without this.
+    for kind in [".thead", ".tdix"] {
+        assert!(
+            files.iter().any(|(name, _)| name.ends_with(kind)),
+            "template B has no {kind} file: {:?}",
+            files.iter().map(|(name, _)| name).collect::<Vec<_>>()
+        );
+    }
+    files
+});
+
+/// The templates, by the index [`check`] derives from byte 1.
+fn template(b: bool) -> &'static Files {
+    if b { &TEMPLATE_B } else { &TEMPLATE }
+}
+
 /// The queries run on every database that opens.
 const QUERIES: [&str; 6] = [
     "count(followers)",
@@ -99,25 +170,50 @@ const NEW: (&str, &str, Point) = (
     },
 );
 
-/// The seed inputs: every file of the template, in every mode.
+/// The seed inputs: every file of each template, in every mode; template
+/// A's first, in the order they always had.
 #[allow(dead_code)] // Only tests/fuzz_corpus.rs writes and replays them.
 pub fn seeds() -> Vec<Vec<u8>> {
     let mut seeds = Vec::new();
-    for (i, (_, bytes)) in TEMPLATE.iter().enumerate() {
-        for mode in 0..3u8 {
-            let mut seed = vec![i as u8, mode];
-            seed.extend_from_slice(bytes);
-            seeds.push(seed);
+    for (first_mode, files) in [(0u8, &*TEMPLATE), (3, &*TEMPLATE_B)] {
+        for (i, (_, bytes)) in files.iter().enumerate() {
+            for mode in first_mode..first_mode + 3 {
+                let mut seed = vec![i as u8, mode];
+                seed.extend_from_slice(bytes);
+                seeds.push(seed);
+            }
         }
     }
     seeds
+}
+
+/// Checks that forging (modes 1 and 2) leaves every template file as it
+/// is: a forger that put a checksum in the wrong place would change the
+/// file, and the fuzzer's forged mutations would stop at that checksum
+/// like raw ones.
+#[allow(dead_code)] // Only tests/fuzz_corpus.rs calls it.
+pub fn check_forging_is_exact() {
+    for files in [&*TEMPLATE, &*TEMPLATE_B] {
+        for which in 0..files.len() {
+            for agree in [false, true] {
+                let mut forged = files.clone();
+                forge(&mut forged, which, agree);
+                assert!(
+                    forged == *files,
+                    "forging {} (agree: {agree}) changed the template",
+                    files[which].0
+                );
+            }
+        }
+    }
 }
 
 pub fn check(data: &[u8]) {
     let [which, mode, payload @ ..] = data else {
         return;
     };
-    let template = &*TEMPLATE;
+    let b = *mode >= 3;
+    let template = template(b);
     let which = usize::from(*which) % template.len();
     let mut files = template.clone();
     files[which].1 = payload.to_vec();
@@ -137,7 +233,7 @@ pub fn check(data: &[u8]) {
     }
     let skip_stats = SKIP_STATS_POINTS_OVERFLOW && manifest_points_overflow(&files);
     let skip_commit_check = SKIP_ORPHAN_SERIES_IDS && segments_hold_undefined_ids(&files);
-    exercise(&db_dir, unchanged, skip_stats, skip_commit_check);
+    exercise(&db_dir, b, unchanged, skip_stats, skip_commit_check);
 }
 
 /// A segment may hold series ids the dictionary does not define (its
@@ -152,6 +248,18 @@ pub fn check(data: &[u8]) {
 /// Fixed on main (f9f63fa, [M3]: opening refuses a segment whose footer
 /// names a series the manifest does not commit), so the switch is off.
 const SKIP_ORPHAN_SERIES_IDS: bool = false;
+
+/// `Db::accounts` returns `Vec<String>` and so cannot fail: when the
+/// dictionary index vouches for a page of series.dict that no longer
+/// matches its CRC ([DX2]), `Dictionary::account_name` records the damage
+/// and gives "" for the account, and `Db::accounts` lists "" as an account
+/// name without any error, a wrong answer ([D1] forbids an empty name)
+/// (tests/fuzz/known/database_files/index-damaged-page-lists-empty-account:
+/// template B's series.dict with one frame changed, raw). Not fixed yet (it
+/// needs `Db::accounts` to return a `Result`, an API change); until then
+/// this target does not check the names `Db::accounts` gives for being
+/// empty, so that fuzzing goes on to find other things.
+const SKIP_EMPTY_ACCOUNT_FROM_DAMAGED_INDEX: bool = true;
 
 /// Whether a segment's footer names a last series id at or past the
 /// manifest's series count.
@@ -247,7 +355,13 @@ fn manifest_points_overflow(files: &Files) -> bool {
         .is_none()
 }
 
-fn exercise(dir: &std::path::Path, unchanged: bool, skip_stats: bool, skip_commit_check: bool) {
+fn exercise(
+    dir: &std::path::Path,
+    template_b: bool,
+    unchanged: bool,
+    skip_stats: bool,
+    skip_commit_check: bool,
+) {
     let verified = Db::verify(dir);
     let clean = matches!(&verified, Ok(report) if report.is_clean());
     let opened = Db::open_with(dir, Options::default().create(false));
@@ -273,6 +387,9 @@ fn exercise(dir: &std::path::Path, unchanged: bool, skip_stats: bool, skip_commi
         );
     }
     for name in db.accounts() {
+        if SKIP_EMPTY_ACCOUNT_FROM_DAMAGED_INDEX && name.is_empty() {
+            continue;
+        }
         assert!(
             !name.is_empty() && name.len() <= 4096,
             "an account name breaks [D1]: {name:?}"
@@ -328,7 +445,7 @@ fn exercise(dir: &std::path::Path, unchanged: bool, skip_stats: bool, skip_commi
     if unchanged {
         assert!(clean, "the template does not verify clean: {verified:?}");
         assert!(
-            dump.as_ref().ok() == Some(&template_dump()),
+            dump.as_ref().ok() == Some(&template_dump(template_b)),
             "the template reads differently"
         );
     }
@@ -383,15 +500,17 @@ fn exercise(dir: &std::path::Path, unchanged: bool, skip_stats: bool, skip_commi
     }
 }
 
-/// What the template reads as.
-fn template_dump() -> common::Dump {
-    static DUMP: LazyLock<common::Dump> = LazyLock::new(|| {
+/// What template A (or, with `b`, template B) reads as.
+fn template_dump(b: bool) -> common::Dump {
+    fn read(files: &Files) -> common::Dump {
         let dir = common::tempdir();
-        common::write_files(dir.path(), &TEMPLATE);
+        common::write_files(dir.path(), files);
         common::dump(&Db::open(dir.path()).expect("the template opens"))
             .expect("the template reads")
-    });
-    DUMP.clone()
+    }
+    static DUMP_A: LazyLock<common::Dump> = LazyLock::new(|| read(&TEMPLATE));
+    static DUMP_B: LazyLock<common::Dump> = LazyLock::new(|| read(&TEMPLATE_B));
+    if b { DUMP_B.clone() } else { DUMP_A.clone() }
 }
 
 fn get_u32(b: &[u8], at: usize) -> Option<u32> {
@@ -433,15 +552,33 @@ fn forge(files: &mut Files, which: usize, agree: bool) {
         seal_manifest(bytes);
         return;
     }
+    let number = |prefix: &str, suffix: &str| {
+        name.strip_prefix(prefix)
+            .and_then(|n| n.strip_suffix(suffix))
+            .and_then(|n| n.parse::<u64>().ok())
+    };
     let mut facts = ManifestFacts::default();
     if name == "series.dict" {
         facts = forge_dictionary(bytes);
-    } else if let Some(number) = name
-        .strip_prefix("seg-")
-        .and_then(|n| n.strip_suffix(".tseg"))
-        .and_then(|n| n.parse::<u64>().ok())
-    {
+        // The index vouches for the dictionary's pages by their CRCs: a
+        // forged dictionary gets an index that agrees with it, or every
+        // forged dictionary would stop at the index's first page check.
+        let dictionary = bytes.clone();
+        if let Some((_, index)) = files.iter_mut().find(|(n, _)| n.ends_with(".tdix")) {
+            forge_index(index, &dictionary);
+        }
+    } else if let Some(number) = number("seg-", ".tseg") {
         facts = forge_segment(bytes, number);
+    } else if let Some(number) = number("head-", ".thead") {
+        facts = forge_head(bytes, number);
+    } else if name.ends_with(".tdix") {
+        let dictionary = files
+            .iter()
+            .find(|(n, _)| n == "series.dict")
+            .map(|(_, d)| d.clone())
+            .unwrap_or_default();
+        forge_index(&mut files[which].1, &dictionary);
+        facts = ManifestFacts::Index;
     }
     if !agree {
         return;
@@ -467,8 +604,9 @@ fn forge(files: &mut Files, which: usize, agree: bool) {
             footer: found,
         } => {
             let count = get_u32(m, 44).unwrap_or(0) as usize;
+            let entries = manifest_entries_offset(m);
             for k in 0..count {
-                let entry = 56 + 40 * k;
+                let entry = entries + 40 * k;
                 if get_u64(m, entry) != Some(number) {
                     continue;
                 }
@@ -480,10 +618,28 @@ fn forge(files: &mut Files, which: usize, agree: bool) {
                 }
             }
         }
+        ManifestFacts::Index => {
+            // Versions 2 and 3 only: a version-1 manifest names no index.
+            if manifest_entries_offset(m) == 72 {
+                put(m, 64, &len.to_le_bytes());
+            }
+        }
         ManifestFacts::None => return,
     }
     seal_manifest(m);
 }
+
+/// Where the manifest's entries start: after the index fields in versions
+/// 2 and 3 (docs/format.md, MANIFEST).
+fn manifest_entries_offset(m: &[u8]) -> usize {
+    match m.get(8..10) {
+        Some([1, 0]) | None => 56,
+        Some(_) => 72,
+    }
+}
+
+/// Bit 63 of a manifest entry's number marks a head ([M12]).
+const HEAD_BIT: u64 = 1 << 63;
 
 /// What a forged file tells the manifest.
 #[derive(Default)]
@@ -496,11 +652,120 @@ enum ManifestFacts {
         accounts: u32,
         series: u32,
     },
-    /// A segment's number, and its footer's points and time range.
+    /// A segment's number (a head's with [`HEAD_BIT`] set), and its
+    /// footer's (or its frames') points and time range.
     Segment {
         number: u64,
         footer: Option<(u64, i64, i64)>,
     },
+    /// The dictionary index: only its length goes in the manifest.
+    Index,
+}
+
+/// Recomputes a head's checksums, frame by frame ([HD1], [HD2]): each
+/// chunk column's (in the directory), the directory's and the frame
+/// header's, and adds up the points and times its whole frames claim.
+fn forge_head(b: &mut [u8], number: u64) -> ManifestFacts {
+    let mut pos = 16;
+    let mut points = 0u64;
+    let mut times: Option<(i64, i64)> = None;
+    while let (Some(body_len), Some(time), Some(ids), Some(held), Some(dir_len)) = (
+        get_u32(b, pos),
+        get_u64(b, pos + 4),
+        get_u32(b, pos + 16),
+        get_u32(b, pos + 20),
+        get_u32(b, pos + 24),
+    ) {
+        let body = pos + 36;
+        let Some(end) = body
+            .checked_add(body_len as usize)
+            .filter(|&e| e <= b.len())
+        else {
+            break;
+        };
+        let dir_len = dir_len as usize;
+        let chunks = (ids as usize).div_ceil(1024);
+        // The column ends and CRCs come first in the directory; when they
+        // do not fit, a reader rejects the frame whatever its CRCs.
+        if dir_len <= body_len as usize && chunks.saturating_mul(8) <= dir_len {
+            let columns = body + dir_len;
+            let mut start = 0usize;
+            for k in 0..chunks {
+                let Some(stop) = get_u32(b, body + 4 * k).map(|e| e as usize) else {
+                    break;
+                };
+                if let Some(c) = columns
+                    .checked_add(start)
+                    .zip(columns.checked_add(stop))
+                    .filter(|&(_, to)| to <= end)
+                    .and_then(|(from, to)| crc(b, from, to))
+                {
+                    put(b, body + 4 * chunks + 4 * k, &c.to_le_bytes());
+                }
+                start = stop;
+            }
+            if let Some(c) = crc(b, body, body + dir_len) {
+                put(b, pos + 28, &c.to_le_bytes());
+            }
+        }
+        if let Some(c) = crc(b, pos, pos + 32) {
+            put(b, pos + 32, &c.to_le_bytes());
+        }
+        points = points.wrapping_add(u64::from(held));
+        let time = time as i64;
+        times = Some(times.map_or((time, time), |(first, _)| (first, time)));
+        pos = end;
+    }
+    ManifestFacts::Segment {
+        number: number | HEAD_BIT,
+        footer: times.map(|(t_min, t_max)| (points, t_min, t_max)),
+    }
+}
+
+/// Recomputes a dictionary index's checksums from its footer's fields
+/// (docs/format.md, "Dictionary index"): the CRC of each page of
+/// `dictionary` it covers ("dictionary pages"), the page table, the page
+/// table's CRC and the footer's.
+fn forge_index(b: &mut [u8], dictionary: &[u8]) {
+    const PAGE: usize = 4096;
+    let Some(footer) = b.len().checked_sub(64).filter(|&f| f >= 16) else {
+        return;
+    };
+    let covered = get_u64(b, footer).and_then(|c| usize::try_from(c).ok());
+    let names_len = get_u64(b, footer + 24).and_then(|l| usize::try_from(l).ok());
+    if let (Some(covered), Some(pages_at)) = (covered, names_len.and_then(|l| l.checked_add(16))) {
+        // At most as many pages as fit before the footer, whatever the
+        // footer claims.
+        let pages = covered
+            .div_ceil(PAGE)
+            .min(footer.saturating_sub(pages_at) / 4);
+        for k in 0..pages {
+            let from = PAGE * k;
+            let to = (from + PAGE).min(covered);
+            if let Some(c) = crc(dictionary, from, to) {
+                put(b, pages_at + 4 * k, &c.to_le_bytes());
+            }
+        }
+    }
+    let table = get_u32(b, footer + 20)
+        .and_then(|p| (p as usize).checked_mul(4))
+        .and_then(|len| footer.checked_sub(len))
+        .filter(|&t| t >= 16);
+    if let Some(table) = table {
+        for k in 0..(footer - table) / 4 {
+            let from = 16 + PAGE * k;
+            let to = (from + PAGE).min(table);
+            if let Some(c) = crc(b, from, to) {
+                put(b, table + 4 * k, &c.to_le_bytes());
+            }
+        }
+        if let Some(c) = crc(b, table, footer) {
+            put(b, footer + 36, &c.to_le_bytes());
+        }
+    }
+    if let Some(c) = crc(b, footer, footer + 60) {
+        put(b, footer + 60, &c.to_le_bytes());
+    }
 }
 
 /// The manifest's CRC of everything before its last 4 bytes.
