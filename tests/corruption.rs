@@ -448,3 +448,44 @@ fn manifest_fields_that_cannot_be_are_damage_naming_the_field() {
         assert_damage_everywhere(dir.path(), "MANIFEST", what);
     }
 }
+
+/// [DX2]: a page of series.dict under the dictionary index that no longer
+/// matches its checksum fails `Db::accounts` and `Db::series`, naming the
+/// file, instead of listing an empty name in place of the names on that
+/// page (found by the database_files fuzz target,
+/// tests/fuzz/corpus/database_files/index-damaged-page-lists-empty-account).
+#[test]
+fn a_damaged_dictionary_page_under_the_index_fails_the_listings() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path()).unwrap();
+    let mut w = db.writer().unwrap();
+    for i in 0..50u64 {
+        w.append(&format!("acct{i:03}"), "followers", T0, i)
+            .unwrap();
+    }
+    w.commit().unwrap();
+    w.compact().unwrap();
+    drop(w);
+    drop(db);
+    assert!(
+        files(dir.path())
+            .iter()
+            .any(|p| p.extension().is_some_and(|e| e == "tdix")),
+        "compaction writes the dictionary index"
+    );
+    let path = dir.path().join("series.dict");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let at = bytes
+        .windows(7)
+        .position(|w| w == b"acct025")
+        .expect("the name is in series.dict");
+    bytes[at + 4] ^= 0x01;
+    std::fs::write(&path, &bytes).unwrap();
+
+    let db = Db::open(dir.path()).unwrap();
+    let err = db.accounts().unwrap_err().to_string();
+    assert!(err.contains("series.dict"), "{err}");
+    let db = Db::open(dir.path()).unwrap();
+    let err = db.series("followers", |_| true).unwrap_err().to_string();
+    assert!(err.contains("series.dict"), "{err}");
+}

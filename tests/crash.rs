@@ -49,7 +49,7 @@ fn model_after(batches: u64) -> Model {
 fn contents(db: &Db) -> Model {
     let mut out = Model::new();
     for metric in db.metrics() {
-        for s in db.series(&metric, |_| true) {
+        for s in db.series(&metric, |_| true).unwrap() {
             for p in db.points(&s.account, &metric, TimeRange::ALL).unwrap() {
                 out.insert((s.account.clone(), metric.clone(), p.time), p.count);
             }
@@ -63,6 +63,7 @@ fn contents(db: &Db) -> Model {
 fn committed_batches(db: &Db) -> u64 {
     let news: Vec<String> = db
         .accounts()
+        .unwrap()
         .into_iter()
         .filter(|a| a.starts_with("new"))
         .collect();

@@ -286,7 +286,7 @@ fn export_writes_every_point_partitioned_and_sorted() {
     // The same points as the database holds, series by series.
     let mut expected = 0;
     for metric in db.metrics() {
-        for series in db.series(&metric, |_| true) {
+        for series in db.series(&metric, |_| true).unwrap() {
             let points = db
                 .points(&series.account, &series.metric, TimeRange::ALL)
                 .unwrap();
@@ -330,7 +330,7 @@ fn export_honours_from_and_to() {
     };
     let mut expected = 0;
     for metric in db.metrics() {
-        for s in db.series(&metric, |_| true) {
+        for s in db.series(&metric, |_| true).unwrap() {
             expected += db.points(&s.account, &s.metric, range).unwrap().len();
         }
     }

@@ -23,7 +23,7 @@ fn contents(db: &Path) -> BTreeMap<(String, String, i64), u64> {
     let db = Db::open(db).unwrap();
     let mut out = BTreeMap::new();
     for metric in db.metrics() {
-        for s in db.series(&metric, |_| true) {
+        for s in db.series(&metric, |_| true).unwrap() {
             for p in db.points(&s.account, &metric, TimeRange::ALL).unwrap() {
                 out.insert((s.account.clone(), metric.clone(), p.time), p.count);
             }

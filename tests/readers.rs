@@ -28,7 +28,7 @@ fn value(hour: u64, account: u64) -> u64 {
 /// state.
 fn committed_hours(db: &Db) -> Result<u64, String> {
     let mut per_hour: BTreeMap<i64, u64> = BTreeMap::new();
-    let series = db.series("followers", |_| true);
+    let series = db.series("followers", |_| true).unwrap();
     for s in &series {
         let account: u64 = s.account[1..]
             .parse()

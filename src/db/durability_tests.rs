@@ -117,7 +117,7 @@ fn apply(model: &mut Model, points: &[(String, String, i64, u64)]) {
 fn contents(db: &Db) -> Result<Model, String> {
     let mut out = Model::new();
     for metric in db.metrics() {
-        for s in db.series(&metric, |_| true) {
+        for s in db.series(&metric, |_| true).expect("the series are listed") {
             let points = db
                 .points(&s.account, &metric, TimeRange::ALL)
                 .map_err(|e| format!("reading {}/{metric}: {e}", s.account))?;

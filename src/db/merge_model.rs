@@ -51,7 +51,10 @@ type Model = BTreeMap<(String, i64), u64>;
 
 fn contents(db: &Db) -> Model {
     let mut out = Model::new();
-    for s in db.series("followers", |_| true) {
+    for s in db
+        .series("followers", |_| true)
+        .expect("the series are listed")
+    {
         for p in db.points(&s.account, "followers", TimeRange::ALL).unwrap() {
             out.insert((s.account.clone(), p.time), p.count);
         }

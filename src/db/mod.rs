@@ -306,24 +306,31 @@ impl Db {
     }
 
     /// The accounts of the database, sorted by their UTF-8 bytes.
-    pub fn accounts(&self) -> Vec<String> {
+    ///
+    /// Fails when a page of the dictionary index it read was damaged
+    /// ([DX2]): the list would otherwise miss the names on that page, or
+    /// hold an empty one in their place.
+    pub fn accounts(&self) -> Result<Vec<String>> {
         let snapshot = self.snapshot();
         let mut names: Vec<String> = snapshot
             .dict
             .accounts()
             .map(|(_, n)| n.to_string())
             .collect();
+        if let Some(damage) = snapshot.dict.damage() {
+            return Err(damage);
+        }
         names.sort();
-        names
+        Ok(names)
     }
 
     /// The series of `metric` whose account satisfies `accept`, sorted by
-    /// account.
-    pub fn series(&self, metric: &str, accept: impl Fn(&str) -> bool) -> Vec<Series> {
+    /// account. Fails as [`Db::accounts`] does on a damaged index page.
+    pub fn series(&self, metric: &str, accept: impl Fn(&str) -> bool) -> Result<Vec<Series>> {
         let snapshot = self.snapshot();
         let dict = &snapshot.dict;
         let Some(metric_id) = dict.metric_id(metric) else {
-            return Vec::new();
+            return Ok(Vec::new());
         };
         let mut out: Vec<Series> = dict
             .series_of_metric(metric_id)
@@ -335,8 +342,11 @@ impl Db {
                 metric: metric.to_string(),
             })
             .collect();
+        if let Some(damage) = dict.damage() {
+            return Err(damage);
+        }
         out.sort();
-        out
+        Ok(out)
     }
 
     /// Counts of what the database holds and what it costs on disk.

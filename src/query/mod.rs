@@ -170,11 +170,12 @@ impl Query {
     /// For a bare selector (`followers{account=~"a.*"}`), the series it
     /// selects in `db`'s current snapshot, sorted by account; `None` for
     /// any other query.
-    pub(crate) fn selected_series(&self, db: &Db) -> Option<Vec<crate::Series>> {
+    pub(crate) fn selected_series(&self, db: &Db) -> Result<Option<Vec<crate::Series>>> {
         let plan::Plan::Series(plan::SeriesExpr::Select(selector)) = &self.plan else {
-            return None;
+            return Ok(None);
         };
-        Some(db.series(&selector.metric, |account| selector.matches(account)))
+        db.series(&selector.metric, |account| selector.matches(account))
+            .map(Some)
     }
 }
 

@@ -438,13 +438,13 @@ async fn accounts_inner(
         let names: Vec<String> = match &metric {
             Some(metric) => state
                 .db
-                .series(metric, accept)
+                .series(metric, accept)?
                 .into_iter()
                 .map(|s| s.account)
                 .collect(),
             None => state
                 .db
-                .accounts()
+                .accounts()?
                 .into_iter()
                 .filter(|a| accept(a))
                 .collect(),

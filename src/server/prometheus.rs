@@ -386,11 +386,11 @@ async fn label_values_inner(
     } else if selectors.is_empty() {
         let metric = name == "__name__";
         run_query(&state, None, move |state, _| {
-            Ok(if metric {
-                state.db.metrics()
+            if metric {
+                Ok(state.db.metrics())
             } else {
                 state.db.accounts()
-            })
+            }
         })
         .await?
     } else {
@@ -469,10 +469,10 @@ fn selectors(params: &Params) -> Result<Vec<Query>, ApiError> {
 /// The series any of `selectors` selects, sorted and without repeats.
 async fn matching(state: &Arc<AppState>, selectors: Vec<Query>) -> Result<Vec<Series>, ApiError> {
     run_query(state, None, move |state, _| {
-        let mut found: Vec<Series> = selectors
-            .iter()
-            .flat_map(|q| q.selected_series(&state.db).unwrap_or_default())
-            .collect();
+        let mut found: Vec<Series> = Vec::new();
+        for q in &selectors {
+            found.extend(q.selected_series(&state.db)?.unwrap_or_default());
+        }
         found.sort_by(|a, b| (&a.metric, &a.account).cmp(&(&b.metric, &b.account)));
         found.dedup();
         Ok(found)

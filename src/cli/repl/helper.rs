@@ -36,7 +36,9 @@ impl ReplHelper {
     /// The accounts starting with `prefix`, in order. The dictionary's list
     /// is sorted by bytes, so they are one run found by binary search.
     fn accounts_starting_with(&self, prefix: &str) -> Vec<String> {
-        let accounts = self.db.accounts();
+        // Completion is a help, never an error: a damaged index offers
+        // nothing here, and the query typed reports the damage.
+        let accounts = self.db.accounts().unwrap_or_default();
         let start = accounts.partition_point(|a| a.as_str() < prefix);
         accounts[start..]
             .iter()
@@ -71,7 +73,7 @@ impl ReplHelper {
                 (start, pairs)
             }
             Position::AfterOperator { start, exact } => {
-                let names = self.db.accounts();
+                let names = self.db.accounts().unwrap_or_default();
                 let pairs = names
                     .into_iter()
                     .map(|name| Pair {

@@ -341,7 +341,14 @@ impl Session {
         }
         let mut out = io::stdout().lock();
         let mut shown = 0usize;
-        for account in self.db.accounts() {
+        let accounts = match self.db.accounts() {
+            Ok(accounts) => accounts,
+            Err(e) => {
+                self.fail(&e);
+                return Ok(());
+            }
+        };
+        for account in accounts {
             if matcher.as_ref().is_none_or(|re| re.is_match(&account)) {
                 writeln!(out, "{account}")?;
                 shown += 1;

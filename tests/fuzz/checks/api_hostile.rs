@@ -446,7 +446,10 @@ pub fn check(data: &[u8]) {
             }
             Op::Series { metric } => {
                 let metric = metric.text();
-                for series in s.db.series(&metric, |_| true) {
+                for series in
+                    s.db.series(&metric, |_| true)
+                        .expect("the series are listed")
+                {
                     assert_eq!(series.metric, metric);
                 }
             }

@@ -71,7 +71,7 @@ pub type Dump = BTreeMap<(String, String), Vec<Point>>;
 pub fn dump(db: &Db) -> tally::Result<Dump> {
     let mut out = Dump::new();
     for metric in db.metrics() {
-        for series in db.series(&metric, |_| true) {
+        for series in db.series(&metric, |_| true)? {
             let points = db.points(&series.account, &metric, TimeRange::ALL)?;
             out.insert((series.account, metric.clone()), points);
         }
