@@ -308,8 +308,8 @@ impl Db {
     /// The accounts of the database, sorted by their UTF-8 bytes.
     ///
     /// Fails when a page of the dictionary index it read was damaged
-    /// ([DX2]): the list would otherwise miss the names on that page, or
-    /// hold an empty one in their place.
+    /// (\[DX2\] in docs/format.md): the list would otherwise miss the
+    /// names on that page, or hold an empty one in their place.
     pub fn accounts(&self) -> Result<Vec<String>> {
         let snapshot = self.snapshot();
         let mut names: Vec<String> = snapshot
