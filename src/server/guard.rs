@@ -128,6 +128,21 @@ pub(crate) async fn run_query<T: Send + 'static>(
     timeout: Option<Duration>,
     work: impl FnOnce(&AppState, Arc<AtomicBool>) -> crate::Result<T> + Send + 'static,
 ) -> Result<T, ApiError> {
+    run_refreshed(state, timeout, move |state, cancel| {
+        state.refresh()?;
+        work(state, cancel)
+    })
+    .await
+}
+
+/// [`run_query`] for a request that has already brought the database up
+/// to date ([`current_generation`]): the query reads the snapshot as it
+/// is, without reading the manifest a second time.
+pub(crate) async fn run_refreshed<T: Send + 'static>(
+    state: &Arc<AppState>,
+    timeout: Option<Duration>,
+    work: impl FnOnce(&AppState, Arc<AtomicBool>) -> crate::Result<T> + Send + 'static,
+) -> Result<T, ApiError> {
     let started = Instant::now();
     let limit = timeout.map_or(state.options.query_timeout, |t| {
         t.min(state.options.query_timeout)
@@ -150,7 +165,6 @@ pub(crate) async fn run_query<T: Send + 'static>(
     let task_cancel = Arc::clone(&cancel);
     let mut task = tokio::task::spawn_blocking(move || {
         let _permit = permit;
-        task_state.refresh()?;
         work(&task_state, task_cancel)
     });
     let remaining = limit.saturating_sub(started.elapsed());

@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use super::AppState;
 use super::errors::{ApiError, column_type};
 use super::flights::{Answer, FlightKey, Role};
-use super::guard::{current_generation, read_body, run_blocking, run_query};
+use super::guard::{current_generation, read_body, run_blocking, run_query, run_refreshed};
 use super::params::{Params, flag, native_time};
 use crate::import::{Format, ImportOptions, Input};
 use crate::output::{CsvPrinter, Printer};
@@ -95,7 +95,8 @@ async fn query_inner(
         },
         Role::Leader(leader) => (Some(leader), None),
     };
-    let (table, svg) = run_query(&state, timeout, move |state, cancel| {
+    // `current_generation` refreshed the database for the key above.
+    let (table, svg) = run_refreshed(&state, timeout, move |state, cancel| {
         let query = query.cancel_on(cancel);
         if draw {
             // The rows and the picture from one committed state.
