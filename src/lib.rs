@@ -20,6 +20,8 @@ mod export;
 pub mod import;
 mod output;
 mod query;
+#[cfg(feature = "datafusion")]
+mod sql;
 mod storage;
 mod time;
 

@@ -374,3 +374,22 @@ fn without_the_arrow_feature_arrow_output_names_the_feature() {
     }
     assert!(!dir.path().join("x").exists());
 }
+
+/// A build without the `datafusion` feature still lists `tally sql`, and
+/// refuses it with one line naming the feature (docs/sql.md). CI builds
+/// with every feature; `cargo test` alone runs this.
+#[cfg(not(feature = "datafusion"))]
+#[test]
+fn without_the_datafusion_feature_sql_names_the_feature() {
+    let dir = tempfile::tempdir().unwrap();
+    sample_db(dir.path());
+    let out = tally(dir.path())
+        .args(["sql", "SELECT count(*) FROM points"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--features datafusion"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(out.stdout.is_empty());
+}

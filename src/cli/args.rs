@@ -41,6 +41,10 @@ pub(crate) enum Command {
     /// partitioned by account, for DuckDB, Polars, pandas or Spark
     /// (docs/export.md). Needs tally built with `--features arrow`.
     Export(ExportArgs),
+    /// Run one SQL statement over the database: the table `points` and the
+    /// table function tally('QUERY') (docs/sql.md). Needs tally built with
+    /// `--features datafusion`.
+    Sql(SqlArgs),
     /// Start an interactive shell: queries, meta commands (.help), history
     /// and tab completion; reads queries from standard input when it is not
     /// a terminal.
@@ -167,6 +171,24 @@ pub(crate) struct QueryArgs {
     pub to: Option<i64>,
     /// The query, e.g. 'drop(followers, 5%, 1h)'.
     pub query: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct SqlArgs {
+    /// Output format [default: table on a terminal, csv otherwise]; arrow
+    /// writes an Arrow IPC stream with the answer's own column types.
+    #[arg(long, value_enum)]
+    pub format: Option<QueryFormat>,
+    /// Only points at or after this time, in `points` and in every
+    /// tally('…') (RFC 3339 or Unix seconds).
+    #[arg(long, value_parser = parse_time_arg, value_name = "TIME")]
+    pub from: Option<i64>,
+    /// Only points before this time (RFC 3339 or Unix seconds).
+    #[arg(long, value_parser = parse_time_arg, value_name = "TIME")]
+    pub to: Option<i64>,
+    /// The statement, e.g. 'SELECT count(*) FROM tally('drop(followers,
+    /// 5%, 1h)')'.
+    pub sql: String,
 }
 
 #[derive(Debug, clap::Args)]

@@ -11,6 +11,7 @@ mod import;
 mod repl;
 #[cfg(feature = "server")]
 mod serve;
+mod sql;
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -83,6 +84,7 @@ fn run(args: Args) -> Result<ExitCode, Error> {
         Command::Import(i) => import::run(&args.db, &i),
         Command::Query(q) => query(&args.db, &q),
         Command::Export(e) => export::run(&args.db, &e),
+        Command::Sql(q) => sql::run(&args.db, &q),
         Command::Demo(d) => demo::run(&args.db, &d),
         Command::Generate(g) => generate::run(&g),
         Command::Repl => repl::run(&open_existing(&args.db)?),

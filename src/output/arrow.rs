@@ -27,7 +27,7 @@ pub(crate) const BATCH_ROWS: usize = 64 * 1024;
 
 /// The time zone of every time column: tally's times are instants, printed
 /// in UTC.
-const UTC: &str = "UTC";
+pub(crate) const UTC: &str = "UTC";
 
 /// Digits of a percentage column: any `i64` of hundredths fits in 20 digits
 /// with two after the point.
@@ -139,14 +139,28 @@ pub(crate) struct ArrowPrinter;
 impl Printer for ArrowPrinter {
     fn print(&mut self, table: &Table, out: &mut dyn Write) -> io::Result<()> {
         let schema = schema(table.columns());
-        let mut writer = StreamWriter::try_new(io::BufWriter::new(out), &schema).map_err(to_io)?;
-        for rows in table.rows().chunks(BATCH_ROWS) {
-            let batch = record_batch(&schema, rows).map_err(to_io)?;
-            writer.write(&batch).map_err(to_io)?;
-        }
-        writer.finish().map_err(to_io)?;
-        writer.into_inner().map_err(to_io)?.flush()
+        let batches = table
+            .rows()
+            .chunks(BATCH_ROWS)
+            .map(|rows| record_batch(&schema, rows));
+        write_stream(&schema, batches, out)
     }
+}
+
+/// Writes an Arrow IPC stream of `batches`, which have `schema`: the one
+/// writer of `--format arrow`, for tally's tables ([`ArrowPrinter`]) and
+/// for the record batches `tally sql` answers with.
+pub(crate) fn write_stream(
+    schema: &SchemaRef,
+    batches: impl IntoIterator<Item = Result<RecordBatch, ArrowError>>,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    let mut writer = StreamWriter::try_new(io::BufWriter::new(out), schema).map_err(to_io)?;
+    for batch in batches {
+        writer.write(&batch.map_err(to_io)?).map_err(to_io)?;
+    }
+    writer.finish().map_err(to_io)?;
+    writer.into_inner().map_err(to_io)?.flush()
 }
 
 #[cfg(test)]
