@@ -79,7 +79,7 @@ fn expected_points(
     range: TimeRange,
 ) -> Vec<Vec<Value>> {
     let mut rows = Vec::new();
-    for account in db.accounts() {
+    for account in db.accounts().unwrap() {
         for metric in db.metrics() {
             if !keep(&account, &metric) {
                 continue;
@@ -118,6 +118,9 @@ fn points_holds_every_point_of_every_series() {
     assert_eq!(table.series_read(), 50);
 }
 
+/// Which series a pushed-down filter should keep: `(account, metric) -> keep?`.
+type SeriesFilter = dyn Fn(&str, &str) -> bool;
+
 #[test]
 fn filters_are_applied_inside_the_scan() {
     let dir = tempfile::tempdir().unwrap();
@@ -125,7 +128,7 @@ fn filters_are_applied_inside_the_scan() {
     let from = T0 + 5 * HOUR;
     let to = T0 + 20 * HOUR;
     let range = TimeRange { from, to };
-    let cases: Vec<(&str, Box<dyn Fn(&str, &str) -> bool>, TimeRange, u64)> = vec![
+    let cases: Vec<(&str, Box<SeriesFilter>, TimeRange, u64)> = vec![
         (
             "metric = 'followers'",
             Box::new(|_, m| m == "followers"),
@@ -309,7 +312,7 @@ fn tally_joins_with_a_parquet_file_named_in_from() {
         let account = falls.get(row, "account").and_then(Value::as_str).unwrap();
         let n: usize = account.trim_start_matches("acct_").parse().unwrap();
         *by_country
-            .entry(if n % 2 == 0 { "fr" } else { "jp" })
+            .entry(if n.is_multiple_of(2) { "fr" } else { "jp" })
             .or_default() += 1;
     }
     let expected: Vec<Vec<Value>> = by_country
