@@ -159,6 +159,16 @@ fn with_caret(sql: &str, message: &str) -> String {
             let column: usize = c.get(2)?.as_str().parse().ok()?;
             Some((line, column))
         });
+    // sqlparser gives no place for "found: EOF": the statement ended too
+    // soon, so the caret goes just after its last character.
+    let at = at.or_else(|| {
+        if !message.contains("found: EOF") {
+            return None;
+        }
+        let lines = sql.lines().count().max(1);
+        let last = sql.lines().last().unwrap_or("");
+        Some((lines, last.trim_end().chars().count() + 1))
+    });
     let Some((line, column)) = at else {
         return message.to_string();
     };

@@ -185,12 +185,53 @@ impl AccountTest {
     }
 }
 
+/// The account test a `LIKE` pattern states, when it is an exact name or a
+/// plain prefix: no wildcard but one `%` at the very end. A backslash
+/// escapes the next character, as in DataFusion's `LIKE` without an `ESCAPE`
+/// clause, so `'acct\_1%'` is the prefix `acct_1`, while `'acct_1%'` (where `_` is any
+/// one character) is left to DataFusion.
+fn like_test(pattern: &str) -> Option<AccountTest> {
+    let mut stem = String::with_capacity(pattern.len());
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => stem.push(chars.next()?),
+            '%' if chars.as_str().is_empty() => return Some(AccountTest::Prefix(stem)),
+            '%' | '_' => return None,
+            c => stem.push(c),
+        }
+    }
+    Some(AccountTest::OneOf(vec![stem]))
+}
+
 impl Constraint {
     /// The constraint `filter` states, and whether tally applies it exactly
     /// (true) or only narrows the rows, leaving DataFusion to apply the
     /// filter again (false). `None` for a filter tally cannot use.
     fn of(filter: &Expr) -> Option<(Constraint, bool)> {
         match filter {
+            // DataFusion's simplifier rewrites a short `IN` list as a chain
+            // of `OR`ed equalities, so `a = x OR a = y` is `a IN (x, y)`.
+            // Only names of one column join this way, and only when both
+            // sides are exact.
+            Expr::BinaryExpr(BinaryExpr {
+                left,
+                op: Operator::Or,
+                right,
+            }) => match (Constraint::of(left)?, Constraint::of(right)?) {
+                ((Constraint::Metric(mut a), true), (Constraint::Metric(b), true)) => {
+                    a.extend(b);
+                    Some((Constraint::Metric(a), true))
+                }
+                (
+                    (Constraint::Account(AccountTest::OneOf(mut a)), true),
+                    (Constraint::Account(AccountTest::OneOf(b)), true),
+                ) => {
+                    a.extend(b);
+                    Some((Constraint::Account(AccountTest::OneOf(a)), true))
+                }
+                _ => None,
+            },
             Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
                 // `literal op column` is `column op' literal`.
                 let (column, op, literal) = match (column_name(left), column_name(right)) {
@@ -237,18 +278,7 @@ impl Constraint {
                 case_insensitive: false,
             }) if column_name(expr)? == "account" => {
                 let pattern = text(literal(pattern)?)?;
-                // Only a plain prefix: no wildcard but one `%` at the end,
-                // and no backslash (LIKE's escape).
-                let stem = pattern.strip_suffix('%').unwrap_or(&pattern);
-                if stem.contains(['%', '_', '\\']) {
-                    return None;
-                }
-                let test = if stem.len() == pattern.len() {
-                    AccountTest::OneOf(vec![pattern.clone()])
-                } else {
-                    AccountTest::Prefix(stem.to_string())
-                };
-                Some((Constraint::Account(test), true))
+                Some((Constraint::Account(like_test(&pattern)?), true))
             }
             Expr::Between(Between {
                 expr,

@@ -148,7 +148,7 @@ fn filters_are_applied_inside_the_scan() {
             3,
         ),
         (
-            "account LIKE 'acct_1%' AND metric = 'followers'",
+            r"account LIKE 'acct\_1%' AND metric = 'followers'",
             Box::new(|a, m| a.starts_with("acct_1") && m == "followers"),
             TimeRange::ALL,
             10,
