@@ -134,6 +134,25 @@ fn sql_writes_json_and_arrow() {
     );
     let rows: usize = reader.map(|b| b.unwrap().num_rows()).sum();
     assert_eq!(rows, 1);
+
+    // The points' names are string views inside DataFusion; the stream
+    // gives them as plain utf8, as `tally query --format arrow` does.
+    let out = tally(&db)
+        .args([
+            "sql",
+            "--format",
+            "arrow",
+            "SELECT account, metric, value FROM points LIMIT 3",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let reader = arrow_ipc::reader::StreamReader::try_new(&out.stdout[..], None).unwrap();
+    let schema = reader.schema();
+    assert_eq!(schema.field(0).data_type(), &arrow_schema::DataType::Utf8);
+    assert_eq!(schema.field(1).data_type(), &arrow_schema::DataType::Utf8);
+    let rows: usize = reader.map(|b| b.unwrap().num_rows()).sum();
+    assert_eq!(rows, 3);
 }
 
 #[test]

@@ -62,11 +62,16 @@ pub(crate) fn run(db_path: &Path, args: &SqlArgs) -> Result<ExitCode, Error> {
     };
     let mut out = std::io::stdout().lock();
     let printed = match format {
-        None => crate::output::arrow::write_stream(
-            &answer.schema,
-            answer.batches.iter().cloned().map(Ok),
-            &mut out,
-        ),
+        None => {
+            let plain = answer.with_plain_strings().map_err(|e| {
+                Error::Invalid(format!("the SQL's answer cannot be written as Arrow: {e}"))
+            })?;
+            crate::output::arrow::write_stream(
+                &plain.schema,
+                plain.batches.into_iter().map(Ok),
+                &mut out,
+            )
+        }
         Some(format) => {
             let table = table_of(&answer)?;
             printer(format).print(&table, &mut out)

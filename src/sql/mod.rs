@@ -46,6 +46,51 @@ pub(crate) struct SqlAnswer {
     pub notices: Vec<Notice>,
 }
 
+impl SqlAnswer {
+    /// The answer with its string views (`points`' names, and the strings
+    /// of Parquet files DataFusion reads) as plain `Utf8`: the type
+    /// `tally query --format arrow` and `tally export` write, which every
+    /// Arrow reader knows (docs/sql.md, "Output").
+    pub(crate) fn with_plain_strings(&self) -> Result<SqlAnswer, arrow_schema::ArrowError> {
+        let plain = |t: &DataType| match t {
+            DataType::Utf8View => DataType::Utf8,
+            other => other.clone(),
+        };
+        let fields: Vec<arrow_schema::Field> = self
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone().with_data_type(plain(f.data_type())))
+            .collect();
+        let schema = Arc::new(arrow_schema::Schema::new_with_metadata(
+            fields,
+            self.schema.metadata().clone(),
+        ));
+        let batches = self
+            .batches
+            .iter()
+            .map(|batch| {
+                let columns = batch
+                    .columns()
+                    .iter()
+                    .map(|c| match c.data_type() {
+                        DataType::Utf8View => cast(c, &DataType::Utf8),
+                        _ => Ok(Arc::clone(c)),
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                let options =
+                    arrow_array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+                RecordBatch::try_new_with_options(Arc::clone(&schema), columns, &options)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(SqlAnswer {
+            schema,
+            batches,
+            notices: self.notices.clone(),
+        })
+    }
+}
+
 /// Why a SQL statement gave no answer.
 #[derive(Debug)]
 pub(crate) enum SqlFailure {

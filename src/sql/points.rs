@@ -1,6 +1,7 @@
 //! The `points` table: every point of a tally database as the rows
-//! `(account utf8, metric utf8, time timestamp(ms, UTC), value int64)`, the
-//! columns and types of `tally export` (`crate::output::arrow`).
+//! `(account utf8view, metric utf8view, time timestamp(ms, UTC), value int64)`,
+//! the columns of `tally export` (`crate::output::arrow`), with the names as
+//! string views ([`points_schema`]).
 //!
 //! This module owns the filter pushdown and the scan. Filters on `metric`,
 //! `account` and `time` that tally can answer from its dictionary and its
@@ -14,11 +15,13 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use arrow_array::builder::StringBuilder;
+use arrow_array::builder::make_view;
 use arrow_array::{
-    ArrayRef, Int64Array, RecordBatch, RecordBatchOptions, TimestampMillisecondArray,
+    ArrayRef, Int64Array, RecordBatch, RecordBatchOptions, StringViewArray,
+    TimestampMillisecondArray,
 };
-use arrow_schema::SchemaRef;
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::buffer::{Buffer, ScalarBuffer};
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::{DataFusionError, ScalarValue};
 use datafusion::execution::TaskContext;
@@ -42,6 +45,28 @@ const METRIC: usize = 1;
 const TIME: usize = 2;
 const VALUE: usize = 3;
 
+/// The schema of `points`: that of a selector's table (`tally export`'s),
+/// but for its two names, which are string views (docs/sql.md, "Output").
+///
+/// A scan repeats one account and one metric name on every point of a
+/// series. As views, a name of at most 12 bytes is the 16-byte view itself
+/// and a longer one is stored once per series and batch, where a `Utf8`
+/// column copies the bytes on every row; and DataFusion groups and
+/// compares short views without touching string bytes. It is also the type
+/// DataFusion gives the strings of the Parquet files it reads.
+fn points_schema() -> SchemaRef {
+    let plain = schema(&POINT_COLUMNS);
+    let fields: Vec<Field> = plain
+        .fields()
+        .iter()
+        .map(|f| match f.data_type() {
+            DataType::Utf8 => f.as_ref().clone().with_data_type(DataType::Utf8View),
+            _ => f.as_ref().clone(),
+        })
+        .collect();
+    Arc::new(Schema::new(fields))
+}
+
 /// The `points` table over one committed state of a database.
 #[derive(Debug)]
 pub(crate) struct PointsTable {
@@ -59,7 +84,7 @@ impl PointsTable {
         PointsTable {
             snapshot,
             range,
-            schema: schema(&POINT_COLUMNS),
+            schema: points_schema(),
             series_read: Arc::new(AtomicU64::new(0)),
         }
     }
@@ -498,7 +523,7 @@ impl PartitionStream for PointsPartition {
                 let key = snapshot.dict.series_key(id);
                 let account = key.map_or("", |k| snapshot.dict.account_name(k.account));
                 let metric = key.map_or("", |k| snapshot.dict.metrics.get(k.metric));
-                batch.push(account, metric, &times, &values);
+                batch.push(account, metric, &times, &values)?;
                 if batch.rows >= BATCH_ROWS && tx.blocking_send(batch.finish()).is_err() {
                     // The consumer is gone (a LIMIT was met, or the query
                     // was cancelled): stop reading.
@@ -519,8 +544,8 @@ impl PartitionStream for PointsPartition {
 struct BatchBuilder {
     schema: SchemaRef,
     columns: Vec<usize>,
-    accounts: StringBuilder,
-    metrics: StringBuilder,
+    accounts: ViewColumn,
+    metrics: ViewColumn,
     times: Vec<i64>,
     values: Vec<i64>,
     rows: usize,
@@ -531,8 +556,8 @@ impl BatchBuilder {
         BatchBuilder {
             schema,
             columns,
-            accounts: StringBuilder::new(),
-            metrics: StringBuilder::new(),
+            accounts: ViewColumn::default(),
+            metrics: ViewColumn::default(),
             times: Vec::new(),
             values: Vec::new(),
             rows: 0,
@@ -543,17 +568,19 @@ impl BatchBuilder {
         self.columns.contains(&column)
     }
 
-    fn push(&mut self, account: &str, metric: &str, times: &[i64], values: &[i64]) {
+    fn push(
+        &mut self,
+        account: &str,
+        metric: &str,
+        times: &[i64],
+        values: &[i64],
+    ) -> datafusion::common::Result<()> {
         let n = times.len();
         if self.wants(ACCOUNT) {
-            for _ in 0..n {
-                self.accounts.append_value(account);
-            }
+            self.accounts.push(account, n)?;
         }
         if self.wants(METRIC) {
-            for _ in 0..n {
-                self.metrics.append_value(metric);
-            }
+            self.metrics.push(metric, n)?;
         }
         if self.wants(TIME) {
             self.times.extend_from_slice(times);
@@ -562,6 +589,7 @@ impl BatchBuilder {
             self.values.extend_from_slice(values);
         }
         self.rows += n;
+        Ok(())
     }
 
     /// The batch so far; the builder starts the next one empty.
@@ -590,5 +618,108 @@ impl BatchBuilder {
             arrays,
             &options,
         )?)
+    }
+}
+
+/// A string-view column being filled with runs of one string: a series'
+/// name, once per point.
+#[derive(Default)]
+struct ViewColumn {
+    views: Vec<u128>,
+    /// Full buffers of the strings longer than a view holds.
+    blocks: Vec<Buffer>,
+    /// The buffer being filled, block number `blocks.len()`: each long
+    /// string once per run.
+    data: Vec<u8>,
+}
+
+impl ViewColumn {
+    /// Appends `text`, `n` times.
+    fn push(&mut self, text: &str, n: usize) -> datafusion::common::Result<()> {
+        let bytes = text.as_bytes();
+        // A view holds a string of up to 12 bytes itself; a longer one
+        // names a buffer and an offset in it, both u32.
+        let view = if bytes.len() <= 12 {
+            make_view(bytes, 0, 0)
+        } else {
+            let too_long = || {
+                DataFusionError::Execution(format!(
+                    "a name of {} bytes is longer than an Arrow string can be",
+                    bytes.len()
+                ))
+            };
+            let len = u32::try_from(bytes.len()).map_err(|_| too_long())?;
+            if u32::try_from(self.data.len() + bytes.len()).is_err() {
+                self.blocks
+                    .push(Buffer::from_vec(std::mem::take(&mut self.data)));
+            }
+            let block = u32::try_from(self.blocks.len()).map_err(|_| too_long())?;
+            // Fits: `data` was emptied above unless its length plus `len`
+            // fits in a u32.
+            let offset = u32::try_from(self.data.len()).map_err(|_| too_long())?;
+            debug_assert!(offset.checked_add(len).is_some());
+            self.data.extend_from_slice(bytes);
+            make_view(bytes, block, offset)
+        };
+        self.views.extend(std::iter::repeat_n(view, n));
+        Ok(())
+    }
+
+    /// The column so far; the next one starts empty.
+    fn finish(&mut self) -> StringViewArray {
+        let views = ScalarBuffer::from(std::mem::take(&mut self.views));
+        let mut blocks = std::mem::take(&mut self.blocks);
+        blocks.push(Buffer::from_vec(std::mem::take(&mut self.data)));
+        // SAFETY: every view was made by `make_view` from the bytes of a
+        // `&str`: an inline one holds valid UTF-8 of its length, and a
+        // longer one names the block and offset its bytes were copied to,
+        // with their length, within that block (`push`). Blocks are only
+        // ever added at the end, so block numbers stay right.
+        // `StringViewArray::try_new` would check all this again on every
+        // row, which costs about as much as the rest of the column
+        // building.
+        unsafe { StringViewArray::new_unchecked(views, blocks, None) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ViewColumn;
+    use arrow_array::Array;
+
+    #[test]
+    fn a_view_column_holds_runs_of_short_and_long_names() {
+        let runs = [
+            ("acct_1", 3),
+            ("a name longer than twelve bytes", 2),
+            ("", 1),
+            ("exactly12byt", 2),
+            ("thirteen byte", 1),
+            ("a name longer than twelve bytes", 1),
+            ("ünïcödé names, long enough", 2),
+        ];
+        let mut column = ViewColumn::default();
+        // Two batches from one column: `finish` must leave it empty and
+        // ready for the next.
+        for _ in 0..2 {
+            for (name, n) in runs {
+                column.push(name, n).unwrap();
+            }
+            let array = column.finish();
+            let expected: Vec<&str> = runs
+                .iter()
+                .flat_map(|&(name, n)| std::iter::repeat_n(name, n))
+                .collect();
+            assert_eq!(array.len(), expected.len());
+            let got: Vec<&str> = (0..array.len()).map(|i| array.value(i)).collect();
+            assert_eq!(got, expected);
+            // What `try_new` would have checked, once here.
+            arrow_array::StringViewArray::try_new(
+                array.views().clone(),
+                array.data_buffers().to_vec(),
+                None,
+            )
+            .unwrap();
+        }
     }
 }
