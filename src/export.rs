@@ -76,18 +76,11 @@ pub(crate) struct ExportSummary {
     pub notices: Vec<crate::Notice>,
 }
 
-/// The partition of an account among `partitions` (at least 1): the 64-bit
-/// FNV-1a hash of its UTF-8 bytes (offset basis `0xcbf29ce484222325`, prime
-/// `0x100000001b3`), modulo `partitions`. FNV-1a is fixed and a few lines
-/// in any language, so a reader can tell which file holds an account.
+/// The partition of an account among `partitions` (at least 1): the
+/// shard hash of docs/scale-out.md, [SO1] (FNV-1a 64 of its UTF-8 bytes,
+/// modulo `partitions`), so that export files and shards line up.
 pub(crate) fn partition_of(account: &str, partitions: u32) -> u32 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for &byte in account.as_bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    // The remainder is below `partitions`, a u32.
-    (hash % u64::from(partitions.max(1))) as u32
+    crate::shard::part_of(account.as_bytes(), partitions)
 }
 
 /// The name of partition `i`'s file.

@@ -20,6 +20,7 @@ mod export;
 pub mod import;
 mod output;
 mod query;
+mod shard;
 #[cfg(feature = "datafusion")]
 mod sql;
 mod storage;
@@ -58,7 +59,8 @@ pub mod bench_support {
 }
 
 pub use error::{Error, QueryError, Result};
-pub use query::{Function, Notice, NoticeKind, Param, Query, Table, Value, functions};
+pub use query::{Function, Notice, NoticeKind, Param, Query, ShardPart, Table, Value, functions};
+pub use shard::Shard;
 
 /// The importer as benches/import_parse.rs reaches it; not part of the API.
 #[doc(hidden)]

@@ -461,3 +461,54 @@ fn generated_snapshots_read_back_exactly() {
     assert_eq!(contents(&merged), want);
     assert!(Db::verify(&merged).unwrap().is_clean());
 }
+
+#[test]
+fn shard_imports_split_one_file_and_refuse_another_shards_database() {
+    // docs/scale-out.md, [SO3] [SO4]: each shard imports the same file and
+    // keeps its own accounts; together they hold exactly the file's points.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("snap.csv");
+    let mut text = String::from("account,time,followers\n");
+    for i in 0..40 {
+        text.push_str(&format!("acct{i},2019-02-13T10:00:00Z,{}\n", 100 + i));
+    }
+    std::fs::write(&file, &text).unwrap();
+    let whole = dir.path().join("whole");
+    tally(&whole).arg("import").arg(&file).assert().success();
+    let mut union = BTreeMap::new();
+    for s in 0..4 {
+        let shard = dir.path().join(format!("shard-{s}"));
+        tally(&shard)
+            .args(["import", "--shard", &format!("{s}/4")])
+            .arg(&file)
+            .assert()
+            .success()
+            .stderr(predicates::str::contains(format!(
+                "shard {s} of 4: passed over"
+            )));
+        let marker = std::fs::read_to_string(shard.join("SHARD")).unwrap();
+        assert_eq!(marker, format!("shard {s} of 4, fnv1a64\n"));
+        let points = contents(&shard);
+        assert!(
+            !points.is_empty() && points.len() < 40,
+            "shard {s}: {points:?}"
+        );
+        union.extend(points);
+    }
+    assert_eq!(union, contents(&whole));
+    // A database marked as one shard refuses the import of another.
+    tally(&dir.path().join("shard-0"))
+        .args(["import", "--shard", "1/4"])
+        .arg(&file)
+        .assert()
+        .failure()
+        .stderr(predicates::str::contains(
+            "is shard 0 of 4, not shard 1 of 4",
+        ));
+    tally(&whole)
+        .args(["import", "--shard", "1/3"])
+        .arg(&file)
+        .assert()
+        .failure()
+        .stderr(predicates::str::contains("power of two"));
+}

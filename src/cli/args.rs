@@ -135,6 +135,12 @@ pub(crate) struct ImportArgs {
     /// failing the whole import.
     #[arg(long)]
     pub skip_bad: bool,
+    /// Import only the rows whose account belongs to shard S of N
+    /// (docs/scale-out.md): the others are passed over, so one file feeds
+    /// every shard. Marks the database as that shard, and refuses a
+    /// database marked as another.
+    #[arg(long, value_name = "S/N")]
+    pub shard: Option<crate::Shard>,
     /// Memory for buffering points before they are spilled into a segment
     /// (e.g. 512MiB, 2GiB); a larger import is still committed atomically,
     /// and its segments are merged into one after it.

@@ -20,6 +20,7 @@ pub(crate) fn run(db_path: &Path, args: &ImportArgs) -> Result<ExitCode, Error> 
             ImportFormat::Jsonl => Format::Jsonl,
         }),
         skip_bad: args.skip_bad,
+        shard: args.shard,
     };
     let inputs: Vec<Input> = args.files.iter().map(Input::from_arg).collect();
     let started = Instant::now();
@@ -31,6 +32,11 @@ pub(crate) fn run(db_path: &Path, args: &ImportArgs) -> Result<ExitCode, Error> 
             .memory_budget(args.memory_budget)
             .auto_merge(false),
     )?;
+    // The marker is written before the import, so that a directory of
+    // another shard is refused before any row is read.
+    if let Some(shard) = args.shard {
+        shard.mark(db_path)?;
+    }
     let mut writer = db.writer()?;
     let bar = progress_bar();
     let result = writer.import(&inputs, &options, |p| draw(&bar, p));
@@ -58,6 +64,18 @@ pub(crate) fn run(db_path: &Path, args: &ImportArgs) -> Result<ExitCode, Error> 
         for example in &summary.skipped_examples {
             let _ = writeln!(err, "  {example}");
         }
+    }
+    if let Some(shard) = args.shard {
+        let _ = writeln!(
+            err,
+            "tally: {shard}: passed over {} {} of other shards",
+            summary.other_shards,
+            if summary.other_shards == 1 {
+                "row"
+            } else {
+                "rows"
+            }
+        );
     }
     let rate = if seconds > 0.0 {
         summary.points as f64 / seconds

@@ -53,6 +53,7 @@ pub fn import_paths(
         at: None,
         format,
         skip_bad: false,
+        shard: None,
     };
     import_into(sink, &inputs, &opts, &mut |_| {})
 }

@@ -161,6 +161,7 @@ impl Input {
 ///     at: Some(1_550_052_000_000),
 ///     format: None,
 ///     skip_bad: true,
+///     shard: None,
 /// };
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -174,6 +175,10 @@ pub struct ImportOptions {
     /// Skip bad rows (counting and reporting them) instead of failing
     /// (\[IM13\]).
     pub skip_bad: bool,
+    /// Import only the rows of the accounts of this shard, and pass over
+    /// the others (`tally import --shard S/N`, docs/scale-out.md, \[SO3\]):
+    /// so one snapshot file feeds every shard of a cluster.
+    pub shard: Option<crate::Shard>,
 }
 
 /// What an import did (\[IM14\]).
@@ -189,6 +194,9 @@ pub struct ImportSummary {
     pub skipped: u64,
     /// The first [`MAX_SKIPPED_EXAMPLES`] skipped rows as `file:line: reason`.
     pub skipped_examples: Vec<String>,
+    /// Rows passed over because their account belongs to another shard
+    /// (only with [`ImportOptions::shard`]).
+    pub other_shards: u64,
     /// Bytes read from the inputs, as stored (compressed for gzip files).
     pub bytes: u64,
 }
@@ -251,7 +259,7 @@ pub(crate) fn import_with_stdin(
     let reader = reader::spawn(sources.clone(), *opts, stdin, batches, receive_recycled)
         .map_err(|e| Error::Invalid(format!("cannot start the import thread: {e}")))?;
 
-    let mut resolver = Resolver::new(sink);
+    let mut resolver = Resolver::new(sink, opts.shard);
     let mut summary = ImportSummary::default();
     let mut last_progress = Instant::now();
     let display = |file: usize| {
@@ -295,6 +303,7 @@ pub(crate) fn import_with_stdin(
                             summary.rows += 1;
                             summary.points += points;
                         }
+                        RowOutcome::OtherShard => summary.other_shards += 1,
                         RowOutcome::Rejected(reason) => {
                             let error = Error::Import {
                                 file: display(file),

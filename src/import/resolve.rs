@@ -34,6 +34,8 @@ pub(super) enum RowOutcome {
     Imported { points: u64 },
     /// The row is bad, for this reason.
     Rejected(String),
+    /// The row's account belongs to another shard than the one imported.
+    OtherShard,
 }
 
 /// What is known of a metric slot.
@@ -172,15 +174,18 @@ pub(super) struct Resolver<'s, S: SnapshotSink> {
     /// load.
     metric_ids: Vec<u32>,
     accounts: AccountCache,
+    /// Only this shard's accounts are imported, when given.
+    shard: Option<crate::Shard>,
 }
 
 impl<'s, S: SnapshotSink> Resolver<'s, S> {
-    pub fn new(sink: &'s mut S) -> Self {
+    pub fn new(sink: &'s mut S, shard: Option<crate::Shard>) -> Self {
         Resolver {
             sink,
             metrics: Vec::new(),
             metric_ids: Vec::new(),
             accounts: AccountCache::new(),
+            shard,
         }
     }
 
@@ -292,6 +297,14 @@ impl<'s, S: SnapshotSink> Resolver<'s, S> {
     pub fn import_row(&mut self, row: &RowView<'_>) -> crate::Result<RowOutcome> {
         if let Some(reason) = row.rejected {
             return Ok(RowOutcome::Rejected(reason.to_string()));
+        }
+        // Another shard's row is passed over before its names are looked
+        // at: that shard's import checks them. The hash is of the bytes as
+        // written, which are the account's UTF-8 bytes when it is valid.
+        if let Some(shard) = self.shard
+            && !shard.holds(row.account)
+        {
+            return Ok(RowOutcome::OtherShard);
         }
         // Metrics first: a bad metric name then defines no account.
         for cell in row.cells {

@@ -98,6 +98,7 @@ fn csv_rows_become_points_in_row_order() {
             points: 4,
             skipped: 0,
             skipped_examples: vec![],
+            other_shards: 0,
             bytes: text.len() as u64,
         }
     );
@@ -1440,4 +1441,37 @@ fn deeply_nested_json_is_a_bad_row_not_a_stack_overflow() {
             format!("DIR/s.jsonl:1: {kind}")
         );
     }
+}
+
+#[test]
+fn a_shard_import_keeps_only_its_accounts() {
+    // docs/scale-out.md, [SO3]: the rows of other shards are passed over
+    // and counted, whatever they hold; this shard's bad row is still bad.
+    let text = "time,account,followers\n\
+                2019-02-13T10:00:00Z,ann,5\n\
+                2019-02-13T10:00:00Z,bob,6\n\
+                2019-02-13T10:00:00Z,cy,7\n\
+                2019-02-13T10:00:00Z,dee,8\n";
+    let shards = [
+        crate::Shard::new(0, 2).unwrap(),
+        crate::Shard::new(1, 2).unwrap(),
+    ];
+    let mut imported = Vec::new();
+    for shard in shards {
+        let opts = ImportOptions {
+            shard: Some(shard),
+            ..opts()
+        };
+        let (sink, result, _, _dir) = import_text("s.csv", text, opts);
+        let summary = result.unwrap();
+        assert_eq!(summary.rows + summary.other_shards, 4);
+        let points = sink.points();
+        for (account, ..) in &points {
+            assert!(shard.holds(account.as_bytes()), "{account} in {shard}");
+        }
+        assert_eq!(points.len() as u64, summary.rows);
+        imported.extend(points.into_iter().map(|(account, ..)| account));
+    }
+    imported.sort();
+    assert_eq!(imported, ["ann", "bob", "cy", "dee"]);
 }

@@ -8,7 +8,6 @@
 //! except what the query returns: a selector alone returns every point it
 //! selects.
 
-use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use rayon::prelude::*;
@@ -66,13 +65,86 @@ pub(crate) fn evaluate(ctx: &Context<'_>, plan: &Plan) -> Result<Table> {
             .collect(),
         Rows::Summary(rows) => rows,
     };
-    // A damaged page of the dictionary index makes its lookups answer as if
-    // the entry were absent; the answer is then incomplete, so it is not
-    // given ([DX2]).
-    if let Some(damage) = ctx.snapshot.dict.damage() {
-        return Err(damage);
-    }
+    check_damage(ctx.snapshot)?;
     Ok(Table::new(columns, rows))
+}
+
+/// Fails when a lookup met a damaged page of the dictionary index: such a
+/// lookup answers as if the entry were absent, so an answer that used it is
+/// incomplete and is not given ([DX2]).
+pub(crate) fn check_damage(snapshot: &Snapshot) -> Result<()> {
+    match snapshot.dict.damage() {
+        Some(damage) => Err(damage),
+        None => Ok(()),
+    }
+}
+
+/// The value of a `count()` or `sum()` node, before it is narrowed to 64
+/// bits: a part of the series (a shard) hands this on unnarrowed, since
+/// with `change()` a part's sum can pass 2⁶³ while the whole's does not
+/// (docs/scale-out.md, [SO23]). 0 for any other node.
+pub(crate) fn total(ctx: &Context<'_>, node: &Plan) -> Result<i128> {
+    Ok(match node {
+        Plan::Count(input) => match input.as_ref() {
+            // Counting points needs no points kept.
+            Plan::Series(expr) => series_totals(ctx, expr)?.0,
+            other => match evaluate_rows(ctx, other)? {
+                Rows::Points(p) => p.times.len() as i128,
+                Rows::Drops(d) => d.len() as i128,
+                Rows::Recoveries(r) => r.len() as i128,
+                Rows::Summary(s) => s.len() as i128,
+            },
+        },
+        Plan::Sum(input) => match input.as_ref() {
+            Plan::Series(expr) => series_totals(ctx, expr)?.1,
+            other => match evaluate_rows(ctx, other)? {
+                Rows::Points(p) => p.values.iter().map(|&v| i128::from(v)).sum(),
+                Rows::Drops(d) => d.iter().map(|r| i128::from(r.episode.lost)).sum(),
+                Rows::Recoveries(r) => r.iter().map(|r| i128::from(r.episode.lost)).sum(),
+                // The checker rejects sum() of a summary.
+                Rows::Summary(_) => 0,
+            },
+        },
+        _ => 0,
+    })
+}
+
+/// The per-bucket sums of `summarize(input, step_ms)`, before `lost` is
+/// narrowed to 64 bits: what a part of the series hands on
+/// (docs/scale-out.md, [SO24]).
+pub(crate) fn summarize_partial(
+    ctx: &Context<'_>,
+    input: &Plan,
+    step_ms: Option<i64>,
+) -> Result<Vec<BucketSum>> {
+    let keyed: Vec<(i64, u32, i64)> = match evaluate_rows(ctx, input)? {
+        Rows::Drops(d) => d
+            .iter()
+            .map(|r| keyed_episode(ctx.snapshot, r.series, &r.episode, step_ms))
+            .collect(),
+        Rows::Recoveries(r) => r
+            .iter()
+            .map(|r| keyed_episode(ctx.snapshot, r.series, &r.episode, step_ms))
+            .collect(),
+        // The checker lets only drop and recovery tables in.
+        Rows::Points(_) | Rows::Summary(_) => Vec::new(),
+    };
+    Ok(bucket_sums(keyed, step_ms.is_some()))
+}
+
+/// An episode as `summarize()` groups it: its bucket, its account's id and
+/// its loss.
+fn keyed_episode(
+    snapshot: &Snapshot,
+    series: u32,
+    e: &Episode,
+    step_ms: Option<i64>,
+) -> (i64, u32, i64) {
+    let account = snapshot
+        .dict
+        .series_key(series)
+        .map_or(u32::MAX, |k| k.account);
+    (bucket_of(e.start, step_ms), account, e.lost)
 }
 
 /// The typed rows of a plan, before they become a table.
@@ -116,40 +188,12 @@ fn evaluate_rows(ctx: &Context<'_>, plan: &Plan) -> Result<Rows> {
             let filter = RecoveryFilter::NotRecovered(*within_ms, *fraction);
             Rows::Drops(drops(ctx, spec, filter)?.0)
         }
-        Plan::Count(input) => {
-            let n = match input.as_ref() {
-                // Counting points needs no points kept.
-                Plan::Series(expr) => series_totals(ctx, expr)?.0,
-                other => match evaluate_rows(ctx, other)? {
-                    Rows::Points(p) => p.times.len() as i128,
-                    Rows::Drops(d) => d.len() as i128,
-                    Rows::Recoveries(r) => r.len() as i128,
-                    Rows::Summary(s) => s.len() as i128,
-                },
-            };
-            Rows::Summary(vec![vec![Value::Int(to_i64(n)?)]])
-        }
-        Plan::Sum(input) => {
-            let total = match input.as_ref() {
-                Plan::Series(expr) => series_totals(ctx, expr)?.1,
-                other => match evaluate_rows(ctx, other)? {
-                    Rows::Points(p) => p.values.iter().map(|&v| i128::from(v)).sum(),
-                    Rows::Drops(d) => d.iter().map(|r| i128::from(r.episode.lost)).sum(),
-                    Rows::Recoveries(r) => r.iter().map(|r| i128::from(r.episode.lost)).sum(),
-                    // The checker rejects sum() of a summary.
-                    Rows::Summary(_) => 0,
-                },
-            };
-            Rows::Summary(vec![vec![Value::Int(to_i64(total)?)]])
+        Plan::Count(_) | Plan::Sum(_) => {
+            Rows::Summary(vec![vec![Value::Int(to_i64(total(ctx, plan)?)?)]])
         }
         Plan::Summarize { input, step_ms } => {
-            let episodes: Vec<(u32, Episode)> = match evaluate_rows(ctx, input)? {
-                Rows::Drops(d) => d.iter().map(|r| (r.series, r.episode)).collect(),
-                Rows::Recoveries(r) => r.iter().map(|r| (r.series, r.episode)).collect(),
-                // The checker lets only drop and recovery tables in.
-                Rows::Points(_) | Rows::Summary(_) => Vec::new(),
-            };
-            Rows::Summary(summarize(ctx.snapshot, &episodes, *step_ms)?)
+            let sums = summarize_partial(ctx, input, *step_ms)?;
+            Rows::Summary(bucket_rows(sums, step_ms.is_some())?)
         }
         Plan::TopK { k, by, input } => {
             let rank = |e: &Episode| match by {
@@ -176,7 +220,8 @@ fn evaluate_rows(ctx: &Context<'_>, plan: &Plan) -> Result<Rows> {
     })
 }
 
-fn to_i64(v: i128) -> Result<i64> {
+/// A total narrowed to 64 bits, or the error every sum past them gives.
+pub(crate) fn to_i64(v: i128) -> Result<i64> {
     i64::try_from(v).map_err(|_| Error::Invalid("the sum does not fit in 64 bits".into()))
 }
 
@@ -643,56 +688,81 @@ fn may_fall(threshold: Threshold, lo: u64, hi: u64) -> bool {
     }
 }
 
-/// `summarize()` ([Q25]): episodes, distinct accounts and total loss, per
-/// bucket of `start` when a step is given.
-fn summarize(
-    snapshot: &Snapshot,
-    episodes: &[(u32, Episode)],
-    step_ms: Option<i64>,
-) -> Result<Vec<Vec<Value>>> {
-    let bucket_of = |start: i64| match step_ms {
+/// One bucket of `summarize()` ([Q25]): its episodes, distinct accounts
+/// and loss, with the loss not yet narrowed to 64 bits. `bucket` is 0
+/// without a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct BucketSum {
+    pub bucket: i64,
+    pub episodes: i64,
+    pub accounts: i64,
+    pub lost: i128,
+}
+
+/// The bucket of an episode that starts at `start`: `start` floored to a
+/// multiple of the step from the epoch, or 0 without a step.
+pub(crate) fn bucket_of(start: i64, step_ms: Option<i64>) -> i64 {
+    match step_ms {
         Some(step) if step > 0 => start.div_euclid(step).saturating_mul(step),
         _ => 0,
-    };
-    let mut keyed: Vec<(i64, u32, i64)> = episodes
-        .iter()
-        .map(|(series, e)| {
-            let account = snapshot
-                .dict
-                .series_key(*series)
-                .map_or(u32::MAX, |k| k.account);
-            (bucket_of(e.start), account, e.lost)
-        })
-        .collect();
-    keyed.sort_unstable_by_key(|&(bucket, account, _)| (bucket, account));
-    let mut rows = Vec::new();
-    let mut i = 0;
-    while i < keyed.len() || (i == 0 && step_ms.is_none()) {
-        let bucket = keyed.get(i).map_or(0, |k| k.0);
-        let mut accounts = HashSet::new();
-        let (mut episodes, mut lost) = (0i64, 0i128);
-        while let Some(&(b, account, l)) = keyed.get(i) {
-            if b != bucket {
-                break;
-            }
-            accounts.insert(account);
-            episodes += 1;
-            lost += i128::from(l);
-            i += 1;
-        }
-        let mut row = Vec::with_capacity(4);
-        if step_ms.is_some() {
-            row.push(Value::Time(bucket));
-        }
-        row.push(Value::Int(episodes));
-        row.push(Value::Int(accounts.len() as i64));
-        row.push(Value::Int(to_i64(lost)?));
-        rows.push(row);
-        if keyed.is_empty() {
-            break;
-        }
     }
-    Ok(rows)
+}
+
+/// Groups episodes, given as (bucket, account, lost), into the buckets of
+/// `summarize()`, in ascending order. Without a step there is exactly one
+/// bucket, even with no episode (a row of zeros, [Q25]); with a step only
+/// the buckets that hold an episode. The account is any key that names
+/// one account: an id within one database, a name across shards.
+pub(crate) fn bucket_sums<K: Ord>(mut keyed: Vec<(i64, K, i64)>, has_step: bool) -> Vec<BucketSum> {
+    keyed.sort_unstable_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    let mut sums: Vec<BucketSum> = Vec::new();
+    let mut previous: Option<(i64, &K)> = None;
+    for (bucket, account, lost) in &keyed {
+        let same_bucket = previous.is_some_and(|(b, _)| b == *bucket);
+        if !same_bucket {
+            sums.push(BucketSum {
+                bucket: *bucket,
+                episodes: 0,
+                accounts: 0,
+                lost: 0,
+            });
+        }
+        // Sorted by bucket, then account: an account is new to its bucket
+        // exactly when it differs from the row before it in that bucket.
+        let new_account = !same_bucket || previous.is_some_and(|(_, a)| a != account);
+        if let Some(sum) = sums.last_mut() {
+            sum.episodes += 1;
+            sum.accounts += i64::from(new_account);
+            sum.lost += i128::from(*lost);
+        }
+        previous = Some((*bucket, account));
+    }
+    if sums.is_empty() && !has_step {
+        sums.push(BucketSum {
+            bucket: 0,
+            episodes: 0,
+            accounts: 0,
+            lost: 0,
+        });
+    }
+    sums
+}
+
+/// The rows of `summarize()` from its buckets: `bucket` first when there is
+/// a step, then `episodes, accounts, lost`, each loss narrowed to 64 bits.
+pub(crate) fn bucket_rows(sums: Vec<BucketSum>, has_step: bool) -> Result<Vec<Vec<Value>>> {
+    sums.into_iter()
+        .map(|sum| {
+            let mut row = Vec::with_capacity(4);
+            if has_step {
+                row.push(Value::Time(sum.bucket));
+            }
+            row.push(Value::Int(sum.episodes));
+            row.push(Value::Int(sum.accounts));
+            row.push(Value::Int(to_i64(sum.lost)?));
+            Ok(row)
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -30,6 +30,7 @@ pub(crate) mod eval;
 pub(crate) mod functions;
 mod notice;
 mod parse;
+mod parts;
 pub(crate) mod plan;
 mod print;
 mod registry;
@@ -41,6 +42,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 pub use notice::{Notice, NoticeKind};
+pub use parts::ShardPart;
 pub use registry::{Function, Param};
 #[cfg(any(feature = "server", feature = "arrow"))]
 pub(crate) use table::ColumnType;

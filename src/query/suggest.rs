@@ -123,6 +123,16 @@ pub(crate) fn closest<'a>(
     name: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<&'a str> {
+    closest_with_distance(name, candidates).map(|(_, candidate)| candidate)
+}
+
+/// [`closest`], with the candidate's distance: parts of a set of names (the
+/// shards of a cluster) each propose their closest, and the least
+/// `(distance, name)` of the proposals is the closest of the whole set.
+pub(crate) fn closest_with_distance<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<(usize, &'a str)> {
     let mut target = Vec::new();
     lower_chars(name, &mut target);
     let mut limit = bound(name);
@@ -150,7 +160,7 @@ pub(crate) fn closest<'a>(
             limit = distance;
         }
     }
-    best.map(|(_, candidate)| candidate)
+    best
 }
 
 #[cfg(test)]

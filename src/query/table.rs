@@ -6,7 +6,13 @@ use super::notice::Notice;
 use crate::time::write_time;
 
 /// One cell of a result table.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+///
+/// It serialises (serde) as `{"Text": "ann"}`, `{"Int": 5}` and so on: the
+/// form in which a shard hands its rows to the coordinator
+/// (docs/scale-out.md, \[SO29\]).
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum Value {
     /// A name: an account or a metric.
     Text(String),
@@ -146,6 +152,11 @@ impl Table {
     /// The rows, each with one value per column.
     pub fn rows(&self) -> &[Vec<Value>] {
         &self.rows
+    }
+
+    /// The rows, taken out of the table.
+    pub(crate) fn into_rows(self) -> Vec<Vec<Value>> {
+        self.rows
     }
 
     /// The number of rows.

@@ -278,6 +278,7 @@ async fn import_inner(
         at: params.get("at").map(|t| native_time("at", t)).transpose()?,
         format: import_format(params.get("format"), &headers)?,
         skip_bad: flag("skip_bad", params.get("skip_bad"))?,
+        shard: None,
     };
     let body = read_body(&headers, body, state.options.max_body).await?;
     // The importer tells gzip from its first bytes, as it does for standard

@@ -134,6 +134,7 @@ pub fn check(data: &[u8]) {
         at: mode.at.then_some(common::T0 + 12 * common::HOUR),
         format: mode.explicit_format.then_some(mode.format),
         skip_bad: mode.skip_bad,
+        shard: None,
     };
 
     let mut writer = db.writer().expect("the writer opens");
