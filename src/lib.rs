@@ -14,6 +14,8 @@ struct EmbeddingGuide;
 
 pub mod chart;
 mod db;
+#[cfg(feature = "distributed")]
+pub mod distributed;
 mod error;
 #[cfg(feature = "arrow")]
 mod export;

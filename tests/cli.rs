@@ -393,3 +393,30 @@ fn without_the_datafusion_feature_sql_names_the_feature() {
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(out.stdout.is_empty());
 }
+
+/// A build without the `distributed` feature still lists `tally worker`
+/// and `tally query --cluster`, and refuses both with one line naming the
+/// feature (docs/scale-out.md). CI builds with every feature; `cargo test`
+/// alone runs this.
+#[cfg(not(feature = "distributed"))]
+#[test]
+fn without_the_distributed_feature_cluster_commands_name_the_feature() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = dir.path().join("cluster.json");
+    std::fs::write(&cluster, "{}").unwrap();
+    for args in [
+        vec!["worker", "--cluster", "cluster.json", "--node", "a"],
+        vec!["query", "--cluster", "cluster.json", "count(followers)"],
+    ] {
+        let out = tally(dir.path())
+            .current_dir(dir.path())
+            .args(&args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains("--features distributed"), "{stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(out.stdout.is_empty());
+    }
+}

@@ -45,6 +45,10 @@ pub(crate) enum Command {
     /// table function tally('QUERY') (docs/sql.md). Needs tally built with
     /// `--features datafusion`.
     Sql(SqlArgs),
+    /// Serve this node's shards of a cluster to `tally query --cluster`
+    /// (docs/scale-out.md). Needs tally built with `--features
+    /// distributed`.
+    Worker(WorkerArgs),
     /// Start an interactive shell: queries, meta commands (.help), history
     /// and tab completion; reads queries from standard input when it is not
     /// a terminal.
@@ -175,8 +179,28 @@ pub(crate) struct QueryArgs {
     /// Only points before this time (RFC 3339 or Unix seconds).
     #[arg(long, value_parser = parse_time_arg, value_name = "TIME")]
     pub to: Option<i64>,
+    /// Run the query over the shards of this cluster file instead of
+    /// --db, on their `tally worker`s (docs/scale-out.md). Needs tally
+    /// built with `--features distributed`.
+    #[arg(long, value_name = "FILE")]
+    pub cluster: Option<PathBuf>,
     /// The query, e.g. 'drop(followers, 5%, 1h)'.
     pub query: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct WorkerArgs {
+    /// The cluster file: every shard, and the node and directory of each
+    /// (docs/scale-out.md).
+    #[arg(long, value_name = "FILE")]
+    pub cluster: PathBuf,
+    /// Which node of the cluster file this is: its shards are served.
+    #[arg(long, value_name = "NAME")]
+    pub node: String,
+    /// The address to listen on [default: 127.0.0.1 and the port of the
+    /// node's url].
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]

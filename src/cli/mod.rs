@@ -4,6 +4,7 @@
 //! 2 usage errors and query syntax or type errors.
 
 mod args;
+mod cluster;
 mod demo;
 mod export;
 mod generate;
@@ -85,6 +86,7 @@ fn run(args: Args) -> Result<ExitCode, Error> {
         Command::Query(q) => query(&args.db, &q),
         Command::Export(e) => export::run(&args.db, &e),
         Command::Sql(q) => sql::run(&args.db, &q),
+        Command::Worker(w) => cluster::worker(&w),
         Command::Demo(d) => demo::run(&args.db, &d),
         Command::Generate(g) => generate::run(&g),
         Command::Repl => repl::run(&open_existing(&args.db)?),
@@ -190,12 +192,29 @@ fn query(db: &std::path::Path, args: &QueryArgs) -> Result<ExitCode, Error> {
         Some(QueryFormat::Svg) => None,
         None => Some(Format::Print(resolve_format(None))),
     };
-    let db = open_existing(db)?;
-    let query = Query::parse(&args.query)?.range(range);
-    let Some(format) = format else {
-        return query_svg(&db, &query);
+    let table = match &args.cluster {
+        Some(cluster) => {
+            let Some(format) = format else {
+                return Ok(usage_error(
+                    "--format svg reads one database; with --cluster use table, csv, json or arrow",
+                ));
+            };
+            let query = Query::parse(&args.query)?.range(range);
+            match cluster::query(cluster, &query)? {
+                Ok(table) => (table, format),
+                Err(message) => return Ok(usage_error(&message)),
+            }
+        }
+        None => {
+            let db = open_existing(db)?;
+            let query = Query::parse(&args.query)?.range(range);
+            let Some(format) = format else {
+                return query_svg(&db, &query);
+            };
+            (query.run(&db)?, format)
+        }
     };
-    let table = query.run(&db)?;
+    let (table, format) = table;
     let mut printer = match format {
         Format::Print(format) => printer(format),
         Format::Arrow(printer) => printer,

@@ -100,6 +100,12 @@ impl Query {
         self
     }
 
+    /// The time range the query sees ([`Query::range`]).
+    #[cfg(feature = "distributed")]
+    pub(crate) fn time_range(&self) -> TimeRange {
+        self.range
+    }
+
     /// The names of the columns the query returns.
     pub fn columns(&self) -> Vec<&'static str> {
         self.plan.columns()
