@@ -59,7 +59,8 @@ log "building tally ($PROFILE, --features distributed)"
 if [[ $PROFILE == release ]]; then
     (cd "$ROOT" && cargo build --release --locked --quiet --features distributed)
 else
-    (cd "$ROOT" && cargo build --locked --quiet --all-features)
+    [[ -x $TALLY ]] || die "no $TALLY: build it with cargo test --all-features --no-run"
+    log "taking the $PROFILE binary as it is: its times are not figures to report"
 fi
 
 # --- 2. data ----------------------------------------------------------------
