@@ -150,12 +150,17 @@ pub fn serve(shards: ShardSet, listen: SocketAddr, ready: impl FnOnce(SocketAddr
             .local_addr()
             .map_err(|e| Error::Invalid(format!("cannot listen on {listen}: {e}")))?;
         ready(bound);
+        // Every accepted connection without Nagle's algorithm: a task's
+        // answer is a few small HTTP/2 frames, and with Nagle each could
+        // wait for the client's delayed ACK (40 ms on Linux), which showed
+        // as runs of benches/distributed.sh 40 and 80 ms slower than the
+        // rest. tonic's own `tcp_nodelay` does not apply to an incoming
+        // stream handed to it, so the stream sets it.
+        let incoming =
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
         tonic::transport::Server::builder()
             .add_service(worker(Arc::new(shards)).into_worker_server())
-            .serve_with_incoming_shutdown(
-                tokio_stream::wrappers::TcpListenerStream::new(listener),
-                shutdown(),
-            )
+            .serve_with_incoming_shutdown(incoming, shutdown())
             .await
             .map_err(|e| Error::Invalid(format!("the worker on {bound} failed: {e}")))
     })
