@@ -44,32 +44,12 @@ die() {
     exit 1
 }
 
-# --- 1. tools ---------------------------------------------------------------
+# --- 1. tools and 2. data (benches/lib/medium.sh) ---------------------------
 
-if ! [[ -x $PY ]] || ! "$PY" -c 'import duckdb' 2>/dev/null; then
-    log "installing DuckDB from PyPI into target/compare/venv"
-    python3 -m venv "$ROOT/target/compare/venv"
-    "$PY" -m pip install -q --disable-pip-version-check duckdb
-fi
-log "building tally (release, --features arrow)"
-(cd "$ROOT" && cargo build --release --locked --quiet --features arrow)
-
-# --- 2. data ----------------------------------------------------------------
-
-mkdir -p "$WORK"
-DB=$WORK/medium-$ACCOUNTS-$HOURS-$SEED.db
-if [[ ! -d $DB ]]; then
-    log "generating $ACCOUNTS accounts x $HOURS hours (seed $SEED)"
-    rm -rf "$WORK/gen" "$DB.tmp"
-    "$TALLY" generate --out "$WORK/gen" --accounts "$ACCOUNTS" --hours "$HOURS" \
-        --seed "$SEED" --single-file >&2
-    "$TALLY" --db "$DB.tmp" import "$WORK/gen/snapshots" >&2
-    mv "$DB.tmp" "$DB"
-    rm -rf "$WORK/gen"
-fi
-POINTS=$("$TALLY" --db "$DB" stats | awk '$1 == "points" { print $2 }')
-[[ -n $POINTS ]] || die "could not read the number of points"
-log "$POINTS points in $DB"
+# shellcheck source=benches/lib/medium.sh
+source "$ROOT/benches/lib/medium.sh"
+medium_tools arrow
+medium_db
 
 # --- 3. exports -------------------------------------------------------------
 
