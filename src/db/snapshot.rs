@@ -284,6 +284,16 @@ impl<'a, W: Word> Scanner<'a, W> {
         }
     }
 
+    /// Says which series the next calls will read, in increasing order: a
+    /// hint that lets each head decode only their counts (a scan of one
+    /// metric of several, or of some accounts). Reading a series not listed
+    /// still gives its points, at the cost of decoding its chunk again.
+    pub(crate) fn expect(&mut self, ids: &[u32]) {
+        for cursor in &mut self.cursors {
+            cursor.expect(ids);
+        }
+    }
+
     /// Finds series `id` in every segment, keeping the entries whose time
     /// range meets `range`. Returns `None` when no entry does. Ids passed to
     /// successive calls must increase.

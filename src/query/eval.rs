@@ -426,6 +426,7 @@ fn scan<R: Send>(
         .map(|chunk| {
             ctx.check_cancel()?;
             let mut worker = Worker::new(ctx.snapshot, steps);
+            worker.scanner.expect(chunk);
             work(&mut worker, chunk)
         })
         .collect()

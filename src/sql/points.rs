@@ -511,6 +511,7 @@ impl PartitionStream for PointsPartition {
                     values: batch.wants(VALUE),
                 },
             );
+            scanner.expect(ids);
             let (mut times, mut values) = (Vec::new(), Vec::new());
             for &id in ids {
                 scanner

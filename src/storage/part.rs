@@ -84,6 +84,16 @@ pub(crate) enum PartCursor<'a> {
 }
 
 impl<'a> PartCursor<'a> {
+    /// Says which series the next seeks will ask for, in increasing order:
+    /// a hint that lets a head skip the other series of the chunks it
+    /// decodes ([`HeadCursor::expect`]). A segment reads only the entries
+    /// it is asked for anyway.
+    pub(crate) fn expect(&mut self, ids: &[u32]) {
+        if let PartCursor::Head(c) = self {
+            c.expect(ids);
+        }
+    }
+
     /// What the part holds of series `id`, if anything. Ids passed to
     /// successive calls must not decrease.
     pub(crate) fn seek(&mut self, id: u32) -> Result<Option<Found<'a>>> {

@@ -21,6 +21,28 @@ use crate::storage::segment::{Columns, SegmentMeta};
 /// The largest count there is ([S2]): counts are at most 2^63 − 1.
 const MAX_COUNT: u64 = i64::MAX as u64;
 
+/// u64 words of a bitmap over one chunk's positions.
+const CHUNK_WORDS: usize = CHUNK_IDS as usize / 64;
+
+/// Which positions of a chunk a decode keeps: bit `j % 64` of word
+/// `j / 64` for position `j`.
+type ChunkMask = [u64; CHUNK_WORDS];
+
+/// Every position of a chunk.
+const ALL_POSITIONS: ChunkMask = [u64::MAX; CHUNK_WORDS];
+
+/// Whether position `j` is in `mask`.
+fn has(mask: &ChunkMask, j: usize) -> bool {
+    mask.get(j / 64).is_some_and(|w| w >> (j % 64) & 1 == 1)
+}
+
+/// Adds position `j` to `mask`.
+fn add(mask: &mut ChunkMask, j: usize) {
+    if let Some(w) = mask.get_mut(j / 64) {
+        *w |= 1 << (j % 64);
+    }
+}
+
 /// One frame's header, checked ([HD1]).
 #[derive(Debug, Clone)]
 struct Frame {
@@ -210,7 +232,7 @@ impl Head {
                 out.resize(out.len() + n, 0);
             } else {
                 // start < end_id <= 2^32.
-                chunk.decode(self, start as u32)?;
+                chunk.decode(self, start as u32, &ALL_POSITIONS)?;
                 let have = chunk.state.get(..n).unwrap_or(&[]);
                 out.extend_from_slice(have);
                 out.resize(out.len() + (n - have.len()), 0);
@@ -227,7 +249,7 @@ impl Head {
         let mut points = 0u64;
         let mut start = u64::from(self.first_id);
         while start < self.end_id {
-            chunk.decode(self, start as u32)?;
+            chunk.decode(self, start as u32, &ALL_POSITIONS)?;
             points += chunk.points();
             start += u64::from(CHUNK_IDS);
         }
@@ -494,9 +516,13 @@ struct ChunkBuffer {
     /// u64 words per frame in `absent`.
     words: usize,
     holes: Vec<u64>,
-    /// The running count of each id of the chunk after the frames so far.
+    /// The running count of each id of the chunk after the frames so far
+    /// (kept for the positions of `wanted` only).
     state: Vec<u64>,
     sums: Vec<u64>,
+    /// The positions whose counts the last decode kept in `values` and
+    /// `state`: a scan of one metric of several skips the others' ids.
+    wanted: ChunkMask,
 }
 
 /// Which frames hold one position of a chunk that some frame lacks.
@@ -518,8 +544,16 @@ impl Held<'_> {
 
 impl ChunkBuffer {
     /// Decodes the chunk of ids starting at `start` (a multiple of
-    /// [`CHUNK_IDS`]) across every frame of `head`.
-    fn decode(&mut self, head: &Head, start: u32) -> Result<()> {
+    /// [`CHUNK_IDS`]) across every frame of `head`, keeping the counts of
+    /// the positions in `wanted`.
+    ///
+    /// Every column is still decoded whole and checked, since a position's
+    /// difference is the step between two running sums; what is skipped for
+    /// the others is the running count and its store into `values`, a
+    /// write 8·frames bytes from the last, the bulk of a chunk's cost. A
+    /// count above 2^63 − 1 is found at a wanted position only; `verify`
+    /// wants every one.
+    fn decode(&mut self, head: &Head, start: u32, wanted: &ChunkMask) -> Result<()> {
         let width = CHUNK_IDS as usize;
         let frames = head.frames.len();
         self.start = None;
@@ -580,20 +614,47 @@ impl ChunkBuffer {
                 .map_err(|e| head.corrupt(format!("frame {f}, chunk column {k}: {}", e.0)))?;
             // The running counts, and each into its series' run. A count
             // above 2^63 − 1 is damage; checked once for the frame.
-            let mut previous_sum = 0u64;
             let mut any_too_large = false;
-            for ((&sum, state), row) in self
-                .sums
-                .iter()
-                .zip(self.state.iter_mut())
-                .zip(self.values.chunks_exact_mut(frames))
-            {
-                let d = sum.wrapping_sub(previous_sum);
-                previous_sum = sum;
-                *state = state.wrapping_add(d);
-                any_too_large |= *state > MAX_COUNT;
-                if let Some(value) = row.get_mut(f) {
-                    *value = *state;
+            if *wanted == ALL_POSITIONS {
+                let mut previous_sum = 0u64;
+                for ((&sum, state), row) in self
+                    .sums
+                    .iter()
+                    .zip(self.state.iter_mut())
+                    .zip(self.values.chunks_exact_mut(frames))
+                {
+                    let d = sum.wrapping_sub(previous_sum);
+                    previous_sum = sum;
+                    *state = state.wrapping_add(d);
+                    any_too_large |= *state > MAX_COUNT;
+                    if let Some(value) = row.get_mut(f) {
+                        *value = *state;
+                    }
+                }
+            } else {
+                // Only the wanted positions, a word of the mask at a time:
+                // a position's difference is its running sum minus the one
+                // before it, so the others need no visit at all.
+                for (w, &word) in wanted.iter().enumerate() {
+                    let mut bits = word;
+                    while bits != 0 {
+                        let j = 64 * w + bits.trailing_zeros() as usize;
+                        bits &= bits - 1;
+                        let Some(&sum) = self.sums.get(j) else {
+                            break;
+                        };
+                        let before = match j.checked_sub(1) {
+                            Some(i) => self.sums.get(i).copied().unwrap_or(0),
+                            None => 0,
+                        };
+                        if let Some(state) = self.state.get_mut(j) {
+                            *state = state.wrapping_add(sum.wrapping_sub(before));
+                            any_too_large |= *state > MAX_COUNT;
+                            if let Some(value) = self.values.get_mut(j * frames + f) {
+                                *value = *state;
+                            }
+                        }
+                    }
                 }
             }
             if any_too_large {
@@ -605,24 +666,30 @@ impl ChunkBuffer {
                 continue;
             }
             // The absent ids: no point here, and no difference ([HD2]):
-            // the running sum does not move at an absent id.
+            // the running sum does not move at an absent id. Only the
+            // absent positions (of those wanted) are looked at.
             layout
                 .absent_bits(&head.map, k, covered, absent)
                 .map_err(|e| head.corrupt(format!("frame {f}: {e}")))?;
-            let mut previous_sum = 0u64;
-            for (w, (&bits, sums)) in absent.iter().zip(self.sums.chunks(64)).enumerate() {
-                let mut moved = 0u64;
-                for (i, &sum) in sums.iter().enumerate() {
-                    moved |= u64::from(sum != previous_sum) << i;
-                    previous_sum = sum;
-                }
-                let wrong = moved & bits;
-                if wrong != 0 {
-                    let j = 64 * w + wrong.trailing_zeros() as usize;
-                    return Err(head.corrupt(format!(
-                        "frame {f}: id {} is absent but has a difference",
-                        u64::from(start) + j as u64
-                    )));
+            for (w, (&absent_bits, &wanted_bits)) in absent.iter().zip(wanted).enumerate() {
+                let mut bits = absent_bits & wanted_bits;
+                while bits != 0 {
+                    let j = 64 * w + bits.trailing_zeros() as usize;
+                    bits &= bits - 1;
+                    // Positions past the column are past the frame's range.
+                    let Some(&sum) = self.sums.get(j) else {
+                        break;
+                    };
+                    let before = match j.checked_sub(1) {
+                        Some(i) => self.sums.get(i).copied().unwrap_or(0),
+                        None => 0,
+                    };
+                    if sum != before {
+                        return Err(head.corrupt(format!(
+                            "frame {f}: id {} is absent but has a difference",
+                            u64::from(start) + j as u64
+                        )));
+                    }
                 }
             }
         }
@@ -636,6 +703,7 @@ impl ChunkBuffer {
             }
         }
         self.ids = ids;
+        self.wanted = *wanted;
         self.start = Some(start);
         Ok(())
     }
@@ -702,6 +770,9 @@ pub(crate) struct HeadCursor<'a> {
     chunk: ChunkBuffer,
     /// Every frame's time, in order.
     times: Vec<i64>,
+    /// The ids of the head's range the caller said it will seek,
+    /// increasing ([`HeadCursor::expect`]); `None`: any id.
+    expected: Option<Vec<u32>>,
 }
 
 impl<'a> HeadCursor<'a> {
@@ -710,7 +781,36 @@ impl<'a> HeadCursor<'a> {
             head,
             chunk: ChunkBuffer::default(),
             times: head.frames.iter().map(|f| f.time).collect(),
+            expected: None,
         }
+    }
+
+    /// Says which series the next seeks will ask for, in increasing order,
+    /// so that decoding a chunk keeps only their counts. It is a hint: a
+    /// seek of an id not listed decodes its chunk again with that id added,
+    /// and answers as if nothing had been said.
+    pub(crate) fn expect(&mut self, ids: &[u32]) {
+        let lo = ids.partition_point(|&id| id < self.head.first_id);
+        let hi = ids.partition_point(|&id| u64::from(id) < self.head.end_id);
+        let mine = ids.get(lo..hi.max(lo)).unwrap_or(&[]);
+        let expected = self.expected.get_or_insert_with(Vec::new);
+        expected.clear();
+        expected.extend_from_slice(mine);
+    }
+
+    /// The positions of the chunk at `start` that the caller expects.
+    fn mask_for(&self, start: u32) -> ChunkMask {
+        let Some(expected) = &self.expected else {
+            return ALL_POSITIONS;
+        };
+        let end = u64::from(start) + u64::from(CHUNK_IDS);
+        let lo = expected.partition_point(|&id| id < start);
+        let hi = expected.partition_point(|&id| u64::from(id) < end);
+        let mut mask = [0; CHUNK_WORDS];
+        for &id in expected.get(lo..hi.max(lo)).unwrap_or(&[]) {
+            add(&mut mask, (id - start) as usize);
+        }
+        mask
     }
 
     /// What the head holds of series `id`, if anything.
@@ -719,8 +819,15 @@ impl<'a> HeadCursor<'a> {
             return Ok(None);
         }
         let start = super::range_start(id);
-        if self.chunk.start != Some(start) {
-            self.chunk.decode(self.head, start)?;
+        let j = (id - start) as usize;
+        if self.chunk.start != Some(start) || !has(&self.chunk.wanted, j) {
+            let mut mask = if self.chunk.start == Some(start) {
+                self.chunk.wanted
+            } else {
+                self.mask_for(start)
+            };
+            add(&mut mask, j);
+            self.chunk.decode(self.head, start, &mask)?;
         }
         let frames = self.times.len();
         let (values, present) = self.chunk.series((id - start) as usize, frames);
@@ -783,7 +890,7 @@ impl<'a> HeadCursor<'a> {
         values: &mut Vec<W>,
     ) -> Result<()> {
         let start = super::range_start(id);
-        if self.chunk.start != Some(start) {
+        if self.chunk.start != Some(start) || !has(&self.chunk.wanted, (id - start) as usize) {
             return Err(self.head.corrupt(format!("series {id} was not sought")));
         }
         let frames = self.times.len();

@@ -40,7 +40,14 @@ fn open(dir: &Path, bytes: &[u8]) -> crate::error::Result<Head> {
 
 /// Every point of the head, by series, read through a cursor.
 fn read_all(head: &Head, ids: std::ops::Range<u32>) -> BTreeMap<u32, Vec<(i64, u64)>> {
-    let mut cursor = HeadCursor::new(head);
+    read_ids(HeadCursor::new(head), ids)
+}
+
+/// The points of the series `ids` (increasing), read through `cursor`.
+fn read_ids(
+    mut cursor: HeadCursor<'_>,
+    ids: impl IntoIterator<Item = u32>,
+) -> BTreeMap<u32, Vec<(i64, u64)>> {
     let mut out = BTreeMap::new();
     for id in ids {
         if let Some(entry) = cursor.seek(id).unwrap() {
@@ -132,6 +139,37 @@ proptest! {
                 prop_assert_eq!(v, 0, "id {}", id);
             }
         }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// A cursor told which series will be read ([`HeadCursor::expect`])
+    /// decodes only those, and still answers every seek as the plain model
+    /// does: the series it was told of, and those it was not (every
+    /// `surprise`-th of the others), which decode their chunk again.
+    #[test]
+    fn a_cursor_told_what_to_expect_reads_the_same(
+        frames in frames_strategy(),
+        stride in 1u32..5,
+        offset in 0u32..4,
+        surprise in 2u32..40,
+    ) {
+        prop_assume!(!frames.is_empty());
+        let dir = tempfile::tempdir().unwrap();
+        let head = open(dir.path(), &head_bytes(&frames)).unwrap();
+        let told: Vec<u32> = (0..6000).filter(|id| id % stride == offset % stride).collect();
+        let asked: Vec<u32> = (0..6000)
+            .filter(|id| id % stride == offset % stride || id % surprise == 0)
+            .collect();
+        let mut cursor = HeadCursor::new(&head);
+        cursor.expect(&told);
+        let expected: BTreeMap<u32, Vec<(i64, u64)>> = model(&frames)
+            .into_iter()
+            .filter(|(id, _)| asked.contains(id))
+            .collect();
+        prop_assert_eq!(read_ids(cursor, asked.iter().copied()), expected);
     }
 }
 
