@@ -57,7 +57,7 @@ impl Part {
     pub(crate) fn cursor(&self, need: Columns) -> PartCursor<'_> {
         match self {
             Part::Segment(s) => PartCursor::Segment(Box::new(SegmentCursor::new(s, need))),
-            Part::Head(h) => PartCursor::Head(HeadCursor::new(h)),
+            Part::Head(h) => PartCursor::Head(Box::new(HeadCursor::new(h))),
         }
     }
 }
@@ -78,9 +78,10 @@ pub(crate) struct Found<'a> {
 
 /// A forward-only cursor over one part.
 pub(crate) enum PartCursor<'a> {
-    /// Boxed: a segment cursor is several times the size of a head's.
+    /// Both boxed: each is a few hundred bytes, and a scanner holds one
+    /// per segment.
     Segment(Box<SegmentCursor<'a>>),
-    Head(HeadCursor<'a>),
+    Head(Box<HeadCursor<'a>>),
 }
 
 impl<'a> PartCursor<'a> {
