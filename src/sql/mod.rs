@@ -47,10 +47,11 @@ pub(crate) struct SqlAnswer {
 }
 
 impl SqlAnswer {
-    /// The answer with its string views (`points`' names, and the strings
-    /// of Parquet files DataFusion reads) as plain `Utf8`: the type
-    /// `tally query --format arrow` and `tally export` write, which every
-    /// Arrow reader knows (docs/sql.md, "Output").
+    /// The answer with its columns of string views (`points`' names, and
+    /// the strings of Parquet files DataFusion reads) as plain `Utf8`, the
+    /// type `tally query --format arrow` and `tally export` write, which
+    /// every Arrow reader knows (docs/sql.md, "Output"). Views nested in another
+    /// type (a list from `array_agg`) are left as they are.
     pub(crate) fn with_plain_strings(&self) -> Result<SqlAnswer, arrow_schema::ArrowError> {
         let plain = |t: &DataType| match t {
             DataType::Utf8View => DataType::Utf8,

@@ -622,8 +622,14 @@ impl BatchBuilder {
     }
 }
 
+/// The bytes a buffer of a view column holds before the next one starts:
+/// as many as a view's u32 offset can reach (a few in tests, so that they
+/// cover the change of buffer).
+const MAX_BLOCK_BYTES: usize = if cfg!(test) { 64 } else { u32::MAX as usize };
+
 /// A string-view column being filled with runs of one string: a series'
-/// name, once per point.
+/// name, once per point. Its fields are changed only by `push` and
+/// `finish`, which keep the promise `finish`'s `unsafe` relies on.
 #[derive(Default)]
 struct ViewColumn {
     views: Vec<u128>,
@@ -643,21 +649,26 @@ impl ViewColumn {
         let view = if bytes.len() <= 12 {
             make_view(bytes, 0, 0)
         } else {
-            let too_long = || {
+            let len = u32::try_from(bytes.len()).map_err(|_| {
                 DataFusionError::Execution(format!(
                     "a name of {} bytes is longer than an Arrow string can be",
                     bytes.len()
                 ))
-            };
-            let len = u32::try_from(bytes.len()).map_err(|_| too_long())?;
-            if u32::try_from(self.data.len() + bytes.len()).is_err() {
+            })?;
+            if !self.data.is_empty() && self.data.len() + bytes.len() > MAX_BLOCK_BYTES {
                 self.blocks
                     .push(Buffer::from_vec(std::mem::take(&mut self.data)));
             }
-            let block = u32::try_from(self.blocks.len()).map_err(|_| too_long())?;
-            // Fits: `data` was emptied above unless its length plus `len`
-            // fits in a u32.
-            let offset = u32::try_from(self.data.len()).map_err(|_| too_long())?;
+            let block = u32::try_from(self.blocks.len()).map_err(|_| {
+                DataFusionError::Execution(
+                    "a batch's names need more string buffers than Arrow can number".to_string(),
+                )
+            })?;
+            // `data` is now empty, or its length plus `len` is at most
+            // MAX_BLOCK_BYTES, so the offset and its end fit in a u32.
+            let offset = u32::try_from(self.data.len()).map_err(|_| {
+                DataFusionError::Execution("a string buffer passed 4 GiB".to_string())
+            })?;
             debug_assert!(offset.checked_add(len).is_some());
             self.data.extend_from_slice(bytes);
             make_view(bytes, block, offset)
@@ -714,6 +725,9 @@ mod tests {
             assert_eq!(array.len(), expected.len());
             let got: Vec<&str> = (0..array.len()).map(|i| array.value(i)).collect();
             assert_eq!(got, expected);
+            // Long names are spread over several buffers (MAX_BLOCK_BYTES
+            // is small in tests).
+            assert!(array.data_buffers().len() >= 2);
             // What `try_new` would have checked, once here.
             arrow_array::StringViewArray::try_new(
                 array.views().clone(),

@@ -764,7 +764,8 @@ pub(crate) struct HeadEntry {
 }
 
 /// A forward-only cursor over one head: `seek` with non-decreasing ids
-/// decodes each chunk once.
+/// decodes each chunk once, unless it seeks an id it was not told of
+/// ([`HeadCursor::expect`]), which decodes that chunk again.
 pub(crate) struct HeadCursor<'a> {
     head: &'a Head,
     chunk: ChunkBuffer,
@@ -808,7 +809,12 @@ impl<'a> HeadCursor<'a> {
         let hi = expected.partition_point(|&id| u64::from(id) < end);
         let mut mask = [0; CHUNK_WORDS];
         for &id in expected.get(lo..hi.max(lo)).unwrap_or(&[]) {
-            add(&mut mask, (id - start) as usize);
+            // Ids below `start` are before `lo` when the list increases, as
+            // `expect` asks; were it not sorted, such an id is left out,
+            // and a seek of it decodes the chunk again.
+            if let Some(j) = id.checked_sub(start) {
+                add(&mut mask, j as usize);
+            }
         }
         mask
     }
