@@ -43,6 +43,30 @@ fn add(mask: &mut ChunkMask, j: usize) {
     }
 }
 
+/// The positions whose bits are set in `word`, word `w` of a chunk mask,
+/// in increasing order.
+fn positions(w: usize, mut word: u64) -> impl Iterator<Item = usize> {
+    std::iter::from_fn(move || {
+        (word != 0).then(|| {
+            let j = 64 * w + word.trailing_zeros() as usize;
+            word &= word - 1;
+            j
+        })
+    })
+}
+
+/// The difference a value column holds at position `j`: its running sum
+/// there minus the one before (0 before the first), wrapping; `None` past
+/// the column.
+fn difference(sums: &[u64], j: usize) -> Option<u64> {
+    let sum = *sums.get(j)?;
+    let before = j
+        .checked_sub(1)
+        .and_then(|i| sums.get(i).copied())
+        .unwrap_or(0);
+    Some(sum.wrapping_sub(before))
+}
+
 /// One frame's header, checked ([HD1]).
 #[derive(Debug, Clone)]
 struct Frame {
@@ -636,19 +660,12 @@ impl ChunkBuffer {
                 // a position's difference is its running sum minus the one
                 // before it, so the others need no visit at all.
                 for (w, &word) in wanted.iter().enumerate() {
-                    let mut bits = word;
-                    while bits != 0 {
-                        let j = 64 * w + bits.trailing_zeros() as usize;
-                        bits &= bits - 1;
-                        let Some(&sum) = self.sums.get(j) else {
+                    for j in positions(w, word) {
+                        let Some(d) = difference(&self.sums, j) else {
                             break;
                         };
-                        let before = match j.checked_sub(1) {
-                            Some(i) => self.sums.get(i).copied().unwrap_or(0),
-                            None => 0,
-                        };
                         if let Some(state) = self.state.get_mut(j) {
-                            *state = state.wrapping_add(sum.wrapping_sub(before));
+                            *state = state.wrapping_add(d);
                             any_too_large |= *state > MAX_COUNT;
                             if let Some(value) = self.values.get_mut(j * frames + f) {
                                 *value = *state;
@@ -672,19 +689,12 @@ impl ChunkBuffer {
                 .absent_bits(&head.map, k, covered, absent)
                 .map_err(|e| head.corrupt(format!("frame {f}: {e}")))?;
             for (w, (&absent_bits, &wanted_bits)) in absent.iter().zip(wanted).enumerate() {
-                let mut bits = absent_bits & wanted_bits;
-                while bits != 0 {
-                    let j = 64 * w + bits.trailing_zeros() as usize;
-                    bits &= bits - 1;
+                for j in positions(w, absent_bits & wanted_bits) {
                     // Positions past the column are past the frame's range.
-                    let Some(&sum) = self.sums.get(j) else {
+                    let Some(d) = difference(&self.sums, j) else {
                         break;
                     };
-                    let before = match j.checked_sub(1) {
-                        Some(i) => self.sums.get(i).copied().unwrap_or(0),
-                        None => 0,
-                    };
-                    if sum != before {
+                    if d != 0 {
                         return Err(head.corrupt(format!(
                             "frame {f}: id {} is absent but has a difference",
                             u64::from(start) + j as u64
