@@ -15,7 +15,9 @@ pub mod values;
 pub mod varint;
 
 pub use times::{decode_times, encode_times};
-pub use values::{Word, decode_values, decode_values_within, encode_values, max_points};
+pub use values::{
+    Word, decode_deltas, decode_values, decode_values_within, encode_values, max_points,
+};
 pub use varint::{get_varint, put_varint};
 
 /// Why a column could not be decoded, as a phrase such as "varint runs past

@@ -123,6 +123,23 @@ pub fn decode_values(col: &[u8], n: usize, out: &mut Vec<u64>) -> Result<(), Dec
     decode_values_within(col, n, 0, u64::MAX, out)
 }
 
+/// Appends the first value and then the `n − 1` deltas of a value column
+/// to `out`, instead of the values: `out[0]` is `v_0` and `out[i]` is
+/// `v_i − v_{i−1}` (wrapping), so the values are `out`'s running sums.
+///
+/// A head's chunk column holds running sums of differences ("Head file"),
+/// so this gives the differences themselves, without summing them into
+/// values only to subtract neighbours again. The column is checked exactly
+/// as [`decode_values`] checks it. On error `out` is left as it was.
+pub fn decode_deltas(col: &[u8], n: usize, out: &mut Vec<u64>) -> Result<(), DecodeError> {
+    let original_len = out.len();
+    let result = decode_into::<u64, false>(col, n, Bounds::EVERYTHING, out);
+    if result.is_err() {
+        out.truncate(original_len);
+    }
+    result
+}
+
 /// What a value column decodes into: `u64`, the counts as the storage layer
 /// keeps them, or `i64`, the numbers queries compute with. The decoder only
 /// moves bits and adds with wraparound, which is the same code for both;
@@ -158,7 +175,7 @@ pub fn decode_values_within<W: Word>(
         return Err(OUTSIDE_BOUNDS);
     };
     let original_len = out.len();
-    let result = decode_into(col, n, Bounds { lo, span }, out);
+    let result = decode_into::<W, true>(col, n, Bounds { lo, span }, out);
     if result.is_err() {
         out.truncate(original_len);
     }
@@ -178,6 +195,12 @@ struct Bounds {
 }
 
 impl Bounds {
+    /// Bounds that admit every value.
+    const EVERYTHING: Bounds = Bounds {
+        lo: 0,
+        span: u64::MAX,
+    };
+
     /// Whether `v` lies outside the bounds.
     #[inline(always)]
     fn excludes(self, v: u64) -> bool {
@@ -191,7 +214,9 @@ impl Bounds {
     }
 }
 
-fn decode_into<W: Word>(
+/// Decodes a column into `out`: its values when `SUMS`, otherwise `v_0`
+/// and its deltas ([`decode_deltas`], whose bounds admit everything).
+fn decode_into<W: Word, const SUMS: bool>(
     col: &[u8],
     n: usize,
     bounds: Bounds,
@@ -223,7 +248,7 @@ fn decode_into<W: Word>(
     let mut scratch = None;
     while left > 0 {
         let len = left.min(BLOCK_LEN);
-        v = decode_block(col, &mut pos, len, v, bounds, out, &mut scratch)?;
+        v = decode_block::<W, SUMS>(col, &mut pos, len, v, bounds, out, &mut scratch)?;
         left -= len;
     }
     if pos != col.len() {
@@ -233,9 +258,10 @@ fn decode_into<W: Word>(
 }
 
 /// Decodes one block of `len` deltas at `col[*pos..]`, appending the values
-/// that follow `v` to `out`; returns the last value.
+/// that follow `v` to `out` (the deltas themselves unless `SUMS`); returns
+/// the last value.
 #[inline]
-fn decode_block<W: Word>(
+fn decode_block<W: Word, const SUMS: bool>(
     col: &[u8],
     pos: &mut usize,
     len: usize,
@@ -246,9 +272,9 @@ fn decode_block<W: Word>(
 ) -> Result<u64, DecodeError> {
     if col.get(*pos) == Some(&SPARSE) {
         *pos += 1;
-        return decode_sparse(col, pos, len, v, bounds, out);
+        return decode_sparse::<W, SUMS>(col, pos, len, v, bounds, out);
     }
-    pfor::decode_block(col, pos, len, v, bounds, out, scratch)
+    pfor::decode_block::<W, SUMS>(col, pos, len, v, bounds, out, scratch)
 }
 
 /// Replaces each delta by `v` plus the sum of the deltas up to it, and
@@ -768,6 +794,43 @@ mod tests {
             prop_assert_eq!(got_signed, got_unsigned);
             let as_bits: Vec<u64> = signed.iter().map(|&v| v as u64).collect();
             prop_assert_eq!(as_bits, unsigned);
+        }
+
+        /// Decoding the deltas gives `v_0` and the steps between the values
+        /// decoding the values gives, and the same errors, on every block
+        /// kind, sound or damaged; on error the output is as it was.
+        #[test]
+        fn decoding_deltas_is_decoding_values_and_differencing(
+            values in prop_oneof![
+                2 => follower_values_strategy(),
+                1 => values_strategy(),
+                1 => sparse_values_strategy(),
+            ],
+            flip in prop::option::of((any::<prop::sample::Index>(), 0u8..8)),
+            n_offset in prop_oneof![4 => Just(0isize), 1 => -2isize..=2],
+        ) {
+            let mut col = encode(&values);
+            if let Some((at, bit)) = flip {
+                let at = at.index(col.len());
+                col[at] ^= 1 << bit;
+            }
+            let n = values.len().saturating_add_signed(n_offset);
+            let mut want = vec![7u64];
+            let plain = decode_values(&col, n, &mut want);
+            let mut deltas = vec![7u64];
+            let got = decode_deltas(&col, n, &mut deltas);
+            prop_assert_eq!(got, plain);
+            if plain.is_ok() {
+                let mut sums = vec![7u64];
+                let mut v = 0u64;
+                for &d in &deltas[1..] {
+                    v = v.wrapping_add(d);
+                    sums.push(v);
+                }
+                prop_assert_eq!(sums, want);
+            } else {
+                prop_assert_eq!(deltas, vec![7]);
+            }
         }
 
         #[test]

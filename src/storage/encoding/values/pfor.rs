@@ -137,10 +137,11 @@ pub(super) fn write_block(block: &[u64], b: usize, out: &mut Vec<u8>) {
 pub(super) const PACKED_SCRATCH: usize = BLOCK_LEN * MAX_WIDTH / 8 + 16;
 
 /// Decodes one PFOR block of `len` deltas at `col[*pos..]`, from its header
-/// on, appending the values that follow `v` to `out`; returns the last
-/// value. A sparse block's header reads here as a width over 64.
+/// on, appending the values that follow `v` to `out` (the deltas themselves
+/// unless `SUMS`, [`super::decode_deltas`]); returns the last value. A
+/// sparse block's header reads here as a width over 64.
 #[inline]
-pub(super) fn decode_block<W: Word>(
+pub(super) fn decode_block<W: Word, const SUMS: bool>(
     col: &[u8],
     pos: &mut usize,
     len: usize,
@@ -199,7 +200,7 @@ pub(super) fn decode_block<W: Word>(
     let base = out.len();
     if b == 0 && exceptions == 0 {
         // Nothing moved: the block is one byte and decodes to a fill.
-        out.resize(base + len, W::from_bits(v));
+        out.resize(base + len, W::from_bits(if SUMS { v } else { 0 }));
         return Ok(v);
     }
 
@@ -243,6 +244,9 @@ pub(super) fn decode_block<W: Word>(
         }
         if outside {
             return Err(OUTSIDE_BOUNDS);
+        }
+        if !SUMS {
+            return Ok(running);
         }
         return Ok(prefix_sum_split(deltas, v, low_sum));
     }
@@ -292,6 +296,13 @@ pub(super) fn decode_block<W: Word>(
     }
     // len <= the length of `deltas`.
     let values = &mut deltas[..len];
+    if !SUMS {
+        let v = values
+            .iter()
+            .fold(v, |sum, &d| sum.wrapping_add(d.to_bits()));
+        out.truncate(base + len);
+        return Ok(v);
+    }
     let v = prefix_sum(values, v);
     // Any value may be new in a packed block: check them all, with a fold
     // that has no branch per value.

@@ -133,7 +133,7 @@ fn sparse_len(m: usize, bits: u64) -> usize {
 /// competes for registers with everything else there and spills; a call
 /// per block costs less.
 #[inline(never)]
-pub(super) fn decode_sparse<W: Word>(
+pub(super) fn decode_sparse<W: Word, const SUMS: bool>(
     col: &[u8],
     pos: &mut usize,
     len: usize,
@@ -247,6 +247,10 @@ pub(super) fn decode_sparse<W: Word>(
         return Err(OUTSIDE_BOUNDS);
     }
     *pos += used;
+    if !SUMS {
+        // The deltas stay as they are ([`super::decode_deltas`]).
+        return Ok(running);
+    }
     Ok(prefix_sum(deltas, v))
 }
 
