@@ -96,7 +96,8 @@ fn workload() -> Vec<Action> {
     }
     actions.push(Action::Compact);
     // Head frames ([HD3]): a new head after the compaction, an append to
-    // it, and a new head for the next day.
+    // it, and a new head for the next week (T0 is a Wednesday; epoch
+    // weeks begin on Thursdays).
     actions.push(Action::Commit(snapshot(13, 16)));
     actions.push(Action::Commit(snapshot(14, 16)));
     actions.push(Action::Commit(snapshot(24, 16)));

@@ -8,6 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::db::flush::FramePoints;
+use crate::db::merge::{HEAD_TIER, WINDOWS_MS};
 use crate::db::snapshot::Snapshot;
 use crate::error::{Error, Result};
 use crate::storage::format::{MAGIC_HEAD, put_header};
@@ -16,7 +17,9 @@ use crate::storage::head::{MAX_FRAMES, encode_frame, head_file_name};
 use crate::storage::part::Part;
 use crate::storage::segment::SegmentMeta;
 
-const DAY_MS: i64 = 24 * 3_600_000;
+/// The window a head's frames share ([HD3]): an epoch-aligned week, the
+/// tier the head merges at once it closes.
+const HEAD_WINDOW_MS: i64 = WINDOWS_MS[HEAD_TIER];
 
 /// A frame written for the batch being committed.
 #[derive(Debug, Clone, Copy)]
@@ -44,7 +47,7 @@ impl PendingHead {
 }
 
 /// Writes `frame` for the batch on `base` ([HD3], [HD4]): appended to the
-/// manifest's last entry when it is a head of the same day with fewer than
+/// manifest's last entry when it is a head of the same week with fewer than
 /// [`MAX_FRAMES`] frames, all before the frame's time; otherwise as a new
 /// head numbered by `take_number`.
 pub(crate) fn write_frame(
@@ -59,7 +62,7 @@ pub(crate) fn write_frame(
         && let Part::Head(head) = &**part
         && meta.head
         && meta.t_max < frame.time
-        && meta.t_max.div_euclid(DAY_MS) == frame.time.div_euclid(DAY_MS)
+        && meta.t_max.div_euclid(HEAD_WINDOW_MS) == frame.time.div_euclid(HEAD_WINDOW_MS)
         && head.frame_count() < MAX_FRAMES
     {
         let (Some(&first_id), Some(&last_id)) = (frame.ids.first(), frame.ids.last()) else {

@@ -70,12 +70,17 @@ pub(crate) fn level(t_min: i64, t_max: i64) -> usize {
         .unwrap_or(WINDOWS_MS.len())
 }
 
-/// The level of a manifest entry: a head counts as a day's segment
-/// whatever its times ([MG1], "Head file"), so that the hourly and 6-hour
-/// tiers leave it alone.
+/// The tier whose window a head's frames share ([HD3]): a head takes the
+/// snapshots of one epoch-aligned week, and counts as a segment of that
+/// level whatever its times ([MG1], "Head file").
+pub(crate) const HEAD_TIER: usize = 3;
+
+/// The level of a manifest entry: a head counts as a week's segment
+/// whatever its times ([MG1], "Head file"), so that the tiers below leave
+/// it alone until its week closes.
 pub(crate) fn entry_level(s: &SegmentMeta) -> usize {
     let l = level(s.t_min, s.t_max);
-    if s.head { l.max(2) } else { l }
+    if s.head { l.max(HEAD_TIER) } else { l }
 }
 
 /// One merge the policy asks for.

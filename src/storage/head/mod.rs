@@ -21,8 +21,9 @@ pub(crate) const CHUNK_IDS: u32 = 1024;
 /// Length of a frame header.
 pub(crate) const FRAME_HEADER_LEN: usize = 36;
 /// A head takes no more frames than this ([HD3]), so that reading one id
-/// of a head stays a bounded walk.
-pub(crate) const MAX_FRAMES: usize = 64;
+/// of a head stays a bounded walk: a week of hourly snapshots (168 frames)
+/// fits, with room for a few commits between the hours.
+pub(crate) const MAX_FRAMES: usize = 256;
 
 /// The file name of head `number`.
 pub(crate) fn head_file_name(number: u64) -> String {
