@@ -14,7 +14,7 @@ use memmap2::{Mmap, MmapOptions};
 
 use super::{CHUNK_IDS, FRAME_HEADER_LEN};
 use crate::error::{Error, Result};
-use crate::storage::encoding::{Word, decode_values, get_varint};
+use crate::storage::encoding::{Word, decode_deltas, get_varint};
 use crate::storage::format::{ByteReader, HEADER_LEN, MAGIC_HEAD, check_header};
 use crate::storage::segment::{Columns, SegmentMeta};
 
@@ -55,16 +55,48 @@ fn positions(w: usize, mut word: u64) -> impl Iterator<Item = usize> {
     })
 }
 
-/// The difference a value column holds at position `j`: its running sum
-/// there minus the one before (0 before the first), wrapping; `None` past
-/// the column.
-fn difference(sums: &[u64], j: usize) -> Option<u64> {
-    let sum = *sums.get(j)?;
-    let before = j
-        .checked_sub(1)
-        .and_then(|i| sums.get(i).copied())
-        .unwrap_or(0);
-    Some(sum.wrapping_sub(before))
+/// Frames a decode adds up at a time: each wanted id's counts after them
+/// are [`FRAME_BLOCK`] consecutive words of [`ChunkBuffer`]'s counts, one
+/// cache line, written whole.
+const FRAME_BLOCK: usize = 8;
+
+/// The smallest and largest of `counts` (`u64::MAX` and 0 when empty).
+///
+/// Without a branch per count: a series' counts rise and fall in no order
+/// a branch predictor learns, and the branches it mispredicted were a
+/// sixth of a scan. Four running pairs keep four chains apart.
+fn min_max(counts: &[u64]) -> (u64, u64) {
+    // `select(a, b, take_b)`: b when take_b, else a, by masking.
+    fn select(a: u64, b: u64, take_b: bool) -> u64 {
+        a ^ ((a ^ b) & u64::from(take_b).wrapping_neg())
+    }
+    let mut lo = [u64::MAX; 4];
+    let mut hi = [0u64; 4];
+    let mut quads = counts.chunks_exact(4);
+    for quad in &mut quads {
+        for ((l, h), &v) in lo.iter_mut().zip(hi.iter_mut()).zip(quad) {
+            *l = select(*l, v, v < *l);
+            *h = select(*h, v, v > *h);
+        }
+    }
+    for &v in quads.remainder() {
+        lo[0] = select(lo[0], v, v < lo[0]);
+        hi[0] = select(hi[0], v, v > hi[0]);
+    }
+    let lo = lo.iter().fold(u64::MAX, |a, &b| a.min(b));
+    let hi = hi.iter().fold(0, |a, &b| a.max(b));
+    (lo, hi)
+}
+
+/// The number of positions of `mask` below `j`: where position `j`'s run
+/// is among the wanted positions' runs.
+fn rank(mask: &ChunkMask, j: usize) -> usize {
+    let (word, bit) = (j / 64, j % 64);
+    let below: u32 = mask.iter().take(word).map(|w| w.count_ones()).sum();
+    let within = mask
+        .get(word)
+        .map_or(0, |w| (w & ((1u64 << bit) - 1)).count_ones());
+    (below + within) as usize
 }
 
 /// One frame's header, checked ([HD1]).
@@ -256,7 +288,7 @@ impl Head {
                 out.resize(out.len() + n, 0);
             } else {
                 // start < end_id <= 2^32.
-                chunk.decode(self, start as u32, &ALL_POSITIONS)?;
+                chunk.decode(self, start as u32, &ALL_POSITIONS, Keep::LastOnly)?;
                 let have = chunk.state.get(..n).unwrap_or(&[]);
                 out.extend_from_slice(have);
                 out.resize(out.len() + (n - have.len()), 0);
@@ -273,7 +305,7 @@ impl Head {
         let mut points = 0u64;
         let mut start = u64::from(self.first_id);
         while start < self.end_id {
-            chunk.decode(self, start as u32, &ALL_POSITIONS)?;
+            chunk.decode(self, start as u32, &ALL_POSITIONS, Keep::LastOnly)?;
             points += chunk.points();
             start += u64::from(CHUNK_IDS);
         }
@@ -515,10 +547,18 @@ impl Layout {
     }
 }
 
-/// One chunk of ids decoded across every frame of a head, stored series
-/// by series: for position `j` of the chunk and frame `f`,
-/// `values[j·F + f]` is the count when the frame holds the id, so that a
-/// series' points are one contiguous run.
+/// One chunk of ids decoded across every frame of a head, the wanted
+/// positions' counts stored series by series: for the `r`-th wanted
+/// position and frame `f`, `counts[r·F + f]` is the count when the frame
+/// holds the id, so that a series' points are one contiguous run.
+///
+/// The frames are decoded [`FRAME_BLOCK`] at a time: their differences
+/// first, one array per frame, then each wanted id's running count through
+/// those frames, written as one run of consecutive words. (Written a frame
+/// at a time, each id's count went to a different cache line, frame after
+/// frame: that cost half a scan once heads held a week of frames. Keeping
+/// each id's changes instead of its counts cost more still: the generated
+/// hourly data moves most accounts most hours.)
 ///
 /// When every frame holds every id of the chunk (the usual case of full
 /// snapshots), `all_present` is set. Otherwise `absent` holds one bitmap
@@ -534,18 +574,23 @@ struct ChunkBuffer {
     /// Ids of the chunk that exist in some frame: `start + ids` is past
     /// every frame's range.
     ids: usize,
-    values: Vec<u64>,
+    /// Frames of the head decoded: `F` above.
+    frames: usize,
+    counts: Vec<u64>,
+    /// The wanted positions below `ids`, increasing.
+    kept: Vec<u16>,
     all_present: bool,
     absent: Vec<u64>,
     /// u64 words per frame in `absent`.
     words: usize,
     holes: Vec<u64>,
     /// The running count of each id of the chunk after the frames so far
-    /// (kept for the positions of `wanted` only).
+    /// (of the wanted ones only, unless [`Keep::LastOnly`]).
     state: Vec<u64>,
-    sums: Vec<u64>,
-    /// The positions whose counts the last decode kept in `values` and
-    /// `state`: a scan of one metric of several skips the others' ids.
+    /// The differences of the block of frames being decoded, [`CHUNK_IDS`]
+    /// per frame (0 past a frame's range).
+    deltas: Vec<u64>,
+    /// The positions the last decode kept.
     wanted: ChunkMask,
 }
 
@@ -566,24 +611,31 @@ impl Held<'_> {
     }
 }
 
+/// What a decode keeps of a chunk.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Keep {
+    /// Every frame's counts, for reading series.
+    Counts,
+    /// The counts after the last frame only ([`Head::last_values`]).
+    LastOnly,
+}
+
 impl ChunkBuffer {
     /// Decodes the chunk of ids starting at `start` (a multiple of
     /// [`CHUNK_IDS`]) across every frame of `head`, keeping the counts of
-    /// the positions in `wanted`.
+    /// the positions in `wanted` (with [`Keep::Counts`]; [`Keep::LastOnly`]
+    /// keeps every position's last count).
     ///
-    /// Every column is still decoded whole and checked, since a position's
-    /// difference is the step between two running sums; what is skipped for
-    /// the others is the running count and its store into `values`, a
-    /// write 8·frames bytes from the last, the bulk of a chunk's cost. A
-    /// count above 2^63 − 1 is found at a wanted position only; `verify`
-    /// wants every one.
-    fn decode(&mut self, head: &Head, start: u32, wanted: &ChunkMask) -> Result<()> {
+    /// Every column is still decoded whole and checked, since the codec
+    /// decodes a column whole; what is skipped for the other positions is
+    /// their running count and its store, the bulk of a chunk's cost. A
+    /// count above 2^63 − 1, or a difference at an absent id, is found at
+    /// the positions kept only; `verify` keeps every one.
+    fn decode(&mut self, head: &Head, start: u32, wanted: &ChunkMask, keep: Keep) -> Result<()> {
         let width = CHUNK_IDS as usize;
         let frames = head.frames.len();
         self.start = None;
         if frames == 0 {
-            // `open` refuses a head without frames; `chunks_exact_mut` below
-            // needs a width of at least one.
             return Err(head.corrupt("the head has no frames"));
         }
         let ids = (head.end_id.saturating_sub(u64::from(start))).min(u64::from(CHUNK_IDS)) as usize;
@@ -597,110 +649,68 @@ impl ChunkBuffer {
         }
         self.all_present = all_present;
         self.words = ids.div_ceil(64);
-        self.values.clear();
-        self.values.resize(ids * frames, 0);
+        self.kept.clear();
+        for (w, &word) in wanted.iter().enumerate() {
+            // Positions are below 1024: they fit a u16.
+            self.kept.extend(
+                positions(w, word)
+                    .take_while(|&j| j < ids)
+                    .map(|j| j as u16),
+            );
+        }
+        self.counts.clear();
+        if keep == Keep::Counts {
+            self.counts.resize(self.kept.len() * frames, 0);
+        }
         self.absent.clear();
         if !all_present {
             self.absent.resize(self.words * frames, 0);
         }
         self.state.clear();
         self.state.resize(width, 0);
-        for (f, frame) in head.frames.iter().enumerate() {
-            let covered =
-                if u64::from(start) < u64::from(frame.first) || u64::from(start) >= frame.end() {
-                    0
-                } else {
-                    (frame.end() - u64::from(start)).min(ids as u64) as usize
-                };
-            let words = self.words;
-            let absent = self
-                .absent
-                .get_mut(f * words..(f + 1) * words)
-                .unwrap_or(&mut []);
-            if !all_present {
-                // The ids past the frame's range are not in it.
-                set_bits(absent, covered, ids);
+        for first in (0..frames).step_by(FRAME_BLOCK) {
+            let block = FRAME_BLOCK.min(frames - first);
+            self.deltas.clear();
+            for f in first..first + block {
+                self.decode_frame(head, f, start, wanted)?;
+                self.deltas.resize((f - first + 1) * width, 0);
             }
-            if covered == 0 {
-                continue;
-            }
-            let layout = head.layout(f)?;
-            let offset = start - frame.first;
-            let k = (offset / CHUNK_IDS) as usize;
-            let (column, crc) = layout
-                .column(&head.map, k)
-                .map_err(|e| head.corrupt(format!("frame {f}: {e}")))?;
-            if crc32fast::hash(column) != crc {
-                return Err(head.corrupt(format!("frame {f}, chunk column {k}: checksum mismatch")));
-            }
-            self.sums.clear();
-            decode_values(column, covered, &mut self.sums)
-                .map_err(|e| head.corrupt(format!("frame {f}, chunk column {k}: {}", e.0)))?;
-            // The running counts, and each into its series' run. A count
-            // above 2^63 − 1 is damage; checked once for the frame.
-            let mut any_too_large = false;
-            if *wanted == ALL_POSITIONS {
-                let mut previous_sum = 0u64;
-                for ((&sum, state), row) in self
-                    .sums
-                    .iter()
-                    .zip(self.state.iter_mut())
-                    .zip(self.values.chunks_exact_mut(frames))
-                {
-                    let d = sum.wrapping_sub(previous_sum);
-                    previous_sum = sum;
-                    *state = state.wrapping_add(d);
-                    any_too_large |= *state > MAX_COUNT;
-                    if let Some(value) = row.get_mut(f) {
-                        *value = *state;
+            // A count above 2^63 − 1 is damage, checked once per block
+            // without a branch per id.
+            let mut too_large = 0u64;
+            let deltas = &self.deltas;
+            if keep == Keep::Counts {
+                for (&j, run) in self.kept.iter().zip(self.counts.chunks_exact_mut(frames)) {
+                    let j = usize::from(j);
+                    let (Some(state), Some(run)) =
+                        (self.state.get_mut(j), run.get_mut(first..first + block))
+                    else {
+                        continue;
+                    };
+                    // The id's differences are a column of `deltas`, one
+                    // frame's array apart; a local sum keeps the chain in
+                    // a register.
+                    let mut sum = *state;
+                    for (count, d) in run.iter_mut().zip(deltas.iter().skip(j).step_by(width)) {
+                        sum = sum.wrapping_add(*d);
+                        *count = sum;
+                        too_large |= sum;
                     }
+                    *state = sum;
                 }
             } else {
-                // Only the wanted positions, a word of the mask at a time:
-                // a position's difference is its running sum minus the one
-                // before it, so the others need no visit at all.
-                for (w, &word) in wanted.iter().enumerate() {
-                    for j in positions(w, word) {
-                        let Some(d) = difference(&self.sums, j) else {
-                            break;
-                        };
-                        if let Some(state) = self.state.get_mut(j) {
-                            *state = state.wrapping_add(d);
-                            any_too_large |= *state > MAX_COUNT;
-                            if let Some(value) = self.values.get_mut(j * frames + f) {
-                                *value = *state;
-                            }
-                        }
+                for frame_deltas in deltas.chunks_exact(width) {
+                    for (state, &d) in self.state.iter_mut().zip(frame_deltas) {
+                        *state = state.wrapping_add(d);
+                        too_large |= *state;
                     }
                 }
             }
-            if any_too_large {
+            if too_large > MAX_COUNT {
                 return Err(head.corrupt(format!(
-                    "frame {f}: a count in ids {start}.. is above 2^63 - 1"
+                    "frames {first}..{}: a count in ids {start}.. is above 2^63 - 1",
+                    first + block
                 )));
-            }
-            if all_present {
-                continue;
-            }
-            // The absent ids: no point here, and no difference ([HD2]):
-            // the running sum does not move at an absent id. Only the
-            // absent positions (of those wanted) are looked at.
-            layout
-                .absent_bits(&head.map, k, covered, absent)
-                .map_err(|e| head.corrupt(format!("frame {f}: {e}")))?;
-            for (w, (&absent_bits, &wanted_bits)) in absent.iter().zip(wanted).enumerate() {
-                for j in positions(w, absent_bits & wanted_bits) {
-                    // Positions past the column are past the frame's range.
-                    let Some(d) = difference(&self.sums, j) else {
-                        break;
-                    };
-                    if d != 0 {
-                        return Err(head.corrupt(format!(
-                            "frame {f}: id {} is absent but has a difference",
-                            u64::from(start) + j as u64
-                        )));
-                    }
-                }
             }
         }
         self.holes.clear();
@@ -713,15 +723,90 @@ impl ChunkBuffer {
             }
         }
         self.ids = ids;
+        self.frames = frames;
         self.wanted = *wanted;
         self.start = Some(start);
         Ok(())
     }
 
-    /// The counts of position `j` in every frame, and, when some frame
-    /// does not hold it, which do.
-    fn series(&self, j: usize, frames: usize) -> (&[u64], Option<Held<'_>>) {
-        let values = self.values.get(j * frames..(j + 1) * frames).unwrap_or(&[]);
+    /// Appends frame `f`'s differences over the chunk at `start` to
+    /// `deltas` (none when the frame's range misses the chunk), and records
+    /// and checks its absent ids ([HD2]).
+    fn decode_frame(
+        &mut self,
+        head: &Head,
+        f: usize,
+        start: u32,
+        wanted: &ChunkMask,
+    ) -> Result<()> {
+        let Some(frame) = head.frames.get(f) else {
+            return Ok(());
+        };
+        let ids = (head.end_id.saturating_sub(u64::from(start))).min(u64::from(CHUNK_IDS)) as usize;
+        let covered =
+            if u64::from(start) < u64::from(frame.first) || u64::from(start) >= frame.end() {
+                0
+            } else {
+                (frame.end() - u64::from(start)).min(ids as u64) as usize
+            };
+        let words = ids.div_ceil(64);
+        let absent = self
+            .absent
+            .get_mut(f * words..(f + 1) * words)
+            .unwrap_or(&mut []);
+        if !self.all_present {
+            // The ids past the frame's range are not in it.
+            set_bits(absent, covered, ids);
+        }
+        if covered == 0 {
+            return Ok(());
+        }
+        let layout = head.layout(f)?;
+        let offset = start - frame.first;
+        let k = (offset / CHUNK_IDS) as usize;
+        let (column, crc) = layout
+            .column(&head.map, k)
+            .map_err(|e| head.corrupt(format!("frame {f}: {e}")))?;
+        if crc32fast::hash(column) != crc {
+            return Err(head.corrupt(format!("frame {f}, chunk column {k}: checksum mismatch")));
+        }
+        let base = self.deltas.len();
+        decode_deltas(column, covered, &mut self.deltas)
+            .map_err(|e| head.corrupt(format!("frame {f}, chunk column {k}: {}", e.0)))?;
+        if self.all_present {
+            return Ok(());
+        }
+        // The absent ids: no point here, and no difference ([HD2]). Only
+        // the absent positions of those wanted are looked at.
+        layout
+            .absent_bits(&head.map, k, covered, absent)
+            .map_err(|e| head.corrupt(format!("frame {f}: {e}")))?;
+        let deltas = self.deltas.get(base..).unwrap_or(&[]);
+        for (w, (&absent_bits, &wanted_bits)) in absent.iter().zip(wanted).enumerate() {
+            for j in positions(w, absent_bits & wanted_bits) {
+                // Positions past the column are past the frame's range.
+                let Some(&d) = deltas.get(j) else {
+                    break;
+                };
+                if d != 0 {
+                    return Err(head.corrupt(format!(
+                        "frame {f}: id {} is absent but has a difference",
+                        u64::from(start) + j as u64
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The counts of position `j`, which must be wanted, in every frame,
+    /// and, when some frame does not hold it, which do.
+    fn series(&self, j: usize) -> (&[u64], Option<Held<'_>>) {
+        let r = rank(&self.wanted, j);
+        let counts = self
+            .counts
+            .get(r * self.frames..(r + 1) * self.frames)
+            .unwrap_or(&[]);
         let (word, bit) = (j / 64, j % 64);
         let some_absent = self
             .holes
@@ -733,12 +818,12 @@ impl ChunkBuffer {
             word,
             bit,
         });
-        (values, held)
+        (counts, held)
     }
 
     /// How many (id, frame) pairs hold a point.
     fn points(&self) -> u64 {
-        let all = self.values.len() as u64;
+        let all = (self.ids * self.frames) as u64;
         let absent: u64 = self.absent.iter().map(|w| u64::from(w.count_ones())).sum();
         all - absent
     }
@@ -843,23 +928,18 @@ impl<'a> HeadCursor<'a> {
                 self.mask_for(start)
             };
             add(&mut mask, j);
-            self.chunk.decode(self.head, start, &mask)?;
+            self.chunk.decode(self.head, start, &mask, Keep::Counts)?;
         }
-        let frames = self.times.len();
-        let (values, present) = self.chunk.series((id - start) as usize, frames);
+        let (counts, present) = self.chunk.series(j);
         let entry = match present {
             None => {
                 let (Some(&t_min), Some(&t_max)) = (self.times.first(), self.times.last()) else {
                     return Ok(None);
                 };
-                let (mut v_min, mut v_max) = (u64::MAX, 0);
-                for &v in values {
-                    v_min = v_min.min(v);
-                    v_max = v_max.max(v);
-                }
+                let (v_min, v_max) = min_max(counts);
                 HeadEntry {
                     id,
-                    points: values.len() as u64,
+                    points: counts.len() as u64,
                     t_min,
                     t_max,
                     v_min,
@@ -868,7 +948,7 @@ impl<'a> HeadCursor<'a> {
             }
             Some(present) => {
                 let mut found: Option<HeadEntry> = None;
-                for (f, (&v, &t)) in values.iter().zip(&self.times).enumerate() {
+                for (f, (&v, &t)) in counts.iter().zip(&self.times).enumerate() {
                     if !present.holds(f) {
                         continue;
                     }
@@ -909,8 +989,7 @@ impl<'a> HeadCursor<'a> {
         if self.chunk.start != Some(start) || !has(&self.chunk.wanted, (id - start) as usize) {
             return Err(self.head.corrupt(format!("series {id} was not sought")));
         }
-        let frames = self.times.len();
-        let (counts, present) = self.chunk.series((id - start) as usize, frames);
+        let (counts, present) = self.chunk.series((id - start) as usize);
         match present {
             None => {
                 if need.times {
