@@ -12,6 +12,12 @@
 # (libFuzzer sees single allocations only through a sanitizer's hooks;
 # database_files bounds them itself either way).
 #
+# FUZZ_TRACE_COMPARES=0 builds without libFuzzer's compare tracing
+# (cargo-fuzz's --no-trace-compares): about 70% of a run's cycles go to it,
+# so a run without it makes several times as many executions, guided less
+# well toward the values inputs are compared with. Long runs that add
+# executions to a corpus the guided runs already grew can use it.
+#
 # Inputs the fuzzer finds go to tests/fuzz/work/TARGET (not checked in);
 # the checked-in corpus, tests/fuzz/corpus/TARGET, is only read. Crashes go
 # to tests/fuzz/artifacts/TARGET. Every run is niced: the machines this runs
@@ -35,6 +41,10 @@ toolchain=${FUZZ_TOOLCHAIN:-stable}
 # it a finding.
 timeout=${FUZZ_TIMEOUT:-600}
 sanitizer=${FUZZ_SANITIZER:-none}
+trace=()
+if [ "${FUZZ_TRACE_COMPARES:-1}" = 0 ]; then
+    trace=(--no-trace-compares)
+fi
 
 # Commits fsync; on tmpfs that costs nothing, so the checks' temporary
 # databases go there when it exists.
@@ -48,8 +58,8 @@ for target in "${targets[@]}"; do
     work="$fuzz_dir/work/$target"
     mkdir -p "$work" "$fuzz_dir/artifacts/$target"
     log="$fuzz_dir/work/$target.log"
-    echo "== $target: ${seconds}s (cargo +$toolchain fuzz, sanitizer $sanitizer)"
-    nice -n 19 cargo "+$toolchain" fuzz run --fuzz-dir "$fuzz_dir" --sanitizer "$sanitizer" \
+    echo "== $target: ${seconds}s (cargo +$toolchain fuzz, sanitizer $sanitizer${trace[*]:+, ${trace[*]}})"
+    nice -n 19 cargo "+$toolchain" fuzz run --fuzz-dir "$fuzz_dir" --sanitizer "$sanitizer" "${trace[@]}" \
         "$target" "$work" "$fuzz_dir/corpus/$target" -- \
         -max_total_time="$seconds" -rss_limit_mb=512 -malloc_limit_mb=512 -timeout="$timeout" \
         -print_final_stats=1 >"$log" 2>&1
