@@ -161,3 +161,44 @@ fn a_week_of_hourly_snapshots_stays_within_the_bound() {
     assert!(most <= 7 + 3 + 6 + 3, "{most} segments at once");
     assert_eq!(db.stats().unwrap().points, 3 * 24 * 30);
 }
+
+#[test]
+fn hourly_snapshots_append_to_one_head_per_epoch_week() {
+    // [HD3]: T0 is a Wednesday and epoch weeks begin on Thursdays, so the
+    // hours up to 23 are the first week's head, and hours 24 to 24 + 36
+    // (Thursday 00:00 to Friday 12:00, across a day boundary) all append
+    // to the second week's head; the first, alone in its closed week,
+    // stays a head ([MG2] merges two or more).
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path()).unwrap();
+    let mut writer = db.writer().unwrap();
+    let heads = |db: &Db| -> Vec<(i64, i64)> {
+        let snapshot = db.snapshot();
+        let segments = &snapshot.manifest.segments;
+        assert!(segments.iter().all(|s| s.head), "{segments:?}");
+        segments.iter().map(|s| (s.t_min, s.t_max)).collect()
+    };
+    for hour in (20..24).chain(24..=60) {
+        for a in 0..3 {
+            writer
+                .append(
+                    &format!("a{a}"),
+                    "followers",
+                    T0 + hour * HOUR,
+                    hour as u64 + a,
+                )
+                .unwrap();
+        }
+        writer.commit().unwrap();
+        let expected = if hour < 24 {
+            vec![(T0 + 20 * HOUR, T0 + hour * HOUR)]
+        } else {
+            vec![
+                (T0 + 20 * HOUR, T0 + 23 * HOUR),
+                (T0 + 24 * HOUR, T0 + hour * HOUR),
+            ]
+        };
+        assert_eq!(heads(&db), expected, "after hour {hour}");
+    }
+    assert_eq!(db.stats().unwrap().points, 3 * (4 + 37));
+}
