@@ -117,7 +117,16 @@ pub(crate) fn plan(segments: &[SegmentMeta]) -> Option<MergePlan> {
             }
         }
         for (key, candidates) in windows {
-            if candidates.len() < 2 {
+            // A head is a week's frames in the order they came, quick to
+            // append to and small, but read slower than columns: once its
+            // week has closed it is rewritten as columns even alone ([MG2]).
+            let lone_head = tier == HEAD_TIER
+                && candidates.len() == 1
+                && candidates
+                    .first()
+                    .and_then(|&p| segments.get(p))
+                    .is_some_and(|s| s.head);
+            if candidates.len() < 2 && !lone_head {
                 continue;
             }
             // A window is closed once the database holds a time at or past
@@ -136,7 +145,7 @@ pub(crate) fn plan(segments: &[SegmentMeta]) -> Option<MergePlan> {
                 continue;
             }
             let inputs = keep_commit_order(segments, candidates);
-            if inputs.len() >= 2 {
+            if inputs.len() >= 2 || (lone_head && closed) {
                 return Some(MergePlan { inputs, tier });
             }
         }
@@ -402,7 +411,9 @@ mod tests {
         }
     }
 
-    /// Epoch-aligned hour `h` (2019-02-13T00:00:00Z is hour 430_776).
+    /// Epoch-aligned hour `h` from hour 430,776 since the epoch,
+    /// 2019-02-22T00:00:00Z, a Friday: epoch weeks begin on Thursdays, so
+    /// hour 144 begins a week.
     fn hour(h: i64) -> i64 {
         (430_776 + h) * HOUR_MS
     }
@@ -438,6 +449,29 @@ mod tests {
                 tier: 1
             })
         );
+    }
+
+    #[test]
+    fn a_head_alone_in_its_closed_week_becomes_columns() {
+        // [MG2]: the week of hours 0 to 143 closes at hour 144. A lone head
+        // waits for its week to close, then is merged alone; a lone
+        // segment never is.
+        let head = |number, t_min, t_max| SegmentMeta {
+            head: true,
+            ..seg(number, t_min, t_max)
+        };
+        let mut segments = vec![head(1, hour(100), hour(143)), head(2, hour(144), hour(150))];
+        let before_close = &segments[..1];
+        assert_eq!(plan(before_close), None);
+        assert_eq!(
+            plan(&segments),
+            Some(MergePlan {
+                inputs: vec![0],
+                tier: HEAD_TIER
+            })
+        );
+        segments[0].head = false;
+        assert_eq!(plan(&segments), None, "a columnar segment stays");
     }
 
     #[test]

@@ -163,20 +163,22 @@ fn a_week_of_hourly_snapshots_stays_within_the_bound() {
 }
 
 #[test]
-fn hourly_snapshots_append_to_one_head_per_epoch_week() {
+fn hourly_snapshots_append_to_one_head_per_epoch_week_which_becomes_columns_once_closed() {
     // [HD3]: T0 is a Wednesday and epoch weeks begin on Thursdays, so the
     // hours up to 23 are the first week's head, and hours 24 to 24 + 36
     // (Thursday 00:00 to Friday 12:00, across a day boundary) all append
     // to the second week's head; the first, alone in its closed week,
-    // stays a head ([MG2] merges two or more).
+    // becomes columns ([MG2]).
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(dir.path()).unwrap();
     let mut writer = db.writer().unwrap();
-    let heads = |db: &Db| -> Vec<(i64, i64)> {
+    let heads = |db: &Db| -> Vec<(bool, i64, i64)> {
         let snapshot = db.snapshot();
         let segments = &snapshot.manifest.segments;
-        assert!(segments.iter().all(|s| s.head), "{segments:?}");
-        segments.iter().map(|s| (s.t_min, s.t_max)).collect()
+        segments
+            .iter()
+            .map(|s| (s.head, s.t_min, s.t_max))
+            .collect()
     };
     for hour in (20..24).chain(24..=60) {
         for a in 0..3 {
@@ -191,11 +193,11 @@ fn hourly_snapshots_append_to_one_head_per_epoch_week() {
         }
         writer.commit().unwrap();
         let expected = if hour < 24 {
-            vec![(T0 + 20 * HOUR, T0 + hour * HOUR)]
+            vec![(true, T0 + 20 * HOUR, T0 + hour * HOUR)]
         } else {
             vec![
-                (T0 + 20 * HOUR, T0 + 23 * HOUR),
-                (T0 + 24 * HOUR, T0 + hour * HOUR),
+                (false, T0 + 20 * HOUR, T0 + 23 * HOUR),
+                (true, T0 + 24 * HOUR, T0 + hour * HOUR),
             ]
         };
         assert_eq!(heads(&db), expected, "after hour {hour}");
