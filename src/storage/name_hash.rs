@@ -1,6 +1,7 @@
-//! The one hash of account names: the import's account cache and the
-//! writer's dictionary both key their maps by it, with the names kept
-//! elsewhere (no allocation per name) and compared on a match.
+//! The one hash of account names: the writer's dictionary keys its maps
+//! by it, with the names kept elsewhere (no allocation per name) and
+//! compared on a match. (The import's account cache finds its entries by
+//! the ids the dictionary gives.)
 
 /// A fast hash of account names, seeded at random per process run so that
 /// a crafted file cannot make names collide on purpose. It reads eight bytes
