@@ -225,6 +225,39 @@ fn filters_tally_cannot_use_are_left_to_datafusion() {
 }
 
 #[test]
+fn count_star_and_times_alone_count_overwritten_points_once() {
+    // The sample's two commits overlap in hours 12 to 15, so those points
+    // are in two segments. A scan that reads no value column must still
+    // merge the two, the later winning ([I5]), rather than drop them.
+    let dir = tempfile::tempdir().unwrap();
+    let db = sample_db(dir.path());
+    assert!(
+        db.snapshot().manifest.segments.len() >= 2,
+        "two parts to merge"
+    );
+    let expected = expected_points(&db, |_, metric| metric == "following", TimeRange::ALL);
+    let table = Arc::new(PointsTable::new(db.snapshot(), TimeRange::ALL));
+    let (rt, ctx) = session_with(table);
+    let answer = collect(
+        &rt,
+        &ctx,
+        "SELECT count(*) AS n FROM points WHERE metric = 'following'",
+    );
+    assert_eq!(answer.rows(), [vec![Value::Int(expected.len() as i64)]]);
+    let answer = collect(
+        &rt,
+        &ctx,
+        "SELECT account, metric, time FROM points WHERE metric = 'following' \
+         ORDER BY account, time",
+    );
+    let without_counts: Vec<Vec<Value>> = expected
+        .iter()
+        .map(|row| row.iter().take(3).cloned().collect())
+        .collect();
+    assert_eq!(answer.rows(), without_counts.as_slice());
+}
+
+#[test]
 fn count_star_counts_points_without_reading_columns() {
     let dir = tempfile::tempdir().unwrap();
     let db = sample_db(dir.path());

@@ -5,6 +5,8 @@
 /// Merges `parts` (each with strictly increasing times, given in commit
 /// order) into `times`/`values`, which must be empty. Returns quickly when
 /// the parts do not overlap in time, the usual case of appended snapshots.
+/// A part's values are either as many as its times or none (a scan that
+/// reads no value column); with none, only the times are merged.
 pub(crate) fn merge_parts<V: Copy>(
     parts: &[(&[i64], &[V])],
     times: &mut Vec<i64>,
@@ -25,20 +27,24 @@ pub(crate) fn merge_parts<V: Copy>(
         }
         return;
     }
-    // Overlapping parts: sort (time, part index) pairs and keep the last
-    // part's point for each time. This path is taken only for rewritten
-    // history, so clarity wins over speed.
-    let mut all: Vec<(i64, usize, V)> = parts
+    // Overlapping parts: sort (time, part index, position) triples and keep
+    // the last part's point for each time. This path is taken only for
+    // rewritten history, so clarity wins over speed. The points are walked
+    // by their times: a scan that reads no value column hands in parts
+    // without values, and gets the times alone back.
+    let mut all: Vec<(i64, usize, usize)> = parts
         .iter()
         .enumerate()
-        .flat_map(|(i, (t, v))| t.iter().zip(v.iter()).map(move |(&t, &v)| (t, i, v)))
+        .flat_map(|(i, (t, _))| t.iter().enumerate().map(move |(k, &t)| (t, i, k)))
         .collect();
     all.sort_unstable_by_key(|&(t, i, _)| (t, i));
-    for (k, &(t, _, v)) in all.iter().enumerate() {
-        let next_same_time = all.get(k + 1).is_some_and(|n| n.0 == t);
+    for (n, &(t, i, k)) in all.iter().enumerate() {
+        let next_same_time = all.get(n + 1).is_some_and(|next| next.0 == t);
         if !next_same_time {
             times.push(t);
-            values.push(v);
+            if let Some(&v) = parts.get(i).and_then(|(_, v)| v.get(k)) {
+                values.push(v);
+            }
         }
     }
 }
@@ -53,6 +59,17 @@ mod tests {
         let (mut t, mut v) = (Vec::new(), Vec::new());
         merge_parts(&refs, &mut t, &mut v);
         t.into_iter().zip(v).collect()
+    }
+
+    #[test]
+    fn parts_without_values_merge_their_times() {
+        // A scan that reads no value column ([I5] still decides which
+        // point stands, so the times are those of the merge with values).
+        let parts: Vec<(&[i64], &[u64])> = vec![(&[1, 2, 3], &[]), (&[2, 4], &[])];
+        let (mut t, mut v) = (Vec::new(), Vec::new());
+        merge_parts(&parts, &mut t, &mut v);
+        assert_eq!(t, [1, 2, 3, 4]);
+        assert!(v.is_empty());
     }
 
     #[test]
