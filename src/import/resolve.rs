@@ -1,13 +1,14 @@
 //! The resolving side of an import: turns the names of parsed rows into ids
 //! and pushes their points into the sink, in input order.
 //!
-//! Names are looked up once per import. Accounts are the hot part: a
-//! snapshot import sees every account once per file, and files list them in
-//! much the same order. So each account is first compared with the account
-//! that followed the previous one the last time that one was seen (one
-//! `memcmp`, no hashing); only when that guess fails is the name hashed,
-//! and only a name never seen in this import reaches the sink. The memory
-//! this takes grows with the accounts, never with the rows.
+//! Accounts are the hot part: a snapshot import sees every account once per
+//! file, and files list them in much the same order. So each account is
+//! first compared with the account that followed the previous one the last
+//! time that one was seen (one `memcmp`, no hashing); only when that guess
+//! fails does the name reach the sink, whose dictionary gives its id, and
+//! the import's entry for the account (its series ids) is found by that id.
+//! Series are looked up once per account and metric. The memory this takes
+//! grows with the accounts, never with the rows.
 
 use std::collections::HashMap;
 
@@ -70,7 +71,8 @@ const _: () = assert!(std::mem::size_of::<AccountEntry>() == 40);
 
 /// Entry indexes by account id, in pages of [`ID_PAGE`] ids allocated as
 /// ids are met: an import of a few accounts of a large database costs a
-/// few pages, one of every account 4 bytes an account.
+/// few pages, one of every account 4 bytes an account. (An import of one
+/// shard meets ids all over the range, so it costs about that too.)
 #[derive(Debug, Default)]
 struct IdMap {
     pages: Vec<Option<Box<[u32; ID_PAGE]>>>,
@@ -104,7 +106,7 @@ impl IdMap {
     }
 }
 
-/// Ends a chain of entries with the same hash.
+/// Marks no entry: an account id not met yet, or no successor.
 const NO_ENTRY: u32 = u32::MAX;
 
 /// The accounts of an import, each linked to the one that followed it last
@@ -267,8 +269,9 @@ impl<'s, S: SnapshotSink> Resolver<'s, S> {
         }
     }
 
-    /// The account entry of a name, asking the sink for a name new to this
-    /// import. The inner error is the reason the name is rejected.
+    /// The account entry of a name, asking the sink for its id when the
+    /// guess of the next account fails. The inner error is the reason the
+    /// name is rejected.
     #[inline]
     fn account(&mut self, name: &[u8]) -> crate::Result<Result<u32, String>> {
         let index = match self.accounts.guess(name) {

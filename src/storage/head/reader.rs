@@ -57,7 +57,7 @@ fn positions(w: usize, mut word: u64) -> impl Iterator<Item = usize> {
 
 /// Frames a decode adds up at a time: each wanted id's counts after them
 /// are [`FRAME_BLOCK`] consecutive words of [`ChunkBuffer`]'s counts, one
-/// cache line, written whole.
+/// or two cache lines written whole rather than a word in each of eight.
 const FRAME_BLOCK: usize = 8;
 
 /// The smallest and largest of `counts` (`u64::MAX` and 0 when empty).
@@ -86,6 +86,13 @@ fn min_max(counts: &[u64]) -> (u64, u64) {
     let lo = lo.iter().fold(u64::MAX, |a, &b| a.min(b));
     let hi = hi.iter().fold(0, |a, &b| a.max(b));
     (lo, hi)
+}
+
+/// The ids of the chunk at `start` that exist in some frame of `head`:
+/// `start + chunk_ids` is past every frame's range.
+fn chunk_ids(head: &Head, start: u32) -> usize {
+    // At most CHUNK_IDS: fits a usize.
+    (head.end_id.saturating_sub(u64::from(start))).min(u64::from(CHUNK_IDS)) as usize
 }
 
 /// The number of positions of `mask` below `j`: where position `j`'s run
@@ -636,9 +643,11 @@ impl ChunkBuffer {
         let frames = head.frames.len();
         self.start = None;
         if frames == 0 {
+            // `open` refuses a head without frames; `chunks_exact_mut`
+            // below needs a width of at least one.
             return Err(head.corrupt("the head has no frames"));
         }
-        let ids = (head.end_id.saturating_sub(u64::from(start))).min(u64::from(CHUNK_IDS)) as usize;
+        let ids = chunk_ids(head, start);
         // Every frame must cover the whole chunk, with nothing absent in
         // it, for the fast path.
         let mut all_present = true;
@@ -742,14 +751,14 @@ impl ChunkBuffer {
         let Some(frame) = head.frames.get(f) else {
             return Ok(());
         };
-        let ids = (head.end_id.saturating_sub(u64::from(start))).min(u64::from(CHUNK_IDS)) as usize;
+        let ids = chunk_ids(head, start);
         let covered =
             if u64::from(start) < u64::from(frame.first) || u64::from(start) >= frame.end() {
                 0
             } else {
                 (frame.end() - u64::from(start)).min(ids as u64) as usize
             };
-        let words = ids.div_ceil(64);
+        let words = self.words;
         let absent = self
             .absent
             .get_mut(f * words..(f + 1) * words)

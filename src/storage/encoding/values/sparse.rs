@@ -127,7 +127,8 @@ fn sparse_len(m: usize, bits: u64) -> usize {
 }
 
 /// Decodes the sparse block of `len` deltas whose header was just read,
-/// appending the values that follow `v` to `out`; returns the last value.
+/// appending the values that follow `v` to `out` (the deltas themselves
+/// unless `SUMS`, [`super::decode_deltas`]); returns the last value.
 ///
 /// Not inlined: inside [`decode_block`](super::decode_block) its loop
 /// competes for registers with everything else there and spills; a call
