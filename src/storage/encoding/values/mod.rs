@@ -132,12 +132,7 @@ pub fn decode_values(col: &[u8], n: usize, out: &mut Vec<u64>) -> Result<(), Dec
 /// values only to subtract neighbours again. The column is checked exactly
 /// as [`decode_values`] checks it. On error `out` is left as it was.
 pub fn decode_deltas(col: &[u8], n: usize, out: &mut Vec<u64>) -> Result<(), DecodeError> {
-    let original_len = out.len();
-    let result = decode_into::<u64, false>(col, n, Bounds::EVERYTHING, out);
-    if result.is_err() {
-        out.truncate(original_len);
-    }
-    result
+    decode_into::<u64, false>(col, n, Bounds::EVERYTHING, out)
 }
 
 /// What a value column decodes into: `u64`, the counts as the storage layer
@@ -174,12 +169,7 @@ pub fn decode_values_within<W: Word>(
     let Some(span) = hi.checked_sub(lo) else {
         return Err(OUTSIDE_BOUNDS);
     };
-    let original_len = out.len();
-    let result = decode_into::<W, true>(col, n, Bounds { lo, span }, out);
-    if result.is_err() {
-        out.truncate(original_len);
-    }
-    result
+    decode_into::<W, true>(col, n, Bounds { lo, span }, out)
 }
 
 /// The error of [`decode_values_within`] for a value outside its bounds.
@@ -215,8 +205,24 @@ impl Bounds {
 }
 
 /// Decodes a column into `out`: its values when `SUMS`, otherwise `v_0`
-/// and its deltas ([`decode_deltas`], whose bounds admit everything).
+/// and its deltas ([`decode_deltas`], whose bounds admit everything). On
+/// error `out` is left as it was.
 fn decode_into<W: Word, const SUMS: bool>(
+    col: &[u8],
+    n: usize,
+    bounds: Bounds,
+    out: &mut Vec<W>,
+) -> Result<(), DecodeError> {
+    let original_len = out.len();
+    let result = decode_column::<W, SUMS>(col, n, bounds, out);
+    if result.is_err() {
+        out.truncate(original_len);
+    }
+    result
+}
+
+/// [`decode_into`] without the restoring of `out` on error.
+fn decode_column<W: Word, const SUMS: bool>(
     col: &[u8],
     n: usize,
     bounds: Bounds,
