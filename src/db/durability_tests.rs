@@ -101,7 +101,27 @@ fn workload() -> Vec<Action> {
     actions.push(Action::Commit(snapshot(13, 16)));
     actions.push(Action::Commit(snapshot(14, 16)));
     actions.push(Action::Commit(snapshot(24, 16)));
+    // One batch of several snapshots ([HD3]): two frames appended to the
+    // committed head, one starting the next week's head, and then an hour
+    // before them, which ends framing and is written as a segment after
+    // the heads, overriding hour 25.
+    let mut several = Vec::new();
+    for hour in [25, 26, 24 + 168, 25] {
+        several.extend(snapshot(hour, 17).into_iter().map(|mut p| {
+            p.3 += 5;
+            p
+        }));
+    }
+    actions.push(Action::Commit(several));
     actions
+}
+
+/// A writer that makes frames of the workload's small snapshots as the
+/// production writer does of large ones ([HD3]).
+fn writer(db: &Db) -> crate::Result<Writer> {
+    let mut writer = db.writer()?;
+    writer.set_min_frame_points(1);
+    Ok(writer)
 }
 
 fn options() -> Options {
@@ -172,7 +192,7 @@ fn scratch() -> tempfile::TempDir {
 fn record(fs: &RecordingFs, dir: &Path) -> Vec<Model> {
     let shared: Arc<dyn FileSystem> = Arc::new(fs.clone());
     let db = Db::open_on(shared, dir, options()).expect("the database opens");
-    let mut writer = db.writer().expect("the writer opens");
+    let mut writer = writer(&db).expect("the writer opens");
     let mut states = vec![Model::new()];
     for action in workload() {
         let mut next = states.last().cloned().unwrap_or_default();
@@ -196,7 +216,7 @@ fn record(fs: &RecordingFs, dir: &Path) -> Vec<Model> {
             }
             Action::Reopen => {
                 drop(writer);
-                writer = db.writer().expect("the writer reopens");
+                writer = self::writer(&db).expect("the writer reopens");
             }
         }
         fs.mark(Op::End(i));
@@ -399,7 +419,7 @@ fn run_with_fault(fault: Option<Fault>, short_writes: bool) -> Result<u64, Strin
         let fired_before = fs.fired();
         let outcome: crate::Result<()> = (|| {
             if writer.is_none() {
-                writer = Some(db.writer()?);
+                writer = Some(self::writer(&db)?);
             }
             let Some(w) = writer.as_mut() else {
                 unreachable!("set above")
@@ -431,7 +451,7 @@ fn run_with_fault(fault: Option<Fault>, short_writes: bool) -> Result<u64, Strin
                 Action::Compact => w.compact().map(|_| ()),
                 Action::Reopen => {
                     writer = None;
-                    writer = Some(db.writer()?);
+                    writer = Some(self::writer(&db)?);
                     Ok(())
                 }
             }

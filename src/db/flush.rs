@@ -52,11 +52,22 @@ impl Log {
     }
 }
 
-/// What a flush on its own thread hands back: the segment it wrote, and
-/// the log's columns for reuse.
+/// What a flush wrote.
+pub(super) enum Flushed {
+    /// A segment, `None` for an empty log.
+    Segment(Option<SegmentMeta>),
+    /// A frame of the batch's heads ([HD3]).
+    Frame,
+}
+
+/// What a flush on its own thread hands back: what it wrote, the log's
+/// columns for reuse, and for a frame the batch's heads and the segment
+/// number it was given if it did not use it.
 pub(super) struct FlushOutcome {
-    pub(super) result: Result<Option<SegmentMeta>>,
+    pub(super) result: Result<Flushed>,
     pub(super) log: Log,
+    pub(super) heads: Option<crate::db::frame::BatchHeads>,
+    pub(super) unused_number: Option<u64>,
 }
 
 /// Writes `log` as segment `number` in `dir` (not yet visible); `None` for

@@ -16,8 +16,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use crate::db::Db;
-use crate::db::flush::{FlushOutcome, Log, as_frame, write_segment};
-use crate::db::frame::{PendingHead, write_frame};
+use crate::db::flush::{FlushOutcome, Flushed, Log, as_frame, write_segment};
+use crate::db::frame::BatchHeads;
 use crate::db::lock::WriteLock;
 use crate::db::manifest::{Manifest, sync_dir};
 use crate::db::recovery;
@@ -38,6 +38,12 @@ use crate::time::{MAX_TIME_MS, MIN_TIME_MS};
 /// peaked at 986 MiB of RSS with 8 for everything else, under a 1 GiB
 /// budget but too close to it.
 const BYTES_PER_LOGGED_POINT: usize = 20 + 24 + 12;
+
+/// A group of points of one time, followed by a point of a later time,
+/// becomes a head frame only with at least this many points ([HD3]): one
+/// chunk's worth. Smaller groups stay in the log, so that a batch of a
+/// few series' histories is not cut into a frame per time.
+const MIN_FRAME_POINTS: usize = 1024;
 
 /// What a commit did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -98,8 +104,21 @@ pub struct Writer {
     /// first when there are several ([MG2]).
     last_commit_segments: Vec<u64>,
     flushed: Vec<SegmentMeta>,
-    /// The head frame this batch wrote, when it was stored as one ([HD3]).
-    pending_head: Option<PendingHead>,
+    /// The heads this batch wrote frames to ([HD3]); moved to the flush
+    /// thread while it writes one.
+    heads: BatchHeads,
+    /// Whether the batch may still make frames: true until a point comes
+    /// at a time before the log's, a group of one time is too small or not
+    /// dense enough to be a frame, or the budget forces a segment ([HD3]).
+    framing: bool,
+    /// The time of every point in the log, while `framing`.
+    group_time: Option<i64>,
+    /// A group of one time followed by a later time becomes a frame only
+    /// with at least this many points ([HD3]).
+    min_frame_points: usize,
+    /// A segment number taken for a flush that did not need it, kept for
+    /// the next.
+    reserved_number: Option<u64>,
     next_segment: u64,
     batch_points: u64,
     series_at_start: usize,
@@ -148,7 +167,11 @@ impl Writer {
             last_commit_bytes: 0,
             last_commit_segments: Vec::new(),
             flushed: Vec::new(),
-            pending_head: None,
+            heads: BatchHeads::default(),
+            framing: true,
+            group_time: None,
+            min_frame_points: MIN_FRAME_POINTS,
+            reserved_number: None,
             batch_points: 0,
         })
     }
@@ -204,6 +227,17 @@ impl Writer {
                 "count {count} is larger than 2^63 - 1"
             )));
         }
+        if self.framing {
+            match self.group_time {
+                Some(t) if t == time_ms => {}
+                Some(t) if t < time_ms && self.log.len() >= self.min_frame_points => {
+                    self.start_frame()?;
+                }
+                Some(_) => self.framing = false,
+                None => {}
+            }
+            self.group_time = Some(time_ms);
+        }
         self.log
             .push(series, time_ms, count, self.max_logged_points);
         self.batch_points += 1;
@@ -211,6 +245,19 @@ impl Writer {
             self.start_flush()?;
         }
         Ok(())
+    }
+
+    /// Resets what the writer knows of the batch for the next one.
+    fn start_batch(&mut self) {
+        self.batch_points = 0;
+        self.framing = true;
+        self.group_time = None;
+    }
+
+    /// Lets a test make frames of groups smaller than production does.
+    #[cfg(test)]
+    pub(crate) fn set_min_frame_points(&mut self, points: usize) {
+        self.min_frame_points = points;
     }
 
     /// Points appended since the last commit.
@@ -267,6 +314,9 @@ impl Writer {
     }
 
     fn spawn_flush(&mut self) -> Result<()> {
+        // A segment of part of a group: the rest of the batch is segments
+        // too, so that they all follow its frames ([HD3]).
+        self.framing = false;
         let pool = self.encoders()?;
         let number = self.take_segment_number()?;
         let next = self.spare.take().unwrap_or_default();
@@ -276,8 +326,13 @@ impl Writer {
         let handle = std::thread::Builder::new()
             .name("tally-flush".to_string())
             .spawn(move || {
-                let result = write_segment(&fs, &dir, number, &log, &pool);
-                FlushOutcome { result, log }
+                let result = write_segment(&fs, &dir, number, &log, &pool).map(Flushed::Segment);
+                FlushOutcome {
+                    result,
+                    log,
+                    heads: None,
+                    unused_number: None,
+                }
             })
             .map_err(|e| Error::Writer(format!("cannot start a flush thread: {e}")))?;
         self.in_flight = Some(handle);
@@ -298,30 +353,100 @@ impl Writer {
         let mut log = outcome.log;
         log.clear();
         self.spare = Some(log);
-        if let Some(meta) = outcome.result? {
-            self.flushed.push(meta);
+        if let Some(heads) = outcome.heads {
+            self.heads = heads;
+        }
+        if let Some(number) = outcome.unused_number {
+            self.reserved_number = Some(number);
+        }
+        match outcome.result? {
+            Flushed::Frame => {}
+            Flushed::Segment(meta) => {
+                self.framing = false;
+                self.flushed.extend(meta);
+            }
         }
         Ok(())
     }
 
-    /// Writes the rest of the log as one segment (not yet visible), on this
-    /// thread, after the flush in flight; or, when it is the whole batch
-    /// and all of it has one time, as a head frame ([HD3]).
+    /// Hands the log, one group of one time, to the flush thread to be
+    /// written as a frame, once the flush before it is done; fails as
+    /// `start_flush` does.
+    fn start_frame(&mut self) -> Result<()> {
+        let started = self.finish_flush().and_then(|()| {
+            // The flush that just ended may have found its group unfit for
+            // a frame, which ends framing for the batch.
+            if self.framing {
+                self.spawn_frame()
+            } else {
+                Ok(())
+            }
+        });
+        if let Err(e) = started {
+            self.discard();
+            self.discarded = Some(e.to_string());
+            return self.check_usable();
+        }
+        Ok(())
+    }
+
+    fn spawn_frame(&mut self) -> Result<()> {
+        let pool = self.encoders()?;
+        let number = match self.reserved_number.take() {
+            Some(number) => number,
+            None => self.take_segment_number()?,
+        };
+        let next = self.spare.take().unwrap_or_default();
+        let log = std::mem::replace(&mut self.log, next);
+        let mut heads = std::mem::take(&mut self.heads);
+        let base = Arc::clone(&self.base);
+        let fs = Arc::clone(self.db.fs());
+        let handle = std::thread::Builder::new()
+            .name("tally-flush".to_string())
+            .spawn(move || {
+                let mut used = false;
+                let result = flush_group(&fs, &base, &log, &mut heads, &pool, || {
+                    used = true;
+                    Ok(number)
+                });
+                FlushOutcome {
+                    result,
+                    log,
+                    heads: Some(heads),
+                    unused_number: (!used).then_some(number),
+                }
+            })
+            .map_err(|e| Error::Writer(format!("cannot start a flush thread: {e}")))?;
+        self.in_flight = Some(handle);
+        Ok(())
+    }
+
+    /// Writes the rest of the log (not yet visible), on this thread, after
+    /// the flush in flight: as a head frame when the batch is still framing
+    /// ([HD3]) and the log fits one, otherwise as one segment.
     fn flush(&mut self) -> Result<()> {
         self.finish_flush()?;
         if self.log.len() == 0 {
             return Ok(());
         }
-        if self.flushed.is_empty()
-            && self.pending_head.is_none()
-            && let Some(frame) = as_frame(&self.log)
-        {
+        if self.framing {
+            let pool = self.encoders()?;
             let dir = self.base.dir.clone();
-            let next = &mut self.next_segment;
-            let pending = write_frame(self.db.fs(), &self.base, &frame, || {
-                crate::db::manifest::take_segment_number(&dir, next)
-            })?;
-            self.pending_head = Some(pending);
+            let (next, reserved) = (&mut self.next_segment, &mut self.reserved_number);
+            let flushed = flush_group(
+                self.db.fs(),
+                &self.base,
+                &self.log,
+                &mut self.heads,
+                &pool,
+                || match reserved.take() {
+                    Some(number) => Ok(number),
+                    None => crate::db::manifest::take_segment_number(&dir, next),
+                },
+            )?;
+            if let Flushed::Segment(meta) = flushed {
+                self.flushed.extend(meta);
+            }
             self.log.clear();
             return Ok(());
         }
@@ -416,19 +541,21 @@ impl Writer {
         let summary = CommitSummary {
             points: self.batch_points,
             new_series: (dict.series_count() - self.series_at_start) as u64,
-            segments: self.flushed.len() as u64 + u64::from(self.pending_head.is_some()),
+            segments: self.flushed.len() as u64 + self.heads.summary().0,
             segment_bytes: self.flushed.iter().map(|s| s.file_len).sum::<u64>()
-                + self.pending_head.map_or(0, |h| h.bytes),
+                + self.heads.summary().1,
             merged: MergeSummary::default(),
         };
         let installed = self.install(manifest, Arc::new(dict));
         if !matches!(installed, Err(CommitError::Before(_))) {
             // From the manifest's rename on, the batch is committed: its
             // segments belong to the database, not to the batch.
+            // The batch's heads are not joined with its segments: they are
+            // already what the policy keeps for a week ([MG2]).
             self.last_commit_segments = self.flushed.iter().map(|s| s.number).collect();
             self.flushed.clear();
-            self.pending_head = None;
-            self.batch_points = 0;
+            self.heads = BatchHeads::default();
+            self.start_batch();
         }
         installed?;
         self.series_at_start = self.base.dict.series_count();
@@ -476,8 +603,9 @@ impl Writer {
     fn prepare_commit(&mut self) -> Result<()> {
         self.flush()?;
         let dir = self.base.dir.clone();
+        self.heads.finish(self.db.fs(), &dir)?;
         let frame = self.dict.take_frame();
-        if self.flushed.is_empty() && self.pending_head.is_none() && frame.is_none() {
+        if self.flushed.is_empty() && self.heads.is_empty() && frame.is_none() {
             return Ok(());
         }
         // [I3]: the dictionary is durable before the manifest that covers it.
@@ -520,14 +648,10 @@ impl Writer {
         sync_dir(&**self.db.fs(), &dir)?;
         let dict = self.dict.dictionary();
         let mut segments = self.base.manifest.segments.clone();
-        if let Some(head) = &self.pending_head {
-            // [HD4]: an appended head keeps its place (it is the last
-            // entry, [HD3]) with its new length; a new head is added last.
-            if head.appended_to.is_some() {
-                segments.pop();
-            }
-            segments.push(head.meta);
-        }
+        // [HD4]: an appended head keeps its place (it is the last entry,
+        // [HD3]) with its new length; new heads follow, then the segments,
+        // in the order the batch wrote them ([I5]).
+        self.heads.add_to(&mut segments);
         segments.extend_from_slice(&self.flushed);
         let manifest = Manifest {
             generation: self.base.manifest.next_generation(&dir)?,
@@ -557,11 +681,9 @@ impl Writer {
                 .join(crate::storage::segment::segment_file_name(meta.number));
             let _ = self.db.fs().remove_file(&path);
         }
-        if let Some(head) = self.pending_head.take() {
-            head.discard(&**self.db.fs(), &self.base.dir);
-        }
+        self.heads.discard(&**self.db.fs(), &self.base.dir);
         self.log.clear();
-        self.batch_points = 0;
+        self.start_batch();
         if self.dict.dictionary().series_count() != self.base.dict.series_count()
             || self.dict.has_pending()
         {
@@ -655,7 +777,7 @@ impl Writer {
 /// removed now rather than by the next writer's recovery.
 impl Drop for Writer {
     fn drop(&mut self) {
-        if !self.flushed.is_empty() || self.in_flight.is_some() || self.pending_head.is_some() {
+        if !self.flushed.is_empty() || self.in_flight.is_some() || !self.heads.is_empty() {
             self.discard();
         }
     }
@@ -663,6 +785,29 @@ impl Drop for Writer {
 
 pub use crate::db::compact::CompactSummary;
 pub use crate::db::merge::MergeSummary;
+/// Writes `log`, a group of one time, as the batch's next head frame when
+/// it fits one ([HD3]), or else as a segment; `take_number` numbers the new
+/// head or the segment, if one is needed.
+fn flush_group(
+    fs: &Arc<dyn crate::storage::fs::FileSystem>,
+    base: &Snapshot,
+    log: &Log,
+    heads: &mut BatchHeads,
+    pool: &rayon::ThreadPool,
+    take_number: impl FnOnce() -> Result<u64>,
+) -> Result<Flushed> {
+    match as_frame(log) {
+        Some(frame) => {
+            heads.append(fs, base, &frame, take_number)?;
+            Ok(Flushed::Frame)
+        }
+        None => {
+            let number = take_number()?;
+            write_segment(fs, &base.dir, number, log, pool).map(Flushed::Segment)
+        }
+    }
+}
+
 /// How a commit failed: before its manifest replaced the old one (the
 /// batch is discarded), or after (the batch is committed).
 enum CommitError {
@@ -717,5 +862,88 @@ mod tests {
         let mut w = db.writer().expect("a new writer opens");
         w.append("next", "followers", T0, 3).expect("appended");
         assert_eq!(w.commit().expect("committed").points, 1);
+    }
+}
+
+#[cfg(test)]
+mod frame_tests {
+    use crate::{Db, TimeRange};
+
+    const HOUR: i64 = 3_600_000;
+    /// 2019-02-13T00:00:00Z, a Wednesday: epoch weeks begin on Thursdays,
+    /// so hour 24 begins a week.
+    const T0: i64 = 1_550_016_000_000;
+
+    /// [HD3]: a batch of snapshots in increasing time makes one frame each,
+    /// appended to the manifest's last head while its week lasts and then
+    /// to a new head; a point at an earlier time ends the framing, and the
+    /// rest of the batch (the group it interrupted included) is a segment
+    /// listed after the heads, whose points override the frames' ([I5]).
+    #[test]
+    fn a_batch_of_snapshots_becomes_frames_until_time_goes_back() {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let db = Db::open(dir.path()).expect("the database opens");
+        let mut w = db.writer().expect("the writer opens");
+        let accounts = 600u64;
+        let snapshot = |w: &mut crate::Writer, hour: i64, plus: u64| {
+            for a in 0..accounts {
+                for metric in ["followers", "following"] {
+                    w.append(&format!("a{a}"), metric, T0 + hour * HOUR, a + plus)
+                        .expect("appended");
+                }
+            }
+        };
+        snapshot(&mut w, 20, 0);
+        w.commit().expect("committed");
+        // Two frames for the committed head (hours 21 and 22), one for a
+        // new head (hour 30, the next week), then hour 21 again, which
+        // makes hour 31 and itself a segment.
+        for (hour, plus) in [(21, 1), (22, 2), (30, 3), (31, 5), (21, 4)] {
+            snapshot(&mut w, hour, plus);
+        }
+        let summary = w.commit().expect("committed");
+        assert_eq!(summary.points, 5 * 2 * accounts);
+        let snapshot = db.snapshot();
+        let entries: Vec<(bool, i64, i64, u64)> = snapshot
+            .manifest
+            .segments
+            .iter()
+            .map(|s| (s.head, s.t_min, s.t_max, s.points))
+            .collect();
+        let n = 2 * accounts;
+        assert_eq!(
+            entries,
+            vec![
+                (true, T0 + 20 * HOUR, T0 + 22 * HOUR, 3 * n),
+                (true, T0 + 30 * HOUR, T0 + 30 * HOUR, n),
+                (false, T0 + 21 * HOUR, T0 + 31 * HOUR, 2 * n),
+            ]
+        );
+        let points = db.points("a7", "following", TimeRange::ALL).expect("read");
+        let got: Vec<(i64, u64)> = points
+            .iter()
+            .map(|p| ((p.time - T0) / HOUR, p.count))
+            .collect();
+        assert_eq!(got, vec![(20, 7), (21, 11), (22, 9), (30, 10), (31, 12)]);
+        drop(w);
+        let report = Db::verify(dir.path()).expect("verify runs");
+        assert!(report.is_clean(), "{:?}", report.problems);
+    }
+
+    /// [HD3]: groups smaller than a chunk are not cut into frames, so a
+    /// batch of a few series' histories stays one segment.
+    #[test]
+    fn small_groups_of_one_time_stay_in_the_log() {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let db = Db::open(dir.path()).expect("the database opens");
+        let mut w = db.writer().expect("the writer opens");
+        for hour in 0..500 {
+            w.append("solo", "followers", T0 + hour * HOUR, hour as u64)
+                .expect("appended");
+        }
+        w.commit().expect("committed");
+        let snapshot = db.snapshot();
+        let heads = snapshot.manifest.segments.iter().filter(|s| s.head).count();
+        assert_eq!((snapshot.manifest.segments.len(), heads), (1, 0));
     }
 }
