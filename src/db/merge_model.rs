@@ -25,6 +25,12 @@ enum Step {
         skip: u64,
         seed: u64,
     },
+    /// Several snapshots in one batch ([HD3]), moving `ahead` hours each,
+    /// back in time too (an hour the batch or an earlier one already
+    /// holds, which the later points override).
+    Snapshots {
+        hours: Vec<(i64, u64, u64)>,
+    },
     /// Points at many hours, possibly rewriting old ones.
     Bulk {
         points: Vec<(u64, i64, u64)>,
@@ -40,6 +46,8 @@ fn step() -> impl Strategy<Value = Step> {
             skip,
             seed
         }),
+        2 => prop::collection::vec((-2i64..30, 0u64..4, any::<u64>()), 1..6)
+            .prop_map(|hours| Step::Snapshots { hours }),
         2 => prop::collection::vec((0..ACCOUNTS, 0i64..24 * 40, 0u64..1_000), 1..40)
             .prop_map(|points| Step::Bulk { points }),
         1 => Just(Step::Compact),
@@ -62,11 +70,32 @@ fn contents(db: &Db) -> Model {
     out
 }
 
-fn run(steps: Vec<Step>, budget: usize) -> Result<(), TestCaseError> {
+/// Appends the snapshot of every account (but those skipped) at `hour`.
+fn snapshot(writer: &mut crate::Writer, model: &mut Model, hour: i64, skip: u64, seed: u64) {
+    for a in 0..ACCOUNTS {
+        if skip > 0 && a % (skip + 2) == 0 {
+            continue;
+        }
+        let account = format!("a{a}");
+        let value = seed.wrapping_mul(a + 1) % 10_000;
+        let time = T0 + hour * HOUR;
+        writer.append(&account, "followers", time, value).unwrap();
+        model.insert((account, time), value);
+    }
+}
+
+/// Runs `steps` with a memory budget of `budget` bytes, the writer making
+/// frames of groups of `min_frame_points` points or more ([HD3]).
+fn run(steps: Vec<Step>, budget: usize, min_frame_points: usize) -> Result<(), TestCaseError> {
     let dir = tempfile::tempdir().unwrap();
     let options = Options::default().memory_budget(budget);
     let mut db = Db::open_with(dir.path(), options.clone()).unwrap();
-    let mut writer = db.writer().unwrap();
+    let open_writer = |db: &Db| {
+        let mut writer = db.writer().unwrap();
+        writer.set_min_frame_points(min_frame_points);
+        writer
+    };
+    let mut writer = open_writer(&db);
     let mut model = Model::new();
     // Snapshots move forward an hour or two at a time, the way a crawler's
     // do; bulk steps write anywhere in the first 40 days.
@@ -78,15 +107,13 @@ fn run(steps: Vec<Step>, budget: usize) -> Result<(), TestCaseError> {
         match step {
             Step::Snapshot { hour, skip, seed } => {
                 now += hour;
-                for a in 0..ACCOUNTS {
-                    if skip > 0 && a % (skip + 2) == 0 {
-                        continue;
-                    }
-                    let account = format!("a{a}");
-                    let value = seed.wrapping_mul(a + 1) % 10_000;
-                    let time = T0 + now * HOUR;
-                    writer.append(&account, "followers", time, value).unwrap();
-                    model.insert((account, time), value);
+                snapshot(&mut writer, &mut model, now, skip, seed);
+                pending = writer.commit().unwrap().merged.pending;
+            }
+            Step::Snapshots { hours } => {
+                for (ahead, skip, seed) in hours {
+                    now = (now + ahead).max(0);
+                    snapshot(&mut writer, &mut model, now, skip, seed);
                 }
                 pending = writer.commit().unwrap().merged.pending;
             }
@@ -107,7 +134,7 @@ fn run(steps: Vec<Step>, budget: usize) -> Result<(), TestCaseError> {
             Step::Reopen => {
                 drop(writer);
                 db = Db::open_with(dir.path(), options.clone()).unwrap();
-                writer = db.writer().unwrap();
+                writer = open_writer(&db);
             }
         }
         prop_assert_eq!(contents(&db), model.clone(), "after step {}", i);
@@ -127,7 +154,7 @@ proptest! {
 
     #[test]
     fn merged_databases_answer_as_the_model(steps in prop::collection::vec(step(), 1..120)) {
-        run(steps, 1 << 20)?;
+        run(steps, 1 << 20, 1)?;
     }
 
     #[test]
@@ -136,7 +163,16 @@ proptest! {
     ) {
         // A budget of a few hundred points: bulk steps spill into several
         // segments of one commit.
-        run(steps, 300 * 56)?;
+        run(steps, 300 * 56, 1)?;
+    }
+
+    #[test]
+    fn merged_databases_answer_as_the_model_with_production_frame_sizes(
+        steps in prop::collection::vec(step(), 1..60),
+    ) {
+        // Groups of 12 points never reach the production minimum: every
+        // batch of several times is written as segments.
+        run(steps, 1 << 20, 1024)?;
     }
 }
 
@@ -163,22 +199,20 @@ fn a_week_of_hourly_snapshots_stays_within_the_bound() {
 }
 
 #[test]
-fn hourly_snapshots_append_to_one_head_per_epoch_week_which_becomes_columns_once_closed() {
+fn hourly_snapshots_append_to_one_head_per_epoch_week() {
     // [HD3]: T0 is a Wednesday and epoch weeks begin on Thursdays, so the
     // hours up to 23 are the first week's head, and hours 24 to 24 + 36
     // (Thursday 00:00 to Friday 12:00, across a day boundary) all append
     // to the second week's head; the first, alone in its closed week,
-    // becomes columns ([MG2]).
+    // stays a head ([MG2] merges two or more).
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(dir.path()).unwrap();
     let mut writer = db.writer().unwrap();
-    let heads = |db: &Db| -> Vec<(bool, i64, i64)> {
+    let heads = |db: &Db| -> Vec<(i64, i64)> {
         let snapshot = db.snapshot();
         let segments = &snapshot.manifest.segments;
-        segments
-            .iter()
-            .map(|s| (s.head, s.t_min, s.t_max))
-            .collect()
+        assert!(segments.iter().all(|s| s.head), "{segments:?}");
+        segments.iter().map(|s| (s.t_min, s.t_max)).collect()
     };
     for hour in (20..24).chain(24..=60) {
         for a in 0..3 {
@@ -193,11 +227,11 @@ fn hourly_snapshots_append_to_one_head_per_epoch_week_which_becomes_columns_once
         }
         writer.commit().unwrap();
         let expected = if hour < 24 {
-            vec![(true, T0 + 20 * HOUR, T0 + hour * HOUR)]
+            vec![(T0 + 20 * HOUR, T0 + hour * HOUR)]
         } else {
             vec![
-                (false, T0 + 20 * HOUR, T0 + 23 * HOUR),
-                (true, T0 + 24 * HOUR, T0 + hour * HOUR),
+                (T0 + 20 * HOUR, T0 + 23 * HOUR),
+                (T0 + 24 * HOUR, T0 + hour * HOUR),
             ]
         };
         assert_eq!(heads(&db), expected, "after hour {hour}");
