@@ -198,6 +198,7 @@ impl Head {
         // it and recovery cuts only the uncommitted tail ([HD4], [R1]).
         let map = unsafe { MmapOptions::new().len(committed_len).map(&file) }
             .map_err(|e| Error::io(path, e))?;
+        let _ = map.advise(memmap2::Advice::Random);
         check_header(&map, MAGIC_HEAD).map_err(corrupt)?;
         let mut frames = Vec::new();
         let mut at = HEADER_LEN;
