@@ -314,9 +314,23 @@ fn skip_bad_skips_counts_and_reports_bad_rows() {
 }
 
 #[test]
-fn a_killed_import_leaves_the_database_as_it_was() {
-    // Atomicity: SIGKILL while rows stream in through stdin, with a small
-    // memory budget so that segments were already spilled.
+fn a_killed_import_of_snapshots_leaves_the_database_as_it_was() {
+    // Snapshots in time order are written as head frames as they come
+    // ([HD3]): the kill finds a new head under its temporary name.
+    killed_import(true, |name| name.ends_with(".thead.tmp"));
+}
+
+#[test]
+fn a_killed_import_of_account_histories_leaves_the_database_as_it_was() {
+    // One account's hours after the other: segments spill at the budget.
+    killed_import(false, |name| name.ends_with(".tseg"));
+}
+
+/// Atomicity: SIGKILL while rows stream in through stdin, with a small
+/// memory budget, once part of the batch is on disk (a file whose name
+/// `spilled` accepts); rows hour after hour if `by_hour`, else account
+/// after account.
+fn killed_import(by_hour: bool, spilled: fn(&str) -> bool) {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("db");
     let seed = dir.path().join("seed.csv");
@@ -335,31 +349,31 @@ fn a_killed_import_leaves_the_database_as_it_was() {
         .unwrap();
     let mut stdin = child.stdin.take().unwrap();
     writeln!(stdin, "time,account,followers").unwrap();
-    for h in 0..200 {
+    for outer in 0..200 {
         let mut chunk = String::new();
-        for a in 0..2000 {
+        for inner in 0..2000 {
+            let (h, a) = if by_hour {
+                (outer, inner)
+            } else {
+                (inner % 200, outer * 10 + inner / 200)
+            };
             chunk.push_str(&format!("{},new{a},{}\n", 1_550_052_000 + h * 3600, a + h));
         }
         stdin.write_all(chunk.as_bytes()).unwrap();
     }
     stdin.flush().unwrap();
     std::thread::sleep(Duration::from_millis(300));
-    let spilled = std::fs::read_dir(&db)
+    let written: Vec<String> = std::fs::read_dir(&db)
         .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .file_name()
-                .to_string_lossy()
-                .ends_with(".tseg")
-        })
-        .count();
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| spilled(name))
+        .collect();
     child.kill().unwrap();
     child.wait().unwrap();
     drop(stdin);
     assert!(
-        spilled > 1,
-        "the import should have spilled segments before the kill"
+        !written.is_empty(),
+        "the import should have written part of the batch before the kill"
     );
     assert_eq!(contents(&db), before);
     assert!(Db::verify(&db).unwrap().is_clean());
@@ -371,7 +385,7 @@ fn a_killed_import_leaves_the_database_as_it_was() {
         .filter(|e| {
             let name = e.as_ref().unwrap().file_name();
             let name = name.to_string_lossy();
-            name.ends_with(".tseg") || name.ends_with(".thead")
+            name.ends_with(".tseg") || name.ends_with(".thead") || name.ends_with(".tmp")
         })
         .count();
     assert_eq!(

@@ -146,9 +146,10 @@ pub(crate) struct ImportArgs {
     #[arg(long, value_name = "S/N")]
     pub shard: Option<crate::Shard>,
     /// Memory for buffering points before they are spilled into a segment
-    /// (e.g. 512MiB, 2GiB); a larger import is still committed atomically,
-    /// and its segments are merged into one after it.
-    #[arg(long, value_parser = parse_bytes_arg, default_value = "1GiB", value_name = "SIZE")]
+    /// (e.g. 64MiB, 1GiB); a larger import is still committed atomically,
+    /// and its segments are merged into one after it. Snapshots in time
+    /// order need only one snapshot's worth.
+    #[arg(long, value_parser = parse_bytes_arg, default_value = "256MiB", value_name = "SIZE")]
     pub memory_budget: usize,
     /// Do not merge segments after the import (docs/format.md, "Merging");
     /// the next import that merges, or `tally compact`, catches up.

@@ -39,8 +39,11 @@ pub struct Options {
     /// Create the directory if it does not exist (default: true).
     pub create: bool,
     /// Bytes of memory a writer may use to buffer points before it spills
-    /// them into a segment (default: 1 GiB). A batch larger than this is
-    /// written as several segments and still committed atomically.
+    /// them into a segment (default: 256 MiB). A batch larger than this is
+    /// written as several segments and still committed atomically. A batch
+    /// of snapshots in time order needs only one snapshot's worth: each is
+    /// written as a head frame as soon as the next begins (docs/format.md,
+    /// [HD3]).
     pub memory_budget: usize,
     /// Merge segments after every commit, as docs/format.md ("Merging")
     /// describes (default: true). Off, segments pile up until
@@ -52,12 +55,11 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             create: true,
-            // 1 GiB. 256 MiB was tried: a 50 M-point import of 35,000 accounts
-            // then peaks at 237 MiB instead of 847 at the same speed, but a
-            // 335 M-point folder of 1 M accounts spills 70 segments whose
-            // join takes 44.7 s instead of 23.8 and peaks higher
-            // (docs/performance.md).
-            memory_budget: 1 << 30,
+            // 256 MiB. Snapshots in time order are written a frame at a
+            // time whatever the budget; a bulk import of many series in
+            // any other order spills a segment every 4.8 M points, and the
+            // join after it reads them all (docs/performance.md, "Memory").
+            memory_budget: 256 << 20,
             auto_merge: true,
         }
     }
