@@ -310,6 +310,44 @@ impl LogColumns<'_> {
 mod tests {
     use super::*;
 
+    proptest::proptest! {
+        /// [HD3]: a log of one time is the frame of the last count appended
+        /// for each id, in increasing id order, and no frame when its ids
+        /// are not dense enough or it holds a second time.
+        #[test]
+        fn a_log_of_one_time_is_the_frame_of_its_last_counts(
+            points in proptest::collection::vec((0u32..3000, 0u64..1000), 1..400),
+            sorted in proptest::bool::ANY,
+            base in 0u32..5000,
+        ) {
+            let mut points: Vec<(u32, u64)> =
+                points.into_iter().map(|(id, v)| (id + base, v)).collect();
+            if sorted {
+                points.sort_by_key(|p| p.0);
+                points.dedup_by_key(|p| p.0);
+            }
+            let mut log = Log::default();
+            for &(id, v) in &points {
+                log.push(id, 7, v, usize::MAX);
+            }
+            let model: std::collections::BTreeMap<u32, u64> = points.iter().copied().collect();
+            let ids: Vec<u32> = model.keys().copied().collect();
+            let values: Vec<u64> = model.values().copied().collect();
+            let dense = crate::storage::head::frame_fits(&ids);
+            match as_frame(&log) {
+                Some(frame) => {
+                    proptest::prop_assert!(dense);
+                    proptest::prop_assert_eq!(frame.time, 7);
+                    proptest::prop_assert_eq!(frame.ids, ids);
+                    proptest::prop_assert_eq!(frame.values, values);
+                }
+                None => proptest::prop_assert!(!dense),
+            }
+            log.push(base, 8, 1, usize::MAX);
+            proptest::prop_assert!(as_frame(&log).is_none(), "two times are no frame");
+        }
+    }
+
     #[test]
     fn counting_sort_is_stable_and_finds_the_runs() {
         let series = [5, 3, 5, 3, 9, 5];
