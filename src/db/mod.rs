@@ -42,8 +42,8 @@ pub struct Options {
     /// them into a segment (default: 256 MiB). A batch larger than this is
     /// written as several segments and still committed atomically. A batch
     /// of snapshots in time order needs only one snapshot's worth: each is
-    /// written as a head frame as soon as the next begins (docs/format.md,
-    /// [HD3]).
+    /// written as a head frame as soon as the next begins (docs/format.md, rule
+    /// HD3).
     pub memory_budget: usize,
     /// Merge segments after every commit, as docs/format.md ("Merging")
     /// describes (default: true). Off, segments pile up until
