@@ -102,11 +102,12 @@ fn workload() -> Vec<Action> {
     actions.push(Action::Commit(snapshot(14, 16)));
     actions.push(Action::Commit(snapshot(24, 16)));
     // One batch of several snapshots ([HD3]): two frames appended to the
-    // committed head, one starting the next week's head, and then an hour
-    // before them, which ends framing and is written as a segment after
-    // the heads, overriding hour 25.
+    // committed head, which the batch then finishes, one starting the next
+    // week's head, and then an hour before them, which ends framing: the
+    // hour it interrupted (193) and itself are a segment after the heads,
+    // overriding hour 25.
     let mut several = Vec::new();
-    for hour in [25, 26, 24 + 168, 25] {
+    for hour in [25, 26, 24 + 168, 25 + 168, 25] {
         several.extend(snapshot(hour, 17).into_iter().map(|mut p| {
             p.3 += 5;
             p

@@ -116,8 +116,7 @@ pub(super) fn write_segment(
     segment.finish()
 }
 
-/// A batch whose points all have one time: what a head frame stores
-/// ([HD3]).
+/// A group of points of one time, as a head frame stores it ([HD3]).
 pub(super) struct FramePoints {
     pub(super) time: i64,
     /// Strictly increasing.

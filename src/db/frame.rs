@@ -174,7 +174,11 @@ impl BatchHeads {
             return Ok(());
         };
         let path = dir.join(head_file_name(open.head.meta.number));
-        let done = open.file.sync().and_then(|()| match open.head.appended_to {
+        // The file is closed before the rename, which some systems refuse
+        // on an open file.
+        let synced = open.file.sync();
+        drop(open.file);
+        let done = synced.and_then(|()| match open.head.appended_to {
             Some(_) => Ok(()),
             None => fs.rename(&open.path, &path),
         });

@@ -303,6 +303,9 @@ const CHUNK_SERIES: u32 = 1024;
 /// inputs), a wave at a time, and appended in id order. On error nothing is
 /// left behind.
 fn write_merged(writer: &mut Writer, inputs: &[Arc<Part>]) -> Result<Vec<SegmentMeta>> {
+    for input in inputs {
+        input.scanning();
+    }
     let base = Arc::clone(writer.base());
     let fs = Arc::clone(writer.fs());
     let pool = writer.encoders()?;

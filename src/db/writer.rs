@@ -40,7 +40,8 @@ use crate::time::{MAX_TIME_MS, MIN_TIME_MS};
 const BYTES_PER_LOGGED_POINT: usize = 20 + 24 + 12;
 
 /// A group of points of one time, followed by a point of a later time,
-/// becomes a head frame only with at least this many points ([HD3]): one
+/// becomes a head frame only with at least this many appended points
+/// ([HD3]): one
 /// chunk's worth. Smaller groups stay in the log, so that a batch of a
 /// few series' histories is not cut into a frame per time.
 const MIN_FRAME_POINTS: usize = 1024;
@@ -185,7 +186,9 @@ impl Writer {
     /// to 9999; the batch is kept, without the point.
     ///
     /// Points past the memory budget are spilled to a segment file in the
-    /// background. If writing one fails (a full disk, say), the whole
+    /// background, and so is each snapshot of a batch of snapshots in time
+    /// order, as a head frame, once the next begins (docs/format.md, rule
+    /// HD3). If writing one fails (a full disk, say), the whole
     /// uncommitted batch is discarded, as when a commit fails: a later
     /// `append` returns [`Error::Writer`], so does every append after it,
     /// and so does the next [`commit`](Writer::commit), after which the
@@ -247,11 +250,24 @@ impl Writer {
         Ok(())
     }
 
-    /// Resets what the writer knows of the batch for the next one.
+    /// Resets what the writer knows of the batch for the next one. A
+    /// number reserved and not used is dropped, so that the batch's files
+    /// take numbers in the order they are written, after those merges and
+    /// indexes take between batches.
     fn start_batch(&mut self) {
         self.batch_points = 0;
         self.framing = true;
         self.group_time = None;
+        self.reserved_number = None;
+    }
+
+    /// The number of the batch's next file: the one reserved for a frame
+    /// that did not need it, else a new one.
+    fn next_number(&mut self) -> Result<u64> {
+        match self.reserved_number.take() {
+            Some(number) => Ok(number),
+            None => self.take_segment_number(),
+        }
     }
 
     /// Lets a test make frames of groups smaller than production does.
@@ -275,8 +291,8 @@ impl Writer {
         }
         if let Some(why) = &self.discarded {
             return Err(Error::Writer(format!(
-                "the uncommitted batch was discarded because a spilled segment could not \
-                 be written ({why}); commit to start a new batch"
+                "the uncommitted batch was discarded because a spilled segment or head \
+                 frame could not be written ({why}); commit to start a new batch"
             )));
         }
         Ok(())
@@ -318,7 +334,7 @@ impl Writer {
         // too, so that they all follow its frames ([HD3]).
         self.framing = false;
         let pool = self.encoders()?;
-        let number = self.take_segment_number()?;
+        let number = self.next_number()?;
         let next = self.spare.take().unwrap_or_default();
         let log = std::mem::replace(&mut self.log, next);
         let dir = self.base.dir.clone();
@@ -392,18 +408,24 @@ impl Writer {
 
     fn spawn_frame(&mut self) -> Result<()> {
         let pool = self.encoders()?;
-        let number = match self.reserved_number.take() {
-            Some(number) => number,
-            None => self.take_segment_number()?,
-        };
-        let next = self.spare.take().unwrap_or_default();
-        let log = std::mem::replace(&mut self.log, next);
-        let mut heads = std::mem::take(&mut self.heads);
+        let number = self.next_number()?;
         let base = Arc::clone(&self.base);
         let fs = Arc::clone(self.db.fs());
-        let handle = std::thread::Builder::new()
+        // The log and the heads go to the thread only once it runs: if it
+        // cannot start, the writer still has the heads, and the discard
+        // that follows removes what they wrote.
+        let (send, receive) = std::sync::mpsc::channel::<(Log, BatchHeads)>();
+        let spawned = std::thread::Builder::new()
             .name("tally-flush".to_string())
             .spawn(move || {
+                let Ok((log, mut heads)) = receive.recv() else {
+                    return FlushOutcome {
+                        result: Err(Error::Writer("the frame was never handed over".into())),
+                        log: Log::default(),
+                        heads: None,
+                        unused_number: Some(number),
+                    };
+                };
                 let mut used = false;
                 let result = flush_group(&fs, &base, &log, &mut heads, &pool, || {
                     used = true;
@@ -415,8 +437,20 @@ impl Writer {
                     heads: Some(heads),
                     unused_number: (!used).then_some(number),
                 }
-            })
-            .map_err(|e| Error::Writer(format!("cannot start a flush thread: {e}")))?;
+            });
+        let handle = match spawned {
+            Ok(handle) => handle,
+            Err(e) => {
+                self.reserved_number = Some(number);
+                return Err(Error::Writer(format!("cannot start a flush thread: {e}")));
+            }
+        };
+        let next = self.spare.take().unwrap_or_default();
+        let log = std::mem::replace(&mut self.log, next);
+        let heads = std::mem::take(&mut self.heads);
+        // The thread waits on the receiver, so the send cannot fail unless
+        // it died; the join in `finish_flush` then reports it.
+        let _ = send.send((log, heads));
         self.in_flight = Some(handle);
         Ok(())
     }
@@ -451,7 +485,7 @@ impl Writer {
             return Ok(());
         }
         let pool = self.encoders()?;
-        let number = self.take_segment_number()?;
+        let number = self.next_number()?;
         if let Some(meta) = write_segment(self.db.fs(), &self.base.dir, number, &self.log, &pool)? {
             self.flushed.push(meta);
         }
@@ -503,9 +537,18 @@ impl Writer {
     /// whether more is left. [`commit`](Writer::commit) calls this after every
     /// batch unless [`Options::auto_merge`](crate::Options::auto_merge) is
     /// off. A merge that fails leaves the database as it was before that
-    /// merge, and the writer goes on.
+    /// merge, and the writer goes on. It runs between batches only: with
+    /// points appended and not committed it fails with [`Error::Writer`],
+    /// since the batch may already be appending frames to the head a
+    /// merge would replace (docs/format.md, rule HD4).
     pub fn merge(&mut self) -> Result<MergeSummary> {
         self.check_usable()?;
+        if self.batch_points > 0 {
+            return Err(Error::Writer(format!(
+                "{} points are appended and not committed; commit them before merging",
+                self.batch_points
+            )));
+        }
         let batch = std::mem::take(&mut self.last_commit_segments);
         crate::db::merge::merge_step(self, self.last_commit_bytes, &batch)
     }
@@ -928,6 +971,23 @@ mod frame_tests {
         drop(w);
         let report = Db::verify(dir.path()).expect("verify runs");
         assert!(report.is_clean(), "{:?}", report.problems);
+    }
+
+    /// A merge between appends could replace the head the batch is
+    /// appending frames to ([HD4]): it waits for the commit.
+    #[test]
+    fn a_merge_waits_for_the_pending_batch() {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let db = Db::open_with(dir.path(), crate::Options::default().auto_merge(false))
+            .expect("the database opens");
+        let mut w = db.writer().expect("the writer opens");
+        w.append("a", "followers", T0, 1).expect("appended");
+        let refused = w.merge().expect_err("a batch is pending");
+        assert!(matches!(refused, crate::Error::Writer(_)), "{refused:?}");
+        assert!(refused.to_string().contains("commit them"), "{refused}");
+        w.commit().expect("committed");
+        w.merge().expect("merged between batches");
+        assert_eq!(db.stats().expect("stats").points, 1);
     }
 
     /// [HD3]: groups smaller than a chunk are not cut into frames, so a

@@ -53,6 +53,14 @@ impl Part {
         }
     }
 
+    /// Says that the part is about to be read whole (a merge): a head
+    /// turns readahead back on ([`Head::scanning`]).
+    pub(crate) fn scanning(&self) {
+        if let Part::Head(h) = self {
+            h.scanning();
+        }
+    }
+
     /// A forward cursor over the part, reading the columns in `need`.
     pub(crate) fn cursor(&self, need: Columns) -> PartCursor<'_> {
         match self {

@@ -203,7 +203,9 @@ impl Head {
         // A read of a few series touches a directory and a column in each
         // frame: without readahead (and, on Linux, without mapping the
         // pages around each fault) it costs a few pages a frame instead of
-        // 64 to 128 KiB. A scan turns readahead back on (`scanning`).
+        // 64 to 128 KiB. A reader of many ids turns readahead back on
+        // (`scanning`).
+        #[cfg(unix)]
         let _ = map.advise(memmap2::Advice::Random);
         check_header(&map, MAGIC_HEAD).map_err(corrupt)?;
         let mut frames = Vec::new();
@@ -247,20 +249,23 @@ impl Head {
         self.map.len() as u64
     }
 
-    /// Number of frames.
-    /// Says that a scan of many ids is reading this head: its frames'
-    /// columns are then read front to back, where readahead pays, so the
-    /// random-access advice of `open` is lifted, once, for every reader of
-    /// this mapping (advice changes speed, never what is read).
-    fn scanning(&self) {
+    /// Says that a scan of many ids is reading this head (a query's scan,
+    /// a merge, `verify`, the last counts of a head a batch appends to):
+    /// its frames' columns are then read front to back, where readahead
+    /// pays, so the random-access advice of `open` is lifted, once, for
+    /// every reader of this mapping, later one-account reads included
+    /// (advice changes speed, never what is read).
+    pub(crate) fn scanning(&self) {
         if !self
             .read_ahead
             .swap(true, std::sync::atomic::Ordering::Relaxed)
         {
+            #[cfg(unix)]
             let _ = self.map.advise(memmap2::Advice::Normal);
         }
     }
 
+    /// Number of frames.
     pub(crate) fn frame_count(&self) -> usize {
         self.frames.len()
     }
@@ -307,6 +312,9 @@ impl Head {
     /// caller's range bounds what is allocated, not the head's: two forged
     /// frames far apart could claim a range of 2^32 ids.
     pub(crate) fn last_values(&self, first: u32, end: u64) -> Result<Vec<u64>> {
+        if end.saturating_sub(u64::from(first)) > u64::from(CHUNK_IDS) {
+            self.scanning();
+        }
         let mut out = Vec::with_capacity(end.saturating_sub(u64::from(first)) as usize);
         let mut chunk = ChunkBuffer::default();
         let mut start = u64::from(first);
@@ -329,6 +337,7 @@ impl Head {
     /// Reads every frame and decodes every chunk, checking all the rules of
     /// docs/format.md ([HD1], [HD2]). Used by `verify`. Returns the points.
     pub(crate) fn verify(&self) -> Result<u64> {
+        self.scanning();
         let mut chunk = ChunkBuffer::default();
         let mut points = 0u64;
         let mut start = u64::from(self.first_id);
