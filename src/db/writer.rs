@@ -2,15 +2,17 @@
 //! memory budget is reached, and commits a batch atomically ([I2], [I3]).
 //!
 //! Points are logged in append order into three flat columns (series, time,
-//! count); db/flush.rs turns a full log into a segment. Nothing a flush
-//! writes is visible until `commit` writes the manifest that names it, and
-//! `install` is the one commit protocol of batches, merges and compactions.
+//! count); db/flush.rs turns a full log into a segment, and db/frame.rs a
+//! log of one time into a head frame ([HD3]). Nothing a flush writes is
+//! visible until `commit` writes the manifest that names it, and `install`
+//! is the one commit protocol of batches, merges and compactions.
 //!
-//! A flush that the budget forces runs on a thread of its own while the
-//! writer goes on logging into a second log, so that a bulk import keeps
-//! parsing while the previous part of it is encoded; at most one such flush
-//! runs at a time. The flush at commit runs on the committing thread. Either
-//! way, the series of a flush are encoded in chunks on every core.
+//! A flush that the budget forces, or the frame of a snapshot once the next
+//! one begins, runs on a thread of its own while the writer goes on logging
+//! into a second log, so that a bulk import keeps parsing while the
+//! previous part of it is encoded; at most one such flush runs at a time.
+//! The flush at commit runs on the committing thread. A segment's series
+//! are encoded in chunks on every core.
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -234,7 +236,7 @@ impl Writer {
             match self.group_time {
                 Some(t) if t == time_ms => {}
                 Some(t) if t < time_ms && self.log.len() >= self.min_frame_points => {
-                    self.start_frame()?;
+                    self.start_flush(FlushKind::Frame)?;
                 }
                 Some(_) => self.framing = false,
                 None => {}
@@ -245,7 +247,7 @@ impl Writer {
             .push(series, time_ms, count, self.max_logged_points);
         self.batch_points += 1;
         if self.log.len() >= self.max_logged_points {
-            self.start_flush()?;
+            self.start_flush(FlushKind::Segment)?;
         }
         Ok(())
     }
@@ -314,13 +316,21 @@ impl Writer {
         Ok(pool)
     }
 
-    /// Hands the log to a flush on its own thread and goes on with an empty
-    /// log, once the flush before it, if any, is done. If that one failed,
+    /// Hands the log to a flush on its own thread, to be written as `kind`
+    /// says, and goes on with an empty log, once the flush before it, if
+    /// any, is done (a frame only if that one left the batch framing). If
+    /// that one failed,
     /// the whole batch is discarded: this append and every one after it
     /// fail until the next commit, which reports it too, so that no part of
     /// the batch can be committed without the rest.
-    fn start_flush(&mut self) -> Result<()> {
-        let started = self.finish_flush().and_then(|()| self.spawn_flush());
+    fn start_flush(&mut self, kind: FlushKind) -> Result<()> {
+        let started = self.finish_flush().and_then(|()| match kind {
+            FlushKind::Segment => self.spawn_flush(kind),
+            // The flush that just ended may have found its group unfit for
+            // a frame, which ends framing for the batch.
+            FlushKind::Frame if self.framing => self.spawn_flush(kind),
+            FlushKind::Frame => Ok(()),
+        });
         if let Err(e) = started {
             self.discard();
             self.discarded = Some(e.to_string());
@@ -329,28 +339,64 @@ impl Writer {
         Ok(())
     }
 
-    fn spawn_flush(&mut self) -> Result<()> {
-        // A segment of part of a group: the rest of the batch is segments
-        // too, so that they all follow its frames ([HD3]).
-        self.framing = false;
+    fn spawn_flush(&mut self, kind: FlushKind) -> Result<()> {
+        if kind == FlushKind::Segment {
+            // A segment of part of a group: the rest of the batch is
+            // segments too, so that they all follow its frames ([HD3]).
+            self.framing = false;
+        }
         let pool = self.encoders()?;
         let number = self.next_number()?;
-        let next = self.spare.take().unwrap_or_default();
-        let log = std::mem::replace(&mut self.log, next);
-        let dir = self.base.dir.clone();
+        let base = Arc::clone(&self.base);
         let fs = Arc::clone(self.db.fs());
-        let handle = std::thread::Builder::new()
+        // The log and the heads go to the thread only once it runs: if it
+        // cannot start, the writer still has them, and the discard that
+        // follows removes what the heads wrote.
+        let (send, receive) = std::sync::mpsc::channel::<(Log, BatchHeads)>();
+        let spawned = std::thread::Builder::new()
             .name("tally-flush".to_string())
             .spawn(move || {
-                let result = write_segment(&fs, &dir, number, &log, &pool).map(Flushed::Segment);
+                let Ok((log, mut heads)) = receive.recv() else {
+                    return FlushOutcome {
+                        result: Err(Error::Writer("the flush was never handed its log".into())),
+                        log: Log::default(),
+                        heads: None,
+                        unused_number: Some(number),
+                    };
+                };
+                let mut used = false;
+                let mut take_number = || {
+                    used = true;
+                    Ok(number)
+                };
+                let result = match kind {
+                    FlushKind::Segment => take_number()
+                        .and_then(|n| write_segment(&fs, &base.dir, n, &log, &pool))
+                        .map(Flushed::Segment),
+                    FlushKind::Frame => {
+                        flush_group(&fs, &base, &log, &mut heads, &pool, take_number)
+                    }
+                };
                 FlushOutcome {
                     result,
                     log,
-                    heads: None,
-                    unused_number: None,
+                    heads: Some(heads),
+                    unused_number: (!used).then_some(number),
                 }
-            })
-            .map_err(|e| Error::Writer(format!("cannot start a flush thread: {e}")))?;
+            });
+        let handle = match spawned {
+            Ok(handle) => handle,
+            Err(e) => {
+                self.reserved_number = Some(number);
+                return Err(Error::Writer(format!("cannot start a flush thread: {e}")));
+            }
+        };
+        let next = self.spare.take().unwrap_or_default();
+        let log = std::mem::replace(&mut self.log, next);
+        let heads = std::mem::take(&mut self.heads);
+        // The thread waits on the receiver, so the send cannot fail unless
+        // it died; the join in `finish_flush` then reports it.
+        let _ = send.send((log, heads));
         self.in_flight = Some(handle);
         Ok(())
     }
@@ -382,76 +428,6 @@ impl Writer {
                 self.flushed.extend(meta);
             }
         }
-        Ok(())
-    }
-
-    /// Hands the log, one group of one time, to the flush thread to be
-    /// written as a frame, once the flush before it is done; fails as
-    /// `start_flush` does.
-    fn start_frame(&mut self) -> Result<()> {
-        let started = self.finish_flush().and_then(|()| {
-            // The flush that just ended may have found its group unfit for
-            // a frame, which ends framing for the batch.
-            if self.framing {
-                self.spawn_frame()
-            } else {
-                Ok(())
-            }
-        });
-        if let Err(e) = started {
-            self.discard();
-            self.discarded = Some(e.to_string());
-            return self.check_usable();
-        }
-        Ok(())
-    }
-
-    fn spawn_frame(&mut self) -> Result<()> {
-        let pool = self.encoders()?;
-        let number = self.next_number()?;
-        let base = Arc::clone(&self.base);
-        let fs = Arc::clone(self.db.fs());
-        // The log and the heads go to the thread only once it runs: if it
-        // cannot start, the writer still has the heads, and the discard
-        // that follows removes what they wrote.
-        let (send, receive) = std::sync::mpsc::channel::<(Log, BatchHeads)>();
-        let spawned = std::thread::Builder::new()
-            .name("tally-flush".to_string())
-            .spawn(move || {
-                let Ok((log, mut heads)) = receive.recv() else {
-                    return FlushOutcome {
-                        result: Err(Error::Writer("the frame was never handed over".into())),
-                        log: Log::default(),
-                        heads: None,
-                        unused_number: Some(number),
-                    };
-                };
-                let mut used = false;
-                let result = flush_group(&fs, &base, &log, &mut heads, &pool, || {
-                    used = true;
-                    Ok(number)
-                });
-                FlushOutcome {
-                    result,
-                    log,
-                    heads: Some(heads),
-                    unused_number: (!used).then_some(number),
-                }
-            });
-        let handle = match spawned {
-            Ok(handle) => handle,
-            Err(e) => {
-                self.reserved_number = Some(number);
-                return Err(Error::Writer(format!("cannot start a flush thread: {e}")));
-            }
-        };
-        let next = self.spare.take().unwrap_or_default();
-        let log = std::mem::replace(&mut self.log, next);
-        let heads = std::mem::take(&mut self.heads);
-        // The thread waits on the receiver, so the send cannot fail unless
-        // it died; the join in `finish_flush` then reports it.
-        let _ = send.send((log, heads));
-        self.in_flight = Some(handle);
         Ok(())
     }
 
@@ -828,6 +804,15 @@ impl Drop for Writer {
 
 pub use crate::db::compact::CompactSummary;
 pub use crate::db::merge::MergeSummary;
+/// What a flush on the flush thread writes: a segment of the log (the
+/// budget is reached), or the log, one group of one time, as a head frame
+/// when it fits one ([HD3]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FlushKind {
+    Segment,
+    Frame,
+}
+
 /// Writes `log`, a group of one time, as the batch's next head frame when
 /// it fits one ([HD3]), or else as a segment; `take_number` numbers the new
 /// head or the segment, if one is needed.
