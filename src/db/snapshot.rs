@@ -342,6 +342,39 @@ impl<'a, W: Word> Scanner<'a, W> {
     ) -> Result<()> {
         times.clear();
         values.clear();
+        // Several parts whose time ranges follow one another, as a week's
+        // heads and the segments of closed windows usually do: no point of
+        // one can override another's ([I5]), so each part's points go
+        // straight to the end of the answer, and the range is cut once.
+        let mut last_t_max: Option<i64> = None;
+        let mut parts = 0;
+        let mut in_order = true;
+        for found in self.located.iter().flatten() {
+            in_order &= last_t_max.is_none_or(|t| t < found.t_min);
+            last_t_max = Some(found.t_max);
+            parts += 1;
+        }
+        if parts > 1 && in_order {
+            let need = Columns {
+                times: true,
+                values: self.need.values,
+            };
+            for (slot, cursor) in self.located.iter().zip(&self.cursors) {
+                if let Some(found) = slot {
+                    cursor.decode(found, need, times, values)?;
+                }
+            }
+            let std::ops::Range { start: lo, end: hi } = range.positions(times);
+            if lo > 0 || hi < times.len() {
+                times.truncate(hi);
+                times.drain(..lo);
+                if self.need.values {
+                    values.truncate(hi);
+                    values.drain(..lo);
+                }
+            }
+            return Ok(());
+        }
         let mut parts = 0;
         let mut only = None;
         for (i, (slot, cursor)) in self.located.iter().zip(&self.cursors).enumerate() {

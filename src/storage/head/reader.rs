@@ -697,9 +697,14 @@ impl ChunkBuffer {
                     .map(|j| j as u16),
             );
         }
-        self.counts.clear();
         if keep == Keep::Counts {
+            // Every word of every kept run is written below, block by
+            // block, before anything reads it, so the words a chunk
+            // before left here need not be cleared: clearing 700 KB a
+            // chunk was 4% of a scan's cycles.
             self.counts.resize(self.kept.len() * frames, 0);
+        } else {
+            self.counts.clear();
         }
         self.absent.clear();
         if !all_present {
