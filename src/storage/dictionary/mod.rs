@@ -95,15 +95,38 @@ pub(crate) fn check_metric_name(name: &str) -> Result<(), String> {
         .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_');
     if !first_ok || !bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_') {
         return Err(format!(
-            "metric name {name:?} must start with a letter or `_` and hold only letters, digits and `_`"
+            "metric name {} must start with a letter or `_` and hold only letters, digits and `_`",
+            quoted(name)
         ));
     }
     if name.len() > MAX_METRIC_LEN {
         return Err(format!(
-            "metric name {name:?} is longer than {MAX_METRIC_LEN} bytes"
+            "metric name {} is longer than {MAX_METRIC_LEN} bytes",
+            quoted(name)
         ));
     }
     Ok(())
+}
+
+/// Bytes of a name an error message quotes ([`quoted`]).
+const QUOTED_BYTES: usize = 64;
+
+/// A name as an error message shows it: quoted and escaped, and, past
+/// [`QUOTED_BYTES`], cut at a character boundary and followed by its
+/// length. A refused name can be megabytes long; quoting it whole made an
+/// unreadable message, and escaping it cost more than the rest of the
+/// append.
+pub(crate) fn quoted(name: &str) -> String {
+    if name.len() <= QUOTED_BYTES {
+        return format!("{name:?}");
+    }
+    let mut end = QUOTED_BYTES;
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    // `end` is a char boundary at most `name.len()`: the slice is valid.
+    let head = name.get(..end).unwrap_or_default();
+    format!("{head:?}… ({} bytes)", name.len())
 }
 
 /// Checks an account name against [D1].
@@ -513,6 +536,26 @@ mod tests {
             bytes.extend_from_slice(f);
         }
         bytes
+    }
+
+    #[test]
+    fn a_refused_name_is_quoted_short() {
+        assert_eq!(quoted("fo llowers"), "\"fo llowers\"");
+        // A megabyte name is cut at 64 bytes, and its length given.
+        let long = "é".repeat(1 << 19);
+        let message = check_metric_name(&long).unwrap_err();
+        assert!(message.len() < 200, "{message}");
+        assert!(
+            message.contains(&format!("\"{}\"… (1048576 bytes)", "é".repeat(32))),
+            "{message}"
+        );
+        // Cut at a character boundary: 63 bytes of 'a' then a 2-byte
+        // character that straddles byte 64.
+        let straddling = format!("{}é{}", "a".repeat(63), "b".repeat(300));
+        assert_eq!(
+            quoted(&straddling),
+            format!("\"{}\"… (365 bytes)", "a".repeat(63))
+        );
     }
 
     #[test]
