@@ -95,7 +95,9 @@ impl Name {
                     3 => 4097,
                     _ => usize::from(*times),
                 };
-                std::iter::repeat_n(*unit, times).collect()
+                // `repeat` copies whole runs; collecting the characters
+                // one by one was a fifth of the fuzzer's time.
+                unit.to_string().repeat(times)
             }
         }
     }
