@@ -50,8 +50,8 @@ fi
 # kernel groups processes by session (sched_autogroup_enabled, the default
 # on desktop and many server kernels), a run started with `setsid` or from
 # its own terminal competes with everything else as an equal, niced or not
-# (a fresh-clone CI run beside two such fuzzers took 40 minutes instead of
-# 15). Lowering the session group's own priority fixes that; where the
+# (a fresh-clone CI run beside two such fuzzers took 45 minutes instead of
+# about 15). Lowering the session group's own priority fixes that; where the
 # file is absent or not writable, `nice` alone is what there is.
 if [ -w /proc/self/autogroup ]; then
     echo 19 >/proc/self/autogroup 2>/dev/null || true
