@@ -185,7 +185,7 @@ fn arb_time() -> impl Strategy<Value = i64> {
     prop_oneof![
         1 => Just(i64::MIN),
         1 => Just(i64::MAX),
-        8 => (-5i64..125).prop_map(|m| m * MIN),
+        8 => (-5i64..165).prop_map(|m| m * MIN),
     ]
 }
 

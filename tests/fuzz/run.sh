@@ -51,8 +51,11 @@ fi
 # on desktop and many server kernels), a run started with `setsid` or from
 # its own terminal competes with everything else as an equal, niced or not
 # (a fresh-clone CI run beside two such fuzzers took 45 minutes instead of
-# about 15). Lowering the session group's own priority fixes that; where the
-# file is absent or not writable, `nice` alone is what there is.
+# about 15). Lowering the session group's own priority fixes that; where
+# the file is absent or not writable, `nice` alone is what there is. It
+# lowers the whole session's group, for as long as the session lasts: run
+# from an interactive shell, that shell and what it starts later are
+# lowered too (start the script with `setsid` to keep them apart).
 if [ -w /proc/self/autogroup ]; then
     echo 19 >/proc/self/autogroup 2>/dev/null || true
 fi

@@ -556,6 +556,10 @@ mod tests {
             quoted(&straddling),
             format!("\"{}\"… (365 bytes)", "a".repeat(63))
         );
+        // 64 bytes are quoted whole; 65 are cut.
+        let a64 = "a".repeat(64);
+        assert_eq!(quoted(&a64), format!("{a64:?}"));
+        assert_eq!(quoted(&format!("{a64}b")), format!("{a64:?}… (65 bytes)"));
     }
 
     #[test]
