@@ -237,6 +237,21 @@ pub(crate) fn open_segment(dir: &Path, meta: &SegmentMeta, series: u32) -> Resul
     Ok(Arc::new(Part::open(dir, meta, series)?))
 }
 
+/// Keeps the points of `times` (increasing) and `values` that lie in
+/// `range`. `values` is either as long as `times` or empty (a read of the
+/// times alone); empty, it stays so.
+fn cut_to<W>(range: TimeRange, times: &mut Vec<i64>, values: &mut Vec<W>) {
+    let std::ops::Range { start: lo, end: hi } = range.positions(times);
+    if lo > 0 || hi < times.len() {
+        times.truncate(hi);
+        times.drain(..lo);
+        if !values.is_empty() {
+            values.truncate(hi);
+            values.drain(..lo);
+        }
+    }
+}
+
 /// Reads series in increasing id order with one forward cursor per segment,
 /// reusing its buffers; the unit of work of every scan.
 ///
@@ -364,15 +379,7 @@ impl<'a, W: Word> Scanner<'a, W> {
                     cursor.decode(found, need, times, values)?;
                 }
             }
-            let std::ops::Range { start: lo, end: hi } = range.positions(times);
-            if lo > 0 || hi < times.len() {
-                times.truncate(hi);
-                times.drain(..lo);
-                if self.need.values {
-                    values.truncate(hi);
-                    values.drain(..lo);
-                }
-            }
+            cut_to(range, times, values);
             return Ok(());
         }
         let mut parts = 0;
@@ -395,15 +402,7 @@ impl<'a, W: Word> Scanner<'a, W> {
                 pt,
                 pv,
             )?;
-            let std::ops::Range { start: lo, end: hi } = range.positions(pt);
-            if lo > 0 || hi < pt.len() {
-                pt.truncate(hi);
-                pt.drain(..lo);
-                if self.need.values {
-                    pv.truncate(hi);
-                    pv.drain(..lo);
-                }
-            }
+            cut_to(range, pt, pv);
             parts += 1;
             only = Some(i);
         }
